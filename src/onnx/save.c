@@ -330,6 +330,70 @@ static void ctx_free(save_ctx *c)
     free(c->ext_path);
 }
 
+static void build_model(save_ctx *c, const oq_model *m, Onnx__ModelProto *mp)
+{
+    onnx__model_proto__init(mp);
+    mp->has_ir_version = 1;
+    mp->ir_version = m->ir_version ? m->ir_version : 8;
+    mp->producer_name = m->producer_name;
+    mp->producer_version = m->producer_version;
+    mp->domain = m->domain;
+    mp->has_model_version = m->model_version != 0;
+    mp->model_version = m->model_version;
+    mp->doc_string = m->doc_string;
+    mp->opset_import = sc_alloc(c, (m->n_opsets + 1) * sizeof *mp->opset_import);
+    for (size_t i = 0; mp->opset_import && i < m->n_opsets; i++) {
+        Onnx__OperatorSetIdProto *o = mp->opset_import[i] = sc_alloc(c, sizeof *o);
+        if (!o)
+            break;
+        onnx__operator_set_id_proto__init(o);
+        o->domain = m->opsets[i].domain;
+        o->has_version = 1;
+        o->version = m->opsets[i].version;
+    }
+    mp->n_opset_import = m->n_opsets;
+    mp->metadata_props = sc_alloc(c, (m->n_metadata + 1) * sizeof *mp->metadata_props);
+    for (size_t i = 0; mp->metadata_props && i < m->n_metadata; i++)
+        mp->metadata_props[i] = sc_entry(c, m->metadata[i].key, m->metadata[i].value);
+    mp->n_metadata_props = m->n_metadata;
+    if (m->n_functions) {
+        mp->functions = sc_alloc(c, m->n_functions * sizeof *mp->functions);
+        for (size_t i = 0; mp->functions && i < m->n_functions; i++)
+            mp->functions[i] = (Onnx__FunctionProto *)sc_unpack(c, &onnx__function_proto__descriptor, &m->functions[i]);
+        mp->n_functions = m->n_functions;
+    }
+    mp->graph = build_graph(c, m->graph);
+}
+
+/* Packs the model into a new buffer (no external data). */
+static oq_status serialize(const oq_model *m, uint8_t **out, size_t *size)
+{
+    save_ctx c = {0};
+    Onnx__ModelProto mp;
+    build_model(&c, m, &mp);
+    oq_status st = c.st;
+    if (st == OQ_OK) {
+        *size = protobuf_c_message_get_packed_size(&mp.base);
+        if (!(*out = oq_malloc(*size)))
+            st = oq_error(OQ_E_NOMEM, "out of memory serializing a model");
+        else
+            protobuf_c_message_pack(&mp.base, *out);
+    }
+    ctx_free(&c);
+    return st;
+}
+
+oq_status oq_model_clone(const oq_model *m, oq_model **out)
+{
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    oq_status st = serialize(m, &buf, &size);
+    if (st == OQ_OK)
+        st = oq_model_load_memory(buf, size, m->path ? m->path : "<model>", NULL, out);
+    free(buf);
+    return st;
+}
+
 oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_options *opt)
 {
     if (!m || !path || !m->graph)
@@ -359,37 +423,7 @@ oq_status oq_model_save(const oq_model *m, const char *path, const oq_save_optio
         snprintf(ext_tmp, plen + 32, "%s.data", path);
     }
     Onnx__ModelProto mp;
-    onnx__model_proto__init(&mp);
-    mp.has_ir_version = 1;
-    mp.ir_version = m->ir_version ? m->ir_version : 8;
-    mp.producer_name = m->producer_name;
-    mp.producer_version = m->producer_version;
-    mp.domain = m->domain;
-    mp.has_model_version = m->model_version != 0;
-    mp.model_version = m->model_version;
-    mp.doc_string = m->doc_string;
-    mp.opset_import = sc_alloc(&c, (m->n_opsets + 1) * sizeof *mp.opset_import);
-    for (size_t i = 0; mp.opset_import && i < m->n_opsets; i++) {
-        Onnx__OperatorSetIdProto *o = mp.opset_import[i] = sc_alloc(&c, sizeof *o);
-        if (!o)
-            break;
-        onnx__operator_set_id_proto__init(o);
-        o->domain = m->opsets[i].domain;
-        o->has_version = 1;
-        o->version = m->opsets[i].version;
-    }
-    mp.n_opset_import = m->n_opsets;
-    mp.metadata_props = sc_alloc(&c, (m->n_metadata + 1) * sizeof *mp.metadata_props);
-    for (size_t i = 0; mp.metadata_props && i < m->n_metadata; i++)
-        mp.metadata_props[i] = sc_entry(&c, m->metadata[i].key, m->metadata[i].value);
-    mp.n_metadata_props = m->n_metadata;
-    if (m->n_functions) {
-        mp.functions = sc_alloc(&c, m->n_functions * sizeof *mp.functions);
-        for (size_t i = 0; mp.functions && i < m->n_functions; i++)
-            mp.functions[i] = (Onnx__FunctionProto *)sc_unpack(&c, &onnx__function_proto__descriptor, &m->functions[i]);
-        mp.n_functions = m->n_functions;
-    }
-    mp.graph = build_graph(&c, m->graph);
+    build_model(&c, m, &mp);
     oq_status st = c.st;
     uint8_t *buf = NULL;
     size_t size = 0;

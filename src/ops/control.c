@@ -270,3 +270,181 @@ static oq_status loop_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
     return st;
 }
 const oq_op_def oq_op_loop = {loop_prepare, NULL, loop_run, NULL};
+
+/* ---- Scan (opset 9+) ---- */
+typedef struct scan_state {
+    size_t n_state, n_scan_in, n_scan_out;
+    int64_t in_axes[64], in_dirs[64], out_axes[64], out_dirs[64];
+} scan_state;
+
+static oq_status scan_prepare(oq_op_node *n)
+{
+    oq_exec *body = oq_op_subgraph(n, "body");
+    if (!body)
+        return oq_op_error(n, OQ_E_INVALID_ARG, "Scan needs a body graph");
+    int64_t m = oq_node_attr_int(n->node, "num_scan_inputs", -1);
+    if (m < 1 || (size_t)m > n->n_inputs || m > 64)
+        return oq_op_error(n, OQ_E_INVALID_ARG, "num_scan_inputs %lld is invalid for %zu inputs", (long long)m,
+                           n->n_inputs);
+    scan_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    n->state = s;
+    s->n_scan_in = (size_t)m;
+    s->n_state = n->n_inputs - s->n_scan_in;
+    if (oq_exec_input_count(body) != n->n_inputs || oq_exec_output_count(body) != n->n_outputs ||
+        n->n_outputs < s->n_state)
+        return oq_op_error(n, OQ_E_GRAPH, "Scan body signature (%zu inputs, %zu outputs) does not match the node",
+                           oq_exec_input_count(body), oq_exec_output_count(body));
+    s->n_scan_out = n->n_outputs - s->n_state;
+    if (s->n_scan_out > 64)
+        return oq_op_error(n, OQ_E_UNSUPPORTED, "too many scan outputs");
+    const int64_t *v;
+    size_t k;
+    k = oq_node_attr_ints(n->node, "scan_input_axes", &v);
+    for (size_t i = 0; i < s->n_scan_in; i++)
+        s->in_axes[i] = i < k ? v[i] : 0;
+    k = oq_node_attr_ints(n->node, "scan_input_directions", &v);
+    for (size_t i = 0; i < s->n_scan_in; i++)
+        s->in_dirs[i] = i < k ? v[i] : 0;
+    k = oq_node_attr_ints(n->node, "scan_output_axes", &v);
+    for (size_t i = 0; i < s->n_scan_out; i++)
+        s->out_axes[i] = i < k ? v[i] : 0;
+    k = oq_node_attr_ints(n->node, "scan_output_directions", &v);
+    for (size_t i = 0; i < s->n_scan_out; i++)
+        s->out_dirs[i] = i < k ? v[i] : 0;
+    return OQ_OK;
+}
+
+/* Extent of dims before and after axis, in elements. */
+static void split_at(const oq_tensor *t, int axis, size_t *outer, size_t *inner)
+{
+    *outer = 1;
+    *inner = 1;
+    for (int d = 0; d < axis; d++)
+        *outer *= (size_t)t->dims[d];
+    for (int d = axis + 1; d < t->ndim; d++)
+        *inner *= (size_t)t->dims[d];
+}
+
+static oq_status scan_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    scan_state *s = n->state;
+    oq_exec *body = oq_op_subgraph(n, "body");
+    oq_status st = OQ_OK;
+    int64_t T = -1;
+    int in_axis[64], out_axis[64];
+    for (size_t j = 0; j < s->n_scan_in; j++) {
+        const oq_tensor *x = in[s->n_state + j];
+        if (!x || x->dtype == OQ_STRING)
+            return oq_op_error(n, OQ_E_INVALID_ARG, "scan input %zu is missing or a string", j);
+        st = oq_norm_axis(n, s->in_axes[j], x->ndim, &in_axis[j]);
+        if (st != OQ_OK)
+            return st;
+        if (T >= 0 && x->dims[in_axis[j]] != T)
+            return oq_op_error(n, OQ_E_SHAPE, "scan inputs disagree on the sequence length");
+        T = x->dims[in_axis[j]];
+    }
+    size_t n_all = n->n_inputs, n_out = n->n_outputs;
+    oq_tensor **slices = oq_calloc(s->n_scan_in + 1, sizeof *slices), **state = oq_calloc(s->n_state + 1, sizeof *state);
+    oq_tensor **res = oq_calloc(n_out + 1, sizeof *res);
+    oq_tensor ***parts = oq_calloc(s->n_scan_out + 1, sizeof *parts);
+    const oq_tensor **args = oq_calloc(n_all + 1, sizeof *args);
+    if (!slices || !state || !res || !parts || !args)
+        st = oq_error(OQ_E_NOMEM, "out of memory");
+    for (size_t k = 0; k < s->n_scan_out && st == OQ_OK; k++)
+        if (!(parts[k] = oq_calloc((size_t)T + 1, sizeof **parts)))
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < s->n_state && st == OQ_OK; i++)
+        st = in[i] ? oq_tensor_clone(in[i], &state[i]) : oq_op_error(n, OQ_E_INVALID_ARG, "state %zu missing", i);
+    for (int64_t t = 0; t < T && st == OQ_OK; t++) {
+        for (size_t j = 0; j < s->n_scan_in && st == OQ_OK; j++) {
+            const oq_tensor *x = in[s->n_state + j];
+            int64_t idx = s->in_dirs[j] ? T - 1 - t : t, dims[OQ_MAX_DIMS];
+            int nd = 0;
+            for (int d = 0; d < x->ndim; d++)
+                if (d != in_axis[j])
+                    dims[nd++] = x->dims[d];
+            oq_tensor_destroy(slices[j]);
+            slices[j] = NULL;
+            st = oq_tensor_create(x->dtype, nd, dims, &slices[j]);
+            if (st != OQ_OK)
+                break;
+            size_t outer, inner, es = oq_dtype_size(x->dtype);
+            split_at(x, in_axis[j], &outer, &inner);
+            for (size_t o = 0; o < outer; o++)
+                memcpy((char *)slices[j]->data + o * inner * es,
+                       (const char *)x->data + ((o * (size_t)T + (size_t)idx) * inner) * es, inner * es);
+        }
+        for (size_t i = 0; i < s->n_state; i++)
+            args[i] = state[i];
+        for (size_t j = 0; j < s->n_scan_in; j++)
+            args[s->n_state + j] = slices[j];
+        if (st == OQ_OK)
+            st = oq_exec_run(body, args, n_all, res, n_out);
+        if (st != OQ_OK)
+            break;
+        for (size_t i = 0; i < s->n_state; i++) {
+            oq_tensor_destroy(state[i]);
+            state[i] = res[i];
+        }
+        for (size_t k = 0; k < s->n_scan_out; k++)
+            parts[k][t] = res[s->n_state + k];
+    }
+    for (size_t i = 0; i < s->n_state && st == OQ_OK; i++) {
+        move_into(out[i], state[i]);
+        state[i] = NULL;
+    }
+    for (size_t k = 0; k < s->n_scan_out && st == OQ_OK; k++) {
+        const oq_tensor *f = T > 0 ? parts[k][0] : NULL;
+        if (!f) {
+            int64_t zero = 0;
+            st = oq_tensor_alloc(out[s->n_state + k], OQ_FLOAT, 1, &zero);
+            continue;
+        }
+        if (f->dtype == OQ_STRING || f->ndim + 1 > OQ_MAX_DIMS) {
+            st = oq_op_error(n, OQ_E_UNSUPPORTED, "scan output %zu has an unsupported type or rank", k);
+            break;
+        }
+        st = oq_norm_axis(n, s->out_axes[k], f->ndim + 1, &out_axis[k]);
+        if (st != OQ_OK)
+            break;
+        int64_t dims[OQ_MAX_DIMS];
+        for (int d = 0, e = 0; d < f->ndim + 1; d++)
+            dims[d] = d == out_axis[k] ? T : f->dims[e++];
+        oq_tensor *dst = out[s->n_state + k];
+        st = oq_tensor_alloc(dst, f->dtype, f->ndim + 1, dims);
+        size_t outer, inner, es = oq_dtype_size(f->dtype);
+        if (st == OQ_OK)
+            split_at(dst, out_axis[k], &outer, &inner);
+        for (int64_t t = 0; t < T && st == OQ_OK; t++) {
+            const oq_tensor *p = parts[k][t];
+            if (!oq_shape_equal(p->ndim, p->dims, f->ndim, f->dims)) {
+                st = oq_op_error(n, OQ_E_SHAPE, "scan output %zu changes shape between iterations", k);
+                break;
+            }
+            int64_t pos = s->out_dirs[k] ? T - 1 - t : t;
+            for (size_t o = 0; o < outer; o++)
+                memcpy((char *)dst->data + ((o * (size_t)T + (size_t)pos) * inner) * es,
+                       (const char *)p->data + o * inner * es, inner * es);
+        }
+    }
+    for (size_t k = 0; parts && k < s->n_scan_out; k++) {
+        for (int64_t t = 0; parts[k] && t < T; t++)
+            oq_tensor_destroy(parts[k][t]);
+        free(parts[k]);
+    }
+    for (size_t j = 0; slices && j < s->n_scan_in; j++)
+        oq_tensor_destroy(slices[j]);
+    for (size_t i = 0; state && i < s->n_state; i++)
+        oq_tensor_destroy(state[i]);
+    free(parts);
+    free(slices);
+    free(state);
+    free(res);
+    free(args);
+    return st;
+}
+
+static void scan_destroy(void *p) { free(p); }
+const oq_op_def oq_op_scan = {scan_prepare, NULL, scan_run, scan_destroy};

@@ -1,5 +1,6 @@
 /* runtime/session: the public session API over the main graph's exec state:
  * thread pool, input checks, descriptions of inputs and outputs. */
+#include "passes/pass.h"
 #include "runtime/exec.h"
 
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 oq_status oq_exec_check_inputs(const oq_exec *e, const oq_tensor *const *in, size_t n_in);
 
 struct oq_session {
+    oq_model *model; /* the session's own copy, rewritten by the passes */
     oq_exec *exec;
     oq_threadpool *tp;
     oq_value_desc *inputs, *outputs;
@@ -54,9 +56,14 @@ oq_status oq_session_create(const oq_model *m, const oq_session_options *opt, oq
         return oq_error(OQ_E_NOMEM, "out of memory");
     oq_status st = oq_model_check_supported(m);
     if (st == OQ_OK)
+        st = oq_model_clone(m, &s->model);
+    oq_pass_ctx pctx = {0};
+    if (st == OQ_OK)
+        st = oq_passes_run_default(s->model, &pctx);
+    if (st == OQ_OK)
         st = oq_threadpool_create(o.threads, &s->tp);
     if (st == OQ_OK)
-        st = oq_exec_create(m, m->graph, NULL, s->tp, o.profile, &s->exec);
+        st = oq_exec_create(s->model, s->model->graph, NULL, s->tp, o.profile, &s->exec);
     if (st == OQ_OK) {
         oq_exec *e = s->exec;
         s->inputs = oq_calloc(e->n_inputs + 1, sizeof *s->inputs);
@@ -65,11 +72,11 @@ oq_status oq_session_create(const oq_model *m, const oq_session_options *opt, oq
             st = oq_error(OQ_E_NOMEM, "out of memory");
         for (size_t i = 0; st == OQ_OK && i < e->n_inputs; i++) {
             const char *name = e->values[e->inputs[i]].name;
-            describe(find_vi(m->graph->inputs, m->graph->n_inputs, name), name, &s->inputs[i]);
+            describe(find_vi(s->model->graph->inputs, s->model->graph->n_inputs, name), name, &s->inputs[i]);
         }
         for (size_t i = 0; st == OQ_OK && i < e->n_outputs; i++) {
-            const char *name = m->graph->outputs[i].name;
-            describe(&m->graph->outputs[i], name, &s->outputs[i]);
+            const char *name = s->model->graph->outputs[i].name;
+            describe(&s->model->graph->outputs[i], name, &s->outputs[i]);
         }
         s->n_inputs = e->n_inputs;
         s->n_outputs = e->n_outputs;
@@ -123,6 +130,7 @@ void oq_session_destroy(oq_session *s)
         return;
     oq_exec_destroy(s->exec);
     oq_threadpool_destroy(s->tp);
+    oq_model_destroy(s->model);
     free(s->inputs);
     free(s->outputs);
     free(s);

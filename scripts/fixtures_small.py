@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+# Build tiny fixture models for the C test suite under tests/fixtures/<name>/: lstm_small (torch, random weights),
+# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch (onnx.helper). Writes model.onnx, input_N.npy, io.txt.
+import os
+import warnings
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper
+
+warnings.filterwarnings("ignore")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIX = os.path.join(ROOT, "tests", "fixtures")
+rng = np.random.default_rng(0)
+
+
+def save(name, model, inputs, outputs):
+    """inputs: list of (onnx name, array); outputs: list of onnx names. Expected files come from onnxruntime."""
+    d = os.path.join(FIX, name)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(model, onnx.ModelProto):
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, os.path.join(d, "model.onnx"))
+    lines = []
+    for i, (n, a) in enumerate(inputs):
+        np.save(os.path.join(d, f"input_{i}.npy"), a)
+        lines.append(f"input {n} input_{i}.npy")
+    lines += [f"output {n} expected_{i}.npy" for i, n in enumerate(outputs)]
+    with open(os.path.join(d, "io.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"{name}: {os.path.getsize(os.path.join(d, 'model.onnx'))} bytes")
+
+
+def mk(nodes, ins, outs, inits=(), opset=13):
+    g = h.make_graph(nodes, "g", ins, outs, initializer=list(inits))
+    return h.make_model(g, opset_imports=[h.make_opsetid("", opset)], producer_name="onnxq-fixtures")
+
+
+class TinyLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 8, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.fc(y[:, -1])
+
+
+def lstm_small():
+    torch.manual_seed(0)
+    m = TinyLSTM().eval()
+    x = torch.randn(2, 5, 4)
+    d = os.path.join(FIX, "lstm_small")
+    os.makedirs(d, exist_ok=True)
+    torch.onnx.export(m, (x,), os.path.join(d, "model.onnx"), opset_version=13, input_names=["input"],
+                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    save("lstm_small", None, [("input", x.numpy())], ["logits"])
+
+
+def if_subgraph():
+    # y = If(sum(x) > 0) then x * 2 else x - 1   (branches read outer-scope x); also outputs the condition.
+    two = h.make_tensor("two", T.FLOAT, [], [2.0])
+    then_g = h.make_graph([h.make_node("Constant", [], ["c2"], value=two), h.make_node("Mul", ["x", "c2"], ["t_out"])],
+                          "then", [], [h.make_tensor_value_info("t_out", T.FLOAT, [2, 3])])
+    else_g = h.make_graph([h.make_node("Constant", [], ["c1"], value_float=1.0), h.make_node("Sub", ["x", "c1"], ["e_out"])],
+                          "else", [], [h.make_tensor_value_info("e_out", T.FLOAT, [2, 3])])
+    zero = numpy_helper.from_array(np.array(0, np.float32), "zero")
+    nodes = [h.make_node("ReduceSum", ["x"], ["s"], keepdims=0), h.make_node("Greater", ["s", "zero"], ["cond"]),
+             h.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g)]
+    m = mk(nodes, [h.make_tensor_value_info("x", T.FLOAT, [2, 3])],
+           [h.make_tensor_value_info("y", T.FLOAT, [2, 3]), h.make_tensor_value_info("cond", T.BOOL, [])], [zero])
+    x = rng.uniform(-1, 1, (2, 3)).astype(np.float32)
+    x -= x.mean() - 0.25  # positive sum -> then-branch
+    save("if_subgraph", m, [("x", x)], ["y", "cond"])
+    save("if_subgraph_else", m, [("x", x - 1.0)], ["y", "cond"])  # negative sum -> else-branch
+
+
+def loop_subgraph():
+    # for i in range(n): acc = acc + x (x from outer scope); scan output acc * i ; stop early if i >= 5
+    body = h.make_graph(
+        [h.make_node("Add", ["acc_in", "x"], ["acc_out"]),
+         h.make_node("Cast", ["i"], ["fi"], to=T.FLOAT),
+         h.make_node("Mul", ["acc_out", "fi"], ["scan"]),
+         h.make_node("Constant", [], ["five"], value_int=5),
+         h.make_node("Less", ["i", "five"], ["cond_out"])],
+        "body",
+        [h.make_tensor_value_info("i", T.INT64, []), h.make_tensor_value_info("cond_in", T.BOOL, []),
+         h.make_tensor_value_info("acc_in", T.FLOAT, [3])],
+        [h.make_tensor_value_info("cond_out", T.BOOL, []), h.make_tensor_value_info("acc_out", T.FLOAT, [3]),
+         h.make_tensor_value_info("scan", T.FLOAT, [3])])
+    inits = [numpy_helper.from_array(np.array(True), "true"), numpy_helper.from_array(np.zeros(3, np.float32), "acc0")]
+    nodes = [h.make_node("Loop", ["n", "true", "acc0"], ["acc", "scans"], body=body)]
+    m = mk(nodes, [h.make_tensor_value_info("n", T.INT64, []), h.make_tensor_value_info("x", T.FLOAT, [3])],
+           [h.make_tensor_value_info("acc", T.FLOAT, [3]), h.make_tensor_value_info("scans", T.FLOAT, ["iters", 3])],
+           inits)
+    x = rng.uniform(-1, 1, 3).astype(np.float32)
+    save("loop_subgraph", m, [("n", np.array(4, np.int64)), ("x", x)], ["acc", "scans"])
+    save("loop_subgraph_early_exit", m, [("n", np.array(10, np.int64)), ("x", x)], ["acc", "scans"])
+
+
+def constant_nodes():
+    # y = Relu(Reshape(x, shape) @ W + b) with W, b, shape all coming from Constant nodes (different attribute kinds)
+    w = rng.normal(size=(6, 4)).astype(np.float32)
+    nodes = [
+        h.make_node("Constant", [], ["W"], value=numpy_helper.from_array(w, "W")),
+        h.make_node("Constant", [], ["b"], value_floats=rng.normal(size=4).astype(np.float32).tolist()),
+        h.make_node("Constant", [], ["shape"], value_ints=[-1, 6]),
+        h.make_node("Reshape", ["x", "shape"], ["x2"]),
+        h.make_node("MatMul", ["x2", "W"], ["xw"]),
+        h.make_node("Add", ["xw", "b"], ["z"]),
+        h.make_node("Relu", ["z"], ["y"]),
+    ]
+    m = mk(nodes, [h.make_tensor_value_info("x", T.FLOAT, [2, 2, 3])], [h.make_tensor_value_info("y", T.FLOAT, [2, 4])])
+    save("constant_nodes", m, [("x", rng.normal(size=(2, 2, 3)).astype(np.float32))], ["y"])
+
+
+def symbolic_batch():
+    # probs[N,3] = Softmax(Gemm(x[N,4], W, b)); the batch dim is symbolic "N"; run with N=3
+    inits = [numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.normal(size=3).astype(np.float32), "b")]
+    nodes = [h.make_node("Gemm", ["x", "W", "b"], ["z"]), h.make_node("Softmax", ["z"], ["probs"], axis=-1),
+             h.make_node("Shape", ["x"], ["x_shape"])]
+    m = mk(nodes, [h.make_tensor_value_info("x", T.FLOAT, ["N", 4])],
+           [h.make_tensor_value_info("probs", T.FLOAT, ["N", 3]), h.make_tensor_value_info("x_shape", T.INT64, [2])],
+           inits)
+    save("symbolic_batch", m, [("x", rng.normal(size=(3, 4)).astype(np.float32))], ["probs", "x_shape"])
+
+
+if __name__ == "__main__":
+    lstm_small()
+    if_subgraph()
+    loop_subgraph()
+    constant_nodes()
+    symbolic_batch()
