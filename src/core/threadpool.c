@@ -1,10 +1,12 @@
-/* core/threadpool: a fixed pool of workers for parallel_for. Workers spin
- * briefly on a generation counter before sleeping, so back-to-back kernels
- * (one per node) do not pay a futex wake-up each time. */
+/* core/threadpool: a fixed pool of workers for parallel_for. Tasks are claimed
+ * from one atomic word tagged with the job's generation, so the calling thread
+ * takes every task no worker has claimed and waits only for tasks already
+ * running: a descheduled or sleeping worker never delays a job. Workers spin
+ * briefly before sleeping, so back-to-back kernels (one per node) do not pay a
+ * futex wake-up each time. */
 #include "core/core.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -15,14 +17,16 @@ struct oq_threadpool {
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_uint generation;
+    atomic_uint generation;     /* bumped when a job is posted */
     atomic_int stop;
-    /* current job */
+    atomic_int sleepers;        /* workers blocked (or about to block) on cv */
+    atomic_uint_fast64_t claim; /* (generation << 32) | next task index */
+    atomic_size_t done;         /* tasks finished in the current job */
+    /* current job: written by the caller before the generation bump, stable
+     * until every task has finished */
     oq_task_fn fn;
     void *ctx;
     size_t n_tasks;
-    atomic_size_t next;
-    atomic_int active; /* workers still inside the job */
     pthread_mutex_t run_mu; /* one parallel_for at a time */
 };
 
@@ -31,13 +35,28 @@ typedef struct worker_arg {
     size_t index;
 } worker_arg;
 
-static void run_tasks(oq_threadpool *tp, size_t thread)
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Claims and runs tasks of job `gen` until none is left. A successful claim
+ * means the job is not finished, so fn/ctx are still this job's. */
+static void run_tasks(oq_threadpool *tp, unsigned gen, size_t thread)
 {
     for (;;) {
-        size_t t = atomic_fetch_add_explicit(&tp->next, 1, memory_order_relaxed);
+        uint64_t c = atomic_load_explicit(&tp->claim, memory_order_acquire);
+        if ((unsigned)(c >> 32) != gen)
+            return;
+        size_t t = (size_t)(c & 0xffffffffu);
         if (t >= tp->n_tasks)
-            break;
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&tp->claim, &c, c + 1, memory_order_acq_rel, memory_order_relaxed))
+            continue;
         tp->fn(tp->ctx, t, thread);
+        atomic_fetch_add_explicit(&tp->done, 1, memory_order_release);
     }
 }
 
@@ -47,27 +66,26 @@ static void *worker_main(void *p)
     oq_threadpool *tp = wa->tp;
     size_t index = wa->index;
     free(wa);
-    unsigned seen = atomic_load(&tp->generation);
+    unsigned seen = 0;
     for (;;) {
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&tp->generation, memory_order_acquire)) == seen && !atomic_load(&tp->stop)) {
             if (++spins < 20000) {
-#if defined(__x86_64__)
-                __builtin_ia32_pause();
-#endif
+                cpu_relax();
                 continue;
             }
             pthread_mutex_lock(&tp->mu);
+            atomic_fetch_add(&tp->sleepers, 1);
             while (atomic_load(&tp->generation) == seen && !atomic_load(&tp->stop))
                 pthread_cond_wait(&tp->cv, &tp->mu);
+            atomic_fetch_sub(&tp->sleepers, 1);
             pthread_mutex_unlock(&tp->mu);
         }
         if (atomic_load(&tp->stop))
             return NULL;
         seen = g;
-        run_tasks(tp, index);
-        atomic_fetch_sub_explicit(&tp->active, 1, memory_order_release);
+        run_tasks(tp, g, index);
     }
 }
 
@@ -98,14 +116,16 @@ oq_status oq_threadpool_create(int n_threads, oq_threadpool **out)
         }
         for (int i = 1; i < n_threads; i++) {
             worker_arg *wa = malloc(sizeof *wa);
+            if (wa) { /* filled before the thread starts: it reads them at once */
+                wa->tp = tp;
+                wa->index = (size_t)i;
+            }
             if (!wa || pthread_create(&tp->threads[i - 1], NULL, worker_main, wa) != 0) {
                 free(wa);
                 tp->n = i; /* threads started so far (plus the caller) */
                 oq_threadpool_destroy(tp);
                 return oq_error(OQ_E_RUNTIME, "could not start worker thread %d", i);
             }
-            wa->tp = tp;
-            wa->index = (size_t)i;
         }
     }
     *out = tp;
@@ -137,32 +157,33 @@ void oq_parallel_for(oq_threadpool *tp, size_t n, oq_task_fn fn, void *ctx)
 {
     if (n == 0)
         return;
-    if (!tp || tp->n == 1 || n == 1) {
+    /* Single thread, single task, too many tasks for the claim word, or a
+     * nested call from inside a task: run inline. */
+    if (!tp || tp->n == 1 || n == 1 || n > 0xffffffffu || pthread_mutex_trylock(&tp->run_mu) != 0) {
         for (size_t i = 0; i < n; i++)
             fn(ctx, i, 0);
         return;
     }
-    /* Nested calls (from inside a task) run inline. */
-    if (pthread_mutex_trylock(&tp->run_mu) != 0) {
-        for (size_t i = 0; i < n; i++)
-            fn(ctx, i, 0);
-        return;
-    }
+    unsigned gen = atomic_load(&tp->generation) + 1;
+    if (gen == 0) /* 0 is the workers' initial "seen" value */
+        gen = 1;
     tp->fn = fn;
     tp->ctx = ctx;
     tp->n_tasks = n;
-    atomic_store(&tp->next, 0);
-    atomic_store(&tp->active, tp->n - 1);
-    pthread_mutex_lock(&tp->mu);
-    atomic_fetch_add_explicit(&tp->generation, 1, memory_order_release);
-    pthread_cond_broadcast(&tp->cv);
-    pthread_mutex_unlock(&tp->mu);
-    run_tasks(tp, 0);
-    while (atomic_load_explicit(&tp->active, memory_order_acquire) > 0) {
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
+    atomic_store_explicit(&tp->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&tp->claim, (uint64_t)gen << 32, memory_order_release);
+    /* Sequentially consistent pair with the worker's sleepers++ / generation
+     * check: either it sees the new generation or we see it asleep. */
+    atomic_store(&tp->generation, gen);
+    if (atomic_load(&tp->sleepers) > 0) {
+        pthread_mutex_lock(&tp->mu);
+        pthread_cond_broadcast(&tp->cv);
+        pthread_mutex_unlock(&tp->mu);
     }
+    run_tasks(tp, gen, 0);
+    /* Every task is claimed now; wait only for the ones still running. */
+    while (atomic_load_explicit(&tp->done, memory_order_acquire) < n)
+        cpu_relax();
     pthread_mutex_unlock(&tp->run_mu);
 }
 

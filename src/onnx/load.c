@@ -68,7 +68,8 @@ oq_status oq_read_file(const char *path, uint8_t **data, size_t *size)
     return OQ_OK;
 }
 
-/* Reads [offset, offset+length) of an external data file into dst (length bytes). */
+/* Reads [offset, offset+length) of an external data file into dst (length bytes);
+ * dst NULL only checks that the file holds that range. */
 static oq_status read_external(const load_ctx *c, const char *tname, const char *location, int64_t offset,
                                int64_t length, void *dst)
 {
@@ -96,7 +97,9 @@ static oq_status read_external(const load_ctx *c, const char *tname, const char 
         length > (int64_t)sb.st_size - offset)
         st = oq_error(OQ_E_PARSE, "%s: tensor '%s': external data [%lld, +%lld) lies outside '%s' (%lld bytes)", c->file,
                       tname, (long long)offset, (long long)length, path, (long long)sb.st_size);
-    else if (fseeko(f, (off_t)offset, SEEK_SET) != 0 || fread(dst, 1, (size_t)length, f) != (size_t)length)
+    else if (!S_ISREG(sb.st_mode))
+        st = oq_error(OQ_E_IO, "%s: tensor '%s': external data '%s' is not a regular file", c->file, tname, path);
+    else if (dst && (fseeko(f, (off_t)offset, SEEK_SET) != 0 || fread(dst, 1, (size_t)length, f) != (size_t)length))
         st = oq_error(OQ_E_IO, "%s: tensor '%s': could not read external data from '%s'", c->file, tname, path);
     fclose(f);
     free(path);
@@ -132,8 +135,12 @@ static oq_status convert_tensor(const load_ctx *c, const Onnx__TensorProto *tp, 
         have = (size_t)numel;
     else if (tp->has_raw_data)
         have = es ? tp->raw_data.len / es : 0;
+    else if (tp->n_float_data && dt != OQ_FLOAT && dt != OQ_COMPLEX64)
+        return oq_error(OQ_E_PARSE, "%s: tensor '%s' of type %s stores float_data", c->file, tname, oq_dtype_name(dt));
     else if (tp->n_float_data)
         have = dt == OQ_COMPLEX64 ? tp->n_float_data / 2 : tp->n_float_data;
+    else if (tp->n_double_data && dt != OQ_DOUBLE && dt != OQ_COMPLEX128)
+        return oq_error(OQ_E_PARSE, "%s: tensor '%s' of type %s stores double_data", c->file, tname, oq_dtype_name(dt));
     else if (tp->n_double_data)
         have = dt == OQ_COMPLEX128 ? tp->n_double_data / 2 : tp->n_double_data;
     else if (tp->n_int32_data)
@@ -148,6 +155,30 @@ static oq_status convert_tensor(const load_ctx *c, const Onnx__TensorProto *tp, 
     if (have != (size_t)numel)
         return oq_error(OQ_E_PARSE, "%s: tensor '%s' holds %zu values but its shape needs %lld", c->file, tname, have,
                         (long long)numel);
+    const char *location = NULL;
+    int64_t offset = 0, length = -1;
+    if (external) {
+        for (size_t i = 0; i < tp->n_external_data; i++) {
+            const Onnx__StringStringEntryProto *e = tp->external_data[i];
+            if (!e->key || !e->value)
+                continue;
+            if (!strcmp(e->key, "location"))
+                location = e->value;
+            else if (!strcmp(e->key, "offset"))
+                offset = strtoll(e->value, NULL, 10);
+            else if (!strcmp(e->key, "length"))
+                length = strtoll(e->value, NULL, 10);
+        }
+        if (!location)
+            return oq_error(OQ_E_PARSE, "%s: tensor '%s' is marked external but has no location", c->file, tname);
+        if (length >= 0 && (size_t)length != bytes)
+            return oq_error(OQ_E_PARSE, "%s: tensor '%s': external length %lld does not match the %zu bytes its shape needs",
+                            c->file, tname, (long long)length, bytes);
+        /* The file must hold the bytes before they are allocated: a tiny model cannot ask for terabytes. */
+        oq_status est = read_external(c, tname, location, offset, (int64_t)bytes, NULL);
+        if (est != OQ_OK)
+            return est;
+    }
     oq_tensor *t = calloc(1, sizeof *t);
     if (!t)
         return oq_error(OQ_E_NOMEM, "out of memory");
@@ -165,26 +196,7 @@ static oq_status convert_tensor(const load_ctx *c, const Onnx__TensorProto *tp, 
             if (!(s[i] = oq_strndup((const char *)tp->string_data[i].data, tp->string_data[i].len)))
                 st = oq_error(OQ_E_NOMEM, "out of memory");
     } else if (external) {
-        const char *location = NULL;
-        int64_t offset = 0, length = -1;
-        for (size_t i = 0; i < tp->n_external_data; i++) {
-            const Onnx__StringStringEntryProto *e = tp->external_data[i];
-            if (!e->key || !e->value)
-                continue;
-            if (!strcmp(e->key, "location"))
-                location = e->value;
-            else if (!strcmp(e->key, "offset"))
-                offset = strtoll(e->value, NULL, 10);
-            else if (!strcmp(e->key, "length"))
-                length = strtoll(e->value, NULL, 10);
-        }
-        if (!location)
-            st = oq_error(OQ_E_PARSE, "%s: tensor '%s' is marked external but has no location", c->file, tname);
-        else if (length >= 0 && (size_t)length != bytes)
-            st = oq_error(OQ_E_PARSE, "%s: tensor '%s': external length %lld does not match the %zu bytes its shape needs",
-                          c->file, tname, (long long)length, bytes);
-        else
-            st = read_external(c, tname, location, offset, (int64_t)bytes, t->data);
+        st = read_external(c, tname, location, offset, (int64_t)bytes, t->data);
     } else if (tp->has_raw_data) {
         if (bytes)
             memcpy(t->data, tp->raw_data.data, bytes);
@@ -498,12 +510,75 @@ oq_load_options oq_load_options_default(void)
     return o;
 }
 
+/* protobuf-c decodes nested messages recursively with no depth limit, so a few
+ * kilobytes of nested fields overflow the stack. Walk the wire format with the
+ * message descriptors first and reject deep nesting; malformed bytes are left
+ * for the decoder to report. Returns the depth reached (capped at limit + 1). */
+#define MAX_MESSAGE_DEPTH (3 * MAX_GRAPH_DEPTH + 64)
+
+static bool wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+static int wire_depth(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, int depth, int limit)
+{
+    const uint8_t *end = p + n;
+    int deepest = depth;
+    while (p < end && deepest <= limit) {
+        uint64_t key, len;
+        if (!wire_varint(&p, end, &key))
+            break;
+        switch (key & 7) {
+        case 0:
+            if (!wire_varint(&p, end, &len))
+                return deepest;
+            break;
+        case 1:
+            if (end - p < 8)
+                return deepest;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4)
+                return deepest;
+            p += 4;
+            break;
+        case 2: {
+            if (!wire_varint(&p, end, &len) || len > (uint64_t)(end - p))
+                return deepest;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX ? protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3)) : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE && f->descriptor) {
+                int sub = wire_depth(f->descriptor, p, (size_t)len, depth + 1, limit);
+                if (sub > deepest)
+                    deepest = sub;
+            }
+            p += len;
+            break;
+        }
+        default:
+            return deepest;
+        }
+    }
+    return deepest;
+}
+
 static oq_status load_buffer(const uint8_t *data, size_t size, const char *file, char *dir, const oq_load_options *opt,
                              oq_model **out)
 {
     load_ctx c = {file, dir};
     if (size == 0)
         return oq_error(OQ_E_PARSE, "%s: the file is empty", file);
+    if (wire_depth(&onnx__model_proto__descriptor, data, size, 0, MAX_MESSAGE_DEPTH) > MAX_MESSAGE_DEPTH)
+        return oq_error(OQ_E_PARSE, "%s: protobuf messages are nested more than %d deep", file, MAX_MESSAGE_DEPTH);
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
     if (!mp)
         return oq_error(OQ_E_PARSE, "%s: not a valid ONNX model (the protobuf is truncated or corrupt)", file);

@@ -88,6 +88,9 @@ static oq_status setup_node(oq_exec *e, size_t idx, const oq_node *n)
         return oq_error(OQ_E_UNSUPPORTED, "node '%s': operator %s (domain %s, opset %lld) is not implemented",
                         oq_node_label(n, lb, sizeof lb), n->op_type, dom, (long long)opset);
     }
+    /* Every ONNX operator has at least one output; kernels may rely on out[0]. */
+    if (n->n_outputs == 0)
+        return oq_error(OQ_E_GRAPH, "node '%s' (%s) has no outputs", oq_node_label(n, lb, sizeof lb), n->op_type);
     en->def = entry->def;
     en->n_in = n->n_inputs;
     en->n_out = n->n_outputs;

@@ -1,0 +1,46 @@
+# Thin wrapper over CMake. `make demo` and `make test` are the README's two
+# commands: each installs what it needs (apt-get, npm), builds and runs.
+JOBS ?= 2
+BUILD ?= build
+DEMO_MODEL ?= tests/fixtures/fmnist_cnn/model.onnx
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build demo test test-release test-sanitize fuzz e2e bench clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+demo: deps build
+	$(BUILD)/onnxq info $(DEMO_MODEL)
+	$(BUILD)/onnxq run $(DEMO_MODEL) --random -o $(BUILD)/demo-out
+
+test: deps
+	$(MAKE) test-release
+	$(MAKE) test-sanitize
+
+test-release: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# Unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+test-sanitize:
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DONNXQ_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS) -L 'unit|robustness'
+
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+e2e:
+	tests/e2e/run.sh
+
+bench:
+	bench/float/run.sh
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -1,0 +1,508 @@
+/* ops/pool: MaxPool (with Indices, int8/uint8), AveragePool, LpPool and their
+ * Global forms over 1 to 3 spatial dims (NCHW). Each (image, channel) plane is a
+ * task on the thread pool; windows are clipped once per output row/column. */
+#include "ops/op.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pool_geom {
+    int r;
+    size_t in[3], out[3], k[3], s[3], d[3];
+    ptrdiff_t pb[3], pe[3];
+} pool_geom;
+
+static oq_status read_ints(const oq_op_node *n, const char *name, int r, int64_t dflt, int64_t *dst, int64_t min)
+{
+    const int64_t *v;
+    size_t c = oq_node_attr_ints(n->node, name, &v);
+    if (v && c != (size_t)r)
+        return oq_op_error(n, OQ_E_INVALID_ARG, "%s has %zu values, expected %d", name, c, r);
+    for (int i = 0; i < r; i++) {
+        dst[i] = v ? v[i] : dflt;
+        if (dst[i] < min)
+            return oq_op_error(n, OQ_E_INVALID_ARG, "%s[%d] = %lld is out of range", name, i, (long long)dst[i]);
+    }
+    return OQ_OK;
+}
+
+/* Geometry of a windowed pool over x (rank 3..5), unused leading dims set to 1. */
+static oq_status pool_geometry(const oq_op_node *n, const oq_tensor *x, pool_geom *pg)
+{
+    oq_status st;
+    int r = x->ndim - 2;
+    if (r < 1 || r > 3)
+        return oq_op_error(n, OQ_E_UNSUPPORTED, "pooling over %d spatial dimensions is not supported (1 to 3)", r);
+    int64_t k[3], s[3], d[3], pads[6] = {0};
+    const int64_t *ks;
+    if (oq_node_attr_ints(n->node, "kernel_shape", &ks) != (size_t)r)
+        return oq_op_error(n, OQ_E_INVALID_ARG, "kernel_shape must have %d values", r);
+    if ((st = read_ints(n, "kernel_shape", r, 1, k, 1)) || (st = read_ints(n, "strides", r, 1, s, 1)) ||
+        (st = read_ints(n, "dilations", r, 1, d, 1)))
+        return st;
+    const int64_t *pv;
+    size_t np = oq_node_attr_ints(n->node, "pads", &pv);
+    if (pv && np != (size_t)(2 * r))
+        return oq_op_error(n, OQ_E_INVALID_ARG, "pads has %zu values, expected %d", np, 2 * r);
+    for (size_t i = 0; pv && i < np; i++) {
+        if (pv[i] < 0)
+            return oq_op_error(n, OQ_E_INVALID_ARG, "negative pads are not supported");
+        pads[i] = pv[i];
+    }
+    const char *ap = oq_node_attr_string(n->node, "auto_pad", "NOTSET");
+    bool ceil_mode = oq_node_attr_int(n->node, "ceil_mode", 0) != 0;
+    int off = 3 - r;
+    pg->r = r;
+    for (int i = 0; i < 3; i++) {
+        pg->in[i] = pg->out[i] = pg->k[i] = pg->s[i] = pg->d[i] = 1;
+        pg->pb[i] = pg->pe[i] = 0;
+    }
+    for (int i = 0; i < r; i++) {
+        int64_t in = x->dims[2 + i], ext = (k[i] - 1) * d[i] + 1, pb = pads[i], pe = pads[r + i], o;
+        if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+            o = (in + s[i] - 1) / s[i];
+            int64_t total = (o - 1) * s[i] + ext - in;
+            if (total < 0)
+                total = 0;
+            pb = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
+            pe = total - pb;
+        } else {
+            if (!strcmp(ap, "VALID"))
+                pb = pe = 0;
+            else if (strcmp(ap, "NOTSET") != 0)
+                return oq_op_error(n, OQ_E_INVALID_ARG, "auto_pad '%s' is not valid", ap);
+            int64_t span = in + pb + pe - ext;
+            if (span < 0)
+                return oq_op_error(n, OQ_E_SHAPE, "pooling window %lld exceeds padded input %lld", (long long)ext,
+                                   (long long)(in + pb + pe));
+            o = (ceil_mode ? (span + s[i] - 1) / s[i] : span / s[i]) + 1;
+            /* the last window must start inside the input or its leading pad */
+            if (ceil_mode && (o - 1) * s[i] >= in + pb)
+                o--;
+        }
+        pg->in[off + i] = (size_t)in;
+        pg->out[off + i] = (size_t)o;
+        pg->k[off + i] = (size_t)k[i];
+        pg->s[off + i] = (size_t)s[i];
+        pg->d[off + i] = (size_t)d[i];
+        pg->pb[off + i] = (ptrdiff_t)pb;
+        pg->pe[off + i] = (ptrdiff_t)pe;
+    }
+    return OQ_OK;
+}
+
+/* Window of output o along one dim: taps t in [*t0, *t1) are inside the input;
+ * *first is the input index of tap 0. *padded counts taps inside input + pads. */
+static void window(const pool_geom *pg, int i, size_t o, ptrdiff_t *first, size_t *t0, size_t *t1, size_t *padded)
+{
+    ptrdiff_t st = (ptrdiff_t)(o * pg->s[i]) - pg->pb[i], d = (ptrdiff_t)pg->d[i];
+    ptrdiff_t in = (ptrdiff_t)pg->in[i], lim = in + pg->pe[i];
+    size_t a = 0, b = 0, c = 0;
+    for (size_t t = 0; t < pg->k[i]; t++) {
+        ptrdiff_t p = st + (ptrdiff_t)t * d;
+        if (p < 0)
+            a = t + 1;
+        if (p < in)
+            b = t + 1;
+        if (p < lim)
+            c = t + 1;
+    }
+    if (b < a)
+        b = a;
+    *first = st;
+    *t0 = a;
+    *t1 = b;
+    *padded = c;
+}
+
+static void set_out_shape(oq_tensor *out, oq_dtype dt, const oq_tensor *x, const pool_geom *pg)
+{
+    int64_t dims[5] = {x->dims[0], x->dims[1]};
+    for (int i = 0; i < pg->r; i++)
+        dims[2 + i] = (int64_t)pg->out[3 - pg->r + i];
+    oq_set_shape(out, dt, x->ndim, dims);
+}
+
+/* LpPool's p: a float attribute in opset 1, an int from opset 2. */
+static float lp_p(const oq_op_node *n)
+{
+    const oq_attr *a = oq_node_attr(n->node, "p");
+    if (!a)
+        return 2.0f;
+    return a->type == OQ_ATTR_FLOAT ? a->f : (float)a->i;
+}
+
+typedef enum pool_kind { POOL_MAX, POOL_AVG, POOL_LP } pool_kind;
+
+typedef struct pool_job {
+    pool_geom g;
+    pool_kind kind;
+    oq_dtype dt;
+    const void *x;
+    void *y;
+    int64_t *indices;
+    int storage_order;
+    bool count_include_pad;
+    float p;
+} pool_job;
+
+#define PLANE_IN(g) ((g)->in[0] * (g)->in[1] * (g)->in[2])
+#define PLANE_OUT(g) ((g)->out[0] * (g)->out[1] * (g)->out[2])
+
+/* Max pooling of one plane for element type T. */
+#define DEFINE_MAX_PLANE(name, T)                                                                                     \
+    static void name(const pool_job *j, size_t plane)                                                                 \
+    {                                                                                                                 \
+        const pool_geom *g = &j->g;                                                                                   \
+        const T *x = (const T *)j->x + plane * PLANE_IN(g);                                                           \
+        T *y = (T *)j->y + plane * PLANE_OUT(g);                                                                      \
+        int64_t *ind = j->indices ? j->indices + plane * PLANE_OUT(g) : NULL;                                         \
+        size_t o = 0;                                                                                                 \
+        for (size_t oz = 0; oz < g->out[0]; oz++) {                                                                   \
+            ptrdiff_t fz;                                                                                             \
+            size_t z0, z1, pz;                                                                                        \
+            window(g, 0, oz, &fz, &z0, &z1, &pz);                                                                     \
+            for (size_t oy = 0; oy < g->out[1]; oy++) {                                                               \
+                ptrdiff_t fy;                                                                                         \
+                size_t y0, y1, py;                                                                                    \
+                window(g, 1, oy, &fy, &y0, &y1, &py);                                                                 \
+                for (size_t ox = 0; ox < g->out[2]; ox++, o++) {                                                      \
+                    ptrdiff_t fx;                                                                                     \
+                    size_t x0, x1, px;                                                                                \
+                    window(g, 2, ox, &fx, &x0, &x1, &px);                                                             \
+                    bool any = false;                                                                                 \
+                    T best = 0;                                                                                       \
+                    size_t bi = 0;                                                                                    \
+                    for (size_t tz = z0; tz < z1; tz++) {                                                             \
+                        size_t iz = (size_t)(fz + (ptrdiff_t)(tz * g->d[0]));                                         \
+                        for (size_t ty = y0; ty < y1; ty++) {                                                         \
+                            size_t iy = (size_t)(fy + (ptrdiff_t)(ty * g->d[1]));                                     \
+                            const T *row = x + (iz * g->in[1] + iy) * g->in[2];                                       \
+                            for (size_t tx = x0; tx < x1; tx++) {                                                     \
+                                size_t ix = (size_t)(fx + (ptrdiff_t)(tx * g->d[2]));                                 \
+                                T v = row[ix];                                                                        \
+                                if (!any || v > best) {                                                               \
+                                    best = v;                                                                         \
+                                    bi = (iz * g->in[1] + iy) * g->in[2] + ix;                                        \
+                                    if (j->storage_order)                                                             \
+                                        bi = (ix * g->in[1] + iy) * g->in[0] + iz;                                    \
+                                    any = true;                                                                       \
+                                }                                                                                     \
+                            }                                                                                         \
+                        }                                                                                             \
+                    }                                                                                                 \
+                    y[o] = best;                                                                                      \
+                    if (ind)                                                                                          \
+                        ind[o] = (int64_t)(plane * PLANE_IN(g) + bi);                                                 \
+                }                                                                                                     \
+            }                                                                                                         \
+        }                                                                                                             \
+    }
+DEFINE_MAX_PLANE(max_plane_f32, float)
+DEFINE_MAX_PLANE(max_plane_f64, double)
+DEFINE_MAX_PLANE(max_plane_i8, int8_t)
+DEFINE_MAX_PLANE(max_plane_u8, uint8_t)
+
+/* Float max pooling without Indices, the hot case (ResNet's 3x3/2 stem pool):
+ * column windows are computed once per plane, the inner loop is a bare max. */
+enum { FAST_COLS = 1024 };
+static bool max_plane_f32_fast(const pool_job *j, size_t plane)
+{
+    const pool_geom *g = &j->g;
+    if (g->out[2] > FAST_COLS)
+        return false;
+    ptrdiff_t fxs[FAST_COLS];
+    uint16_t x0s[FAST_COLS], x1s[FAST_COLS];
+    if (g->k[2] > 65535)
+        return false;
+    for (size_t ox = 0; ox < g->out[2]; ox++) {
+        size_t a, b, c;
+        window(g, 2, ox, &fxs[ox], &a, &b, &c);
+        x0s[ox] = (uint16_t)a;
+        x1s[ox] = (uint16_t)b;
+    }
+    const float *x = (const float *)j->x + plane * PLANE_IN(g);
+    float *y = (float *)j->y + plane * PLANE_OUT(g);
+    const size_t dx = g->d[2];
+    for (size_t oz = 0; oz < g->out[0]; oz++) {
+        ptrdiff_t fz;
+        size_t z0, z1, pz;
+        window(g, 0, oz, &fz, &z0, &z1, &pz);
+        for (size_t oy = 0; oy < g->out[1]; oy++, y += g->out[2]) {
+            ptrdiff_t fy;
+            size_t y0, y1, py;
+            window(g, 1, oy, &fy, &y0, &y1, &py);
+            for (size_t ox = 0; ox < g->out[2]; ox++)
+                y[ox] = -INFINITY;
+            for (size_t tz = z0; tz < z1; tz++) {
+                size_t iz = (size_t)(fz + (ptrdiff_t)(tz * g->d[0]));
+                for (size_t ty = y0; ty < y1; ty++) {
+                    size_t iy = (size_t)(fy + (ptrdiff_t)(ty * g->d[1]));
+                    const float *row = x + (iz * g->in[1] + iy) * g->in[2];
+                    for (size_t ox = 0; ox < g->out[2]; ox++) {
+                        float m = y[ox];
+                        const ptrdiff_t f = fxs[ox];
+                        for (size_t tx = x0s[ox]; tx < x1s[ox]; tx++) {
+                            float v = row[f + (ptrdiff_t)(tx * dx)];
+                            m = v > m ? v : m;
+                        }
+                        y[ox] = m;
+                    }
+                }
+            }
+        }
+    }
+    return true;
+}
+
+/* Average or Lp pooling of one float plane. */
+static void avg_plane(const pool_job *j, size_t plane)
+{
+    const pool_geom *g = &j->g;
+    const float *x = (const float *)j->x + plane * PLANE_IN(g);
+    float *y = (float *)j->y + plane * PLANE_OUT(g);
+    size_t o = 0;
+    for (size_t oz = 0; oz < g->out[0]; oz++) {
+        ptrdiff_t fz;
+        size_t z0, z1, pz;
+        window(g, 0, oz, &fz, &z0, &z1, &pz);
+        for (size_t oy = 0; oy < g->out[1]; oy++) {
+            ptrdiff_t fy;
+            size_t y0, y1, py;
+            window(g, 1, oy, &fy, &y0, &y1, &py);
+            for (size_t ox = 0; ox < g->out[2]; ox++, o++) {
+                ptrdiff_t fx;
+                size_t x0, x1, px;
+                window(g, 2, ox, &fx, &x0, &x1, &px);
+                float sum = 0.0f;
+                for (size_t tz = z0; tz < z1; tz++) {
+                    size_t iz = (size_t)(fz + (ptrdiff_t)(tz * g->d[0]));
+                    for (size_t ty = y0; ty < y1; ty++) {
+                        size_t iy = (size_t)(fy + (ptrdiff_t)(ty * g->d[1]));
+                        const float *row = x + (iz * g->in[1] + iy) * g->in[2];
+                        if (j->kind == POOL_AVG && g->d[2] == 1) {
+                            for (size_t tx = x0; tx < x1; tx++)
+                                sum += row[(size_t)fx + tx];
+                        } else
+                            for (size_t tx = x0; tx < x1; tx++) {
+                                float v = row[(size_t)(fx + (ptrdiff_t)(tx * g->d[2]))];
+                                sum += j->kind == POOL_AVG ? v : (j->p == 2.0f ? v * v : powf(fabsf(v), j->p));
+                            }
+                    }
+                }
+                if (j->kind == POOL_LP) {
+                    y[o] = j->p == 2.0f ? sqrtf(sum) : powf(sum, 1.0f / j->p);
+                    continue;
+                }
+                size_t cnt = j->count_include_pad ? pz * py * px : (z1 - z0) * (y1 - y0) * (x1 - x0);
+                y[o] = cnt ? sum / (float)cnt : 0.0f;
+            }
+        }
+    }
+}
+
+static void pool_task(void *ctx, size_t plane, size_t thread)
+{
+    (void)thread;
+    const pool_job *j = ctx;
+    if (j->kind != POOL_MAX)
+        avg_plane(j, plane);
+    else if (j->dt == OQ_FLOAT) {
+        if (j->indices || !max_plane_f32_fast(j, plane))
+            max_plane_f32(j, plane);
+    }
+    else if (j->dt == OQ_DOUBLE)
+        max_plane_f64(j, plane);
+    else if (j->dt == OQ_INT8)
+        max_plane_i8(j, plane);
+    else
+        max_plane_u8(j, plane);
+}
+
+static oq_status pool_check(oq_op_node *n, const oq_tensor *const *in, pool_kind kind, pool_geom *pg)
+{
+    oq_status st = kind == POOL_MAX ? oq_check_input(n, in, 0, OQ_FLOAT, OQ_DOUBLE, OQ_INT8, OQ_UINT8, OQ_UNDEFINED)
+                                    : oq_check_input(n, in, 0, OQ_FLOAT, OQ_UNDEFINED);
+    if (st != OQ_OK)
+        return st;
+    if (n->n_outputs < 1 || n->n_outputs > (kind == POOL_MAX ? 2u : 1u))
+        return oq_op_error(n, OQ_E_INVALID_ARG, "wrong number of outputs (%zu)", n->n_outputs);
+    if (kind == POOL_LP && !(lp_p(n) >= 1.0f))
+        return oq_op_error(n, OQ_E_INVALID_ARG, "p must be >= 1");
+    if (n->n_outputs > 1 && oq_node_attr_int(n->node, "storage_order", 0) > 1)
+        return oq_op_error(n, OQ_E_INVALID_ARG, "storage_order must be 0 or 1");
+    return pool_geometry(n, in[0], pg);
+}
+
+static oq_status pool_infer_kind(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out, pool_kind kind)
+{
+    pool_geom pg;
+    oq_status st = pool_check(n, in, kind, &pg);
+    if (st != OQ_OK)
+        return st;
+    set_out_shape(out[0], in[0]->dtype, in[0], &pg);
+    if (n->n_outputs > 1 && out[1])
+        set_out_shape(out[1], OQ_INT64, in[0], &pg);
+    return OQ_OK;
+}
+
+static oq_status pool_run_kind(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out, pool_kind kind)
+{
+    pool_job j;
+    memset(&j, 0, sizeof j);
+    oq_status st = pool_check(n, in, kind, &j.g);
+    if (st != OQ_OK)
+        return st;
+    j.kind = kind;
+    j.dt = in[0]->dtype;
+    j.x = in[0]->data;
+    j.y = out[0]->data;
+    j.indices = n->n_outputs > 1 && out[1] ? out[1]->data : NULL;
+    j.storage_order = (int)oq_node_attr_int(n->node, "storage_order", 0);
+    j.count_include_pad = oq_node_attr_int(n->node, "count_include_pad", 0) != 0;
+    j.p = lp_p(n);
+    size_t planes = (size_t)(in[0]->dims[0] * in[0]->dims[1]);
+    if (PLANE_OUT(&j.g) == 0)
+        return OQ_OK;
+    oq_parallel_for(n->tp, planes, pool_task, &j);
+    return OQ_OK;
+}
+
+static oq_status maxpool_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    return pool_infer_kind(n, in, out, POOL_MAX);
+}
+static oq_status maxpool_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    return pool_run_kind(n, in, out, POOL_MAX);
+}
+static oq_status avgpool_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    return pool_infer_kind(n, in, out, POOL_AVG);
+}
+static oq_status avgpool_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    return pool_run_kind(n, in, out, POOL_AVG);
+}
+static oq_status lppool_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    return pool_infer_kind(n, in, out, POOL_LP);
+}
+static oq_status lppool_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    return pool_run_kind(n, in, out, POOL_LP);
+}
+
+const oq_op_def oq_op_maxpool = {NULL, maxpool_infer, maxpool_run, NULL};
+const oq_op_def oq_op_averagepool = {NULL, avgpool_infer, avgpool_run, NULL};
+const oq_op_def oq_op_lppool = {NULL, lppool_infer, lppool_run, NULL};
+
+/* ---- Global pools: one value per (image, channel) plane ---- */
+typedef struct global_job {
+    pool_kind kind;
+    oq_dtype dt;
+    const void *x;
+    void *y;
+    size_t plane;
+    float p;
+} global_job;
+
+static void global_task(void *ctx, size_t c, size_t thread)
+{
+    (void)thread;
+    const global_job *j = ctx;
+    if (j->dt == OQ_DOUBLE) {
+        const double *x = (const double *)j->x + c * j->plane;
+        double acc = j->kind == POOL_MAX ? -INFINITY : 0.0;
+        for (size_t i = 0; i < j->plane; i++)
+            acc = j->kind == POOL_MAX ? (x[i] > acc ? x[i] : acc) : acc + x[i];
+        ((double *)j->y)[c] = j->kind == POOL_AVG ? acc / (double)j->plane : acc;
+        return;
+    }
+    const float *x = (const float *)j->x + c * j->plane;
+    float r;
+    if (j->kind == POOL_MAX) {
+        float m = -INFINITY;
+        for (size_t i = 0; i < j->plane; i++)
+            m = x[i] > m ? x[i] : m;
+        r = m;
+    } else if (j->kind == POOL_AVG) {
+        /* four partial sums: vectorizes and loses less precision over large planes */
+        float s[4] = {0, 0, 0, 0};
+        size_t i = 0;
+        for (; i + 4 <= j->plane; i += 4)
+            for (int k = 0; k < 4; k++)
+                s[k] += x[i + k];
+        for (; i < j->plane; i++)
+            s[0] += x[i];
+        r = ((s[0] + s[1]) + (s[2] + s[3])) / (float)j->plane;
+    } else {
+        float s = 0;
+        for (size_t i = 0; i < j->plane; i++)
+            s += j->p == 2.0f ? x[i] * x[i] : powf(fabsf(x[i]), j->p);
+        r = j->p == 2.0f ? sqrtf(s) : powf(s, 1.0f / j->p);
+    }
+    ((float *)j->y)[c] = r;
+}
+
+static oq_status global_check(oq_op_node *n, const oq_tensor *const *in, pool_kind kind)
+{
+    oq_status st = oq_check_input(n, in, 0, OQ_FLOAT, OQ_DOUBLE, OQ_UNDEFINED);
+    if (st != OQ_OK)
+        return st;
+    if (in[0]->ndim < 2)
+        return oq_op_error(n, OQ_E_SHAPE, "input must have rank >= 2, got %d", in[0]->ndim);
+    if (kind == POOL_LP && in[0]->dtype != OQ_FLOAT)
+        return oq_op_error(n, OQ_E_TYPE, "GlobalLpPool supports float only");
+    return OQ_OK;
+}
+
+static oq_status global_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out, pool_kind kind)
+{
+    oq_status st = global_check(n, in, kind);
+    if (st != OQ_OK)
+        return st;
+    int64_t dims[OQ_MAX_DIMS];
+    for (int i = 0; i < in[0]->ndim; i++)
+        dims[i] = i < 2 ? in[0]->dims[i] : 1;
+    oq_set_shape(out[0], in[0]->dtype, in[0]->ndim, dims);
+    return OQ_OK;
+}
+
+static oq_status global_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out, pool_kind kind)
+{
+    oq_status st = global_check(n, in, kind);
+    if (st != OQ_OK)
+        return st;
+    global_job j = {kind, in[0]->dtype, in[0]->data, out[0]->data, 1,
+                    lp_p(n)};
+    for (int i = 2; i < in[0]->ndim; i++)
+        j.plane *= (size_t)in[0]->dims[i];
+    size_t planes = (size_t)(in[0]->dims[0] * in[0]->dims[1]);
+    if (j.plane == 0) {
+        /* empty window: pooling over nothing */
+        for (size_t c = 0; c < planes; c++)
+            if (j.dt == OQ_DOUBLE)
+                ((double *)j.y)[c] = kind == POOL_MAX ? -INFINITY : (kind == POOL_AVG ? NAN : 0.0);
+            else
+                ((float *)j.y)[c] = kind == POOL_MAX ? -INFINITY : (kind == POOL_AVG ? NAN : 0.0f);
+        return OQ_OK;
+    }
+    oq_parallel_for(planes * j.plane > 65536 ? n->tp : NULL, planes, global_task, &j);
+    return OQ_OK;
+}
+
+#define GLOBAL_DEF(name, kind)                                                                         \
+    static oq_status name##_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out) \
+    {                                                                                                  \
+        return global_infer(n, in, out, kind);                                                         \
+    }                                                                                                  \
+    static oq_status name##_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)   \
+    {                                                                                                  \
+        return global_run(n, in, out, kind);                                                           \
+    }                                                                                                  \
+    const oq_op_def oq_op_##name = {NULL, name##_infer, name##_run, NULL};
+GLOBAL_DEF(globalaveragepool, POOL_AVG)
+GLOBAL_DEF(globalmaxpool, POOL_MAX)
+GLOBAL_DEF(globallppool, POOL_LP)

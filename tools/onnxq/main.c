@@ -1,0 +1,70 @@
+/* onnxq CLI entry point: picks the subcommand and hands it the remaining
+ * arguments. Each subcommand lives in its own file. */
+#include "cli.h"
+
+#include <string.h>
+
+static const char usage[] =
+    "usage: onnxq <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info    describe a model: inputs, outputs, opsets, operators, parameters\n"
+    "  run     run a model once on .npy inputs (or random data) and save the outputs\n"
+    "  bench   measure a model's latency\n"
+    "\n"
+    "  onnxq <command> --help   options of a command\n"
+    "  onnxq --version          print the version\n";
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {"info", cmd_info},
+    {"run", cmd_run},
+    {"bench", cmd_bench},
+};
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage_error(usage, "no command given");
+    const char *cmd = argv[1];
+    if (cli_is_help(cmd)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
+        printf("onnxq %s\n", ONNXQ_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        if (argc < 3) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        const command *c = find_command(argv[2]);
+        if (!c)
+            return cli_usage_error(usage, "unknown command '%s'", argv[2]);
+        char help[] = "--help";
+        char *args[] = {argv[2], help, NULL};
+        return c->fn(2, args);
+    }
+    const command *c = find_command(cmd);
+    if (!c) {
+        if (cmd[0] == '-')
+            return cli_usage_error(usage, "unknown option '%s'", cmd);
+        return cli_usage_error(usage, "unknown command '%s'", cmd);
+    }
+    /* the subcommand sees argv[0] = its own name */
+    return c->fn(argc - 1, argv + 1);
+}
