@@ -98,6 +98,16 @@ model)
     r "$onnxq" run "$mlp" --random --seed 7 -o "$work/rand2"; expect_ok
     r "$compare" "$work/rand1/logits.npy" "$work/rand2/logits.npy" 0; expect_ok
 
+    # convert: onnxq's writer, with external data, gives a model that runs to the same outputs
+    cnn="$src/tests/fixtures/fmnist_cnn"
+    r "$onnxq" convert "$cnn/model.onnx" "$work/conv/cnn.onnx" --external-data 1024; expect_fail; expect_error_line
+    mkdir -p "$work/conv"
+    r "$onnxq" convert "$cnn/model.onnx" "$work/conv/cnn.onnx" --external-data 1024; expect_ok
+    checks=$((checks + 1)); [ -s "$work/conv/cnn.onnx.data" ] || fail "convert wrote no external data file"
+    r "$onnxq" run "$work/conv/cnn.onnx" -i "input=$cnn/input_0.npy" -o "$work/conv/out"; expect_ok
+    r "$compare" "$work/conv/out/logits.npy" "$cnn/expected_0.npy"; expect_ok
+    r "$onnxq" convert "$work/conv/missing.onnx" "$work/conv/x.onnx"; expect_fail; expect_error_line; expect_err 'missing.onnx'
+
     r "$onnxq" bench "$mlp" --random --warmup 1 --iters 3 --threads 1; expect_ok; expect_out 'median:'; expect_out 'throughput'
     r "$onnxq" bench "$sym/model.onnx" -i "x=$sym/input_0.npy" --warmup 0 --iters 2 --json; expect_ok
     cp "$out" "$work/bench.json"

@@ -55,6 +55,14 @@ while IFS='|' read -r name file opts; do
     fail=1; continue
   fi
   $PY tests/e2e/compare.py "$name" "$d/ort" "$d/onnxq" || fail=1
+  # Round trip: onnxq's writer (large initializers as external data) must give onnxruntime identical outputs.
+  if $ONNXQ convert "$M/$file" "$d/saved.onnx" --external-data 4096 >>"$d/onnxq.log" 2>&1; then
+    # shellcheck disable=SC2086
+    node scripts/ort_run.js run "$d/saved.onnx" $args -o "$d/ort_saved" --threads 2
+    $PY tests/e2e/compare.py "$name" "$d/ort" "$d/ort_saved" --tol 0 --label "saved:" || fail=1
+  else
+    printf '%-38s %-22s %10s %10s %10s  %s\n' "$name" "saved:" - - - "FAIL(onnxq convert; see $d/onnxq.log)"; fail=1
+  fi
   # onnxq vs PyTorch on the exported models' saved reference input
   if [[ " $TORCH_REF " == *" $name "* ]]; then
     in_name=$($PY -c "import onnx,sys; print(onnx.load(sys.argv[1], load_external_data=False).graph.input[0].name)" "$M/$file")

@@ -19,6 +19,7 @@
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 /* Prints "onnxq: error: <oq_last_error()>" (or the status text) and returns CLI_EXIT_FAIL. */
 int cli_fail(oq_status st);

@@ -11,6 +11,7 @@ static const char usage[] =
     "  info    describe a model: inputs, outputs, opsets, operators, parameters\n"
     "  run     run a model once on .npy inputs (or random data) and save the outputs\n"
     "  bench   measure a model's latency\n"
+    "  convert load a model and save it again (optionally with external data)\n"
     "\n"
     "  onnxq <command> --help   options of a command\n"
     "  onnxq --version          print the version\n";
@@ -24,6 +25,7 @@ static const command commands[] = {
     {"info", cmd_info},
     {"run", cmd_run},
     {"bench", cmd_bench},
+    {"convert", cmd_convert},
 };
 
 static const command *find_command(const char *name)
