@@ -23,6 +23,7 @@ demo: deps build
 test: deps
 	$(MAKE) test-release
 	$(MAKE) test-sanitize
+	$(MAKE) fuzz
 
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)

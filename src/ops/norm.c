@@ -112,8 +112,10 @@ static oq_status bn_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
     oq_set_shape(out[0], x->dtype, x->ndim, x->dims);
     bool training = n->opset >= 14 && oq_node_attr_int(n->node, "training_mode", 0);
     for (size_t o = 1; o < n->n_outputs && o < 3; o++) {
-        if (training && out[o])
-            oq_set_shape(out[o], in[3]->dtype, in[3]->ndim, in[3]->dims);
+        if (training && out[o]) {
+            int64_t dc = (int64_t)c; /* one running statistic per channel, whatever shape the input stats had */
+            oq_set_shape(out[o], in[3]->dtype, 1, &dc);
+        }
         else if (out[o])
             out[o]->dtype = OQ_UNDEFINED; /* not produced in inference mode */
     }
