@@ -173,6 +173,101 @@ const oq_value_desc *oq_session_output(const oq_session *s, size_t i);
 oq_status oq_session_run(oq_session *s, const oq_tensor *const *in, size_t n_in, oq_tensor **out, size_t n_out);
 void oq_session_destroy(oq_session *s);
 
+/* ==== quantization (src/quant, src/data/reader*.c) ======================== */
+
+/* Calibration data: a stream of batches holding one tensor per model input.
+ * Sources: a .npy file (single-input models), a .npz file with one array per
+ * input name, a folder of such files (sorted by name), or a comma-separated
+ * list of files. The first axis of every array is the sample axis; samples are
+ * regrouped into batches that fit the model's input shape. Only one batch is
+ * in memory at a time. */
+typedef struct oq_data_reader oq_data_reader;
+
+typedef struct oq_reader_options {
+    size_t batch_size;  /* samples per batch when the model's batch dim is symbolic; 0: 32 */
+    size_t max_samples; /* stop after this many samples; 0: all */
+} oq_reader_options;
+oq_reader_options oq_reader_options_default(void);
+
+oq_status oq_data_reader_open(const char *source, const oq_model *m, const oq_reader_options *opt,
+                              oq_data_reader **out);
+/* *batch receives the reader's n_inputs tensors (model input order), valid
+ * until the next call; NULL once the data is exhausted. */
+oq_status oq_data_reader_next(oq_data_reader *r, const oq_tensor *const **batch);
+oq_status oq_data_reader_rewind(oq_data_reader *r);
+size_t oq_data_reader_input_count(const oq_data_reader *r);
+/* Samples the reader will deliver in total (from the file headers, capped by max_samples). */
+int64_t oq_data_reader_sample_count(const oq_data_reader *r);
+void oq_data_reader_destroy(oq_data_reader *r);
+
+/* Observers turn the activations seen during calibration into one range per tensor. */
+typedef enum oq_calib_method {
+    OQ_CALIB_MINMAX = 0,
+    OQ_CALIB_MOVING_AVERAGE = 1, /* exponential moving average of per-batch min/max */
+    OQ_CALIB_ENTROPY = 2,        /* histogram, threshold minimizing KL divergence */
+    OQ_CALIB_PERCENTILE = 3,     /* histogram, |x| percentile */
+    OQ_CALIB_MSE = 4             /* histogram, threshold minimizing expected squared error */
+} oq_calib_method;
+
+typedef struct oq_calib_options {
+    oq_calib_method method;
+    double percentile;     /* OQ_CALIB_PERCENTILE, in percent: 99.999 */
+    double moving_average; /* OQ_CALIB_MOVING_AVERAGE: weight of the newest batch, 0.01 */
+    int num_bins;          /* histogram methods: 2048 */
+    int threads;           /* float session threads; 0: number of cores */
+    /* Called after every batch with the samples seen so far and the total (-1: unknown). */
+    void (*progress)(void *user, int64_t done, int64_t total);
+    void *progress_user;
+} oq_calib_options;
+oq_calib_options oq_calib_options_default(void);
+
+/* Ranges per tensor name, for the model after the quantizer's preparation passes. */
+typedef struct oq_calib_table oq_calib_table;
+
+/* Runs the float model over the data and records the range of every activation
+ * the quantizer may quantize. */
+oq_status oq_calibrate(const oq_model *m, const oq_calib_options *opt, oq_data_reader *data, oq_calib_table **out);
+oq_status oq_calib_table_save(const oq_calib_table *t, const char *path); /* JSON */
+oq_status oq_calib_table_load(const char *path, oq_calib_table **out);
+size_t oq_calib_table_count(const oq_calib_table *t);
+/* Range of a tensor; returns 0 when the table has no entry for name. */
+int oq_calib_table_get(const oq_calib_table *t, const char *name, float *min, float *max);
+void oq_calib_table_destroy(oq_calib_table *t);
+
+typedef enum oq_quant_mode { OQ_QUANT_STATIC = 0, OQ_QUANT_DYNAMIC = 1 } oq_quant_mode;
+typedef enum oq_quant_format { OQ_QUANT_QDQ = 0, OQ_QUANT_QOPERATOR = 1 } oq_quant_format;
+typedef enum oq_dynamic_form {
+    OQ_DYNAMIC_FUSED = 0,        /* com.microsoft DynamicQuantizeMatMul */
+    OQ_DYNAMIC_MATMULINTEGER = 1 /* DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (-> Add) */
+} oq_dynamic_form;
+
+typedef struct oq_quant_options {
+    oq_quant_mode mode;
+    oq_quant_format format;        /* static only */
+    oq_dynamic_form dynamic_form;  /* dynamic only */
+    oq_dtype activation_type;      /* OQ_UINT8 (default) or OQ_INT8 */
+    int activation_symmetric;      /* zero point 0, range symmetric around 0 */
+    oq_dtype weight_type;          /* OQ_INT8 (symmetric, default) or OQ_UINT8 (asymmetric) */
+    int per_channel;               /* weights per output channel/column (default 1) */
+    int reduce_range;              /* 7-bit weights, for CPUs without VNNI */
+    const char *op_types;          /* comma-separated operator types to quantize; NULL: the mode's default */
+    const char *exclude;           /* comma-separated node names or glob patterns kept in float */
+    const char *rules_path;        /* JSON per-node rules file, or NULL */
+    const oq_calib_table *table;   /* static: ranges to use; NULL: calibrate on the reader given to oq_quantize */
+    oq_calib_options calib;        /* static without table */
+    int prepare;                   /* run the preparation passes first (default 1) */
+    /* One line per quantized tensor as it goes, then the totals. NULL: silent. */
+    void (*report)(void *user, const char *line);
+    void *report_user;
+} oq_quant_options;
+oq_quant_options oq_quant_options_default(void);
+
+/* Quantizes `in` into a new model. calib: data for static mode when opt->table
+ * is NULL (ignored otherwise). */
+oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_reader *calib, oq_model **out);
+
+/* ==== end quantization ===================================================== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -448,3 +448,30 @@ static oq_status scan_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
 
 static void scan_destroy(void *p) { free(p); }
 const oq_op_def oq_op_scan = {scan_prepare, NULL, scan_run, scan_destroy};
+
+/* ---- Dropout: inference only (output = input, mask all true) ---- */
+static oq_status dropout_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    if (n->n_inputs < 1 || !in[0])
+        return oq_op_error(n, OQ_E_INVALID_ARG, "Dropout needs its data input");
+    bool training = n->n_inputs > 2 && in[2] && oq_tensor_numel(in[2]) == 1 && oq_tensor_get_i64(in[2], 0) != 0;
+    double ratio = n->n_inputs > 1 && in[1] && oq_tensor_numel(in[1]) == 1 ? oq_tensor_get_f64(in[1], 0)
+                                                                           : oq_node_attr_float(n->node, "ratio", 0.5f);
+    if (training && ratio > 0)
+        return oq_op_error(n, OQ_E_UNSUPPORTED, "Dropout in training mode (random masks) is not supported");
+    oq_set_shape(out[0], in[0]->dtype, in[0]->ndim, in[0]->dims);
+    if (n->n_outputs > 1)
+        oq_set_shape(out[1], OQ_BOOL, in[0]->ndim, in[0]->dims);
+    return OQ_OK;
+}
+
+static oq_status dropout_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    (void)n;
+    if (in[0]->nbytes)
+        memcpy(out[0]->data, in[0]->data, in[0]->nbytes);
+    if (n->n_outputs > 1 && out[1]->data)
+        memset(out[1]->data, 1, out[1]->nbytes);
+    return OQ_OK;
+}
+const oq_op_def oq_op_dropout = {NULL, dropout_infer, dropout_run, NULL};

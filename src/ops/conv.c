@@ -312,12 +312,21 @@ static oq_status conv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
     cv.batch_stride = cg * in_plane;
     cv.channels = cg;
     cv.g = geo;
-    if (pointwise) {
+    oq_f32_gemm_pack_fn pack = oq_f32_im2col_pack_default();
+    if (pointwise && pack == oq_f32_im2col_pack) {
         g.b.rs = in_plane;
         g.b.cs = 1;
         g.b.stride = cg * in_plane;
-    } else {
-        g.b.pack = oq_f32_im2col_pack;
+    } else if (pointwise) {
+        /* one row of in_plane pixels: every panel row is a single contiguous run */
+        memset(&cv.g, 0, sizeof cv.g);
+        for (int d = 0; d < 3; d++) {
+            cv.g.in[d] = cv.g.out[d] = d == 2 ? in_plane : 1;
+            cv.g.kernel[d] = cv.g.stride[d] = cv.g.dilation[d] = 1;
+        }
+    }
+    if (!pointwise || pack != oq_f32_im2col_pack) {
+        g.b.pack = pack;
         g.b.pack_ctx = &cv;
     }
     g.ldc = out_plane;
@@ -337,8 +346,8 @@ static oq_status conv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
         return oq_error(OQ_E_NOMEM, "out of memory for Conv workspace");
     for (size_t img = 0; img < batch; img++) {
         const float *xi = (const float *)x->data + img * cin * in_plane;
-        g.b.data = pointwise ? xi : NULL;
         cv.x = xi;
+        g.b.data = g.b.pack ? NULL : xi;
         g.c = y + img * cout * out_plane;
         oq_f32_gemm_run(s->v, &g, ws, n->tp);
     }

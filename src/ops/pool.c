@@ -6,6 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 typedef struct pool_geom {
     int r;
@@ -225,6 +228,41 @@ static bool max_plane_f32_fast(const pool_job *j, size_t plane)
     const float *x = (const float *)j->x + plane * PLANE_IN(g);
     float *y = (float *)j->y + plane * PLANE_OUT(g);
     const size_t dx = g->d[2];
+    if (g->in[0] == 1 && g->k[0] == 1 && g->out[0] == 1 && g->in[2] <= FAST_COLS) {
+        /* 2-D: the max over the window's rows first (a loop the compiler vectorizes), then
+         * over columns, so overlapping windows do not compare the same inputs again.
+         * NaN inputs are skipped as below: v > m is false for them. */
+        float col[FAST_COLS];
+        const size_t iw = g->in[2];
+        for (size_t oy = 0; oy < g->out[1]; oy++, y += g->out[2]) {
+            ptrdiff_t fy;
+            size_t y0, y1, py;
+            window(g, 1, oy, &fy, &y0, &y1, &py);
+            for (size_t i = 0; i < iw; i++)
+                col[i] = -INFINITY;
+            for (size_t ty = y0; ty < y1; ty++) {
+                const float *row = x + (size_t)(fy + (ptrdiff_t)(ty * g->d[1])) * iw;
+                size_t i = 0;
+#if defined(__SSE2__)
+                /* maxps(a, b) is a > b ? a : b, the scalar rule below */
+                for (; i + 4 <= iw; i += 4)
+                    _mm_storeu_ps(col + i, _mm_max_ps(_mm_loadu_ps(row + i), _mm_loadu_ps(col + i)));
+#endif
+                for (; i < iw; i++)
+                    col[i] = row[i] > col[i] ? row[i] : col[i];
+            }
+            for (size_t ox = 0; ox < g->out[2]; ox++) {
+                float m = -INFINITY;
+                const float *c = col + fxs[ox];
+                for (size_t tx = x0s[ox]; tx < x1s[ox]; tx++) {
+                    float v = c[tx * dx];
+                    m = v > m ? v : m;
+                }
+                y[ox] = m;
+            }
+        }
+        return true;
+    }
     for (size_t oz = 0; oz < g->out[0]; oz++) {
         ptrdiff_t fz;
         size_t z0, z1, pz;

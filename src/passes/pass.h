@@ -9,11 +9,20 @@
 typedef struct oq_pass_ctx {
     int verbose;
     size_t changed; /* nodes rewritten, for logs */
+    /* Optional: called with one line per kind of change a pass made
+     * ("12 BatchNormalization folded into Conv"); `onnxq optimize` prints them. */
+    void (*report)(void *user, const char *pass, const char *msg);
+    void *report_user;
+    int64_t target_opset; /* upgrade_opset: default-domain opset to reach; 0 means 13 */
 } oq_pass_ctx;
 
 /* Conv/Gemm followed by Relu or constant Clip: the activation moves into the
  * producer's output stage (attribute onnxq_activation), the activation node goes. */
 oq_status pass_fuse_activation(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* QDQ patterns (DequantizeLinear -> Conv/MatMul/Gemm/Add/Mul/pooling/... -> QuantizeLinear)
+ * become QOperator nodes on integer kernels; runs before pass_fuse_activation.
+ * Nodes that stay float are logged at OQ_LOG_INFO with the reason. */
+oq_status pass_fuse_qdq(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 
 /* Runs the session's default passes on g and its subgraphs. */
 oq_status oq_passes_run_default(oq_model *m, oq_pass_ctx *ctx);
@@ -29,5 +38,74 @@ void oq_graph_remove_node(oq_graph *g, size_t i);
 /* Adds an attribute to n (takes ownership of nothing: copies). */
 oq_status oq_node_add_attr_string(oq_node *n, const char *name, const char *value);
 oq_status oq_node_add_attr_floats(oq_node *n, const char *name, const float *v, size_t count);
+
+/* ---- preparation passes (also `onnxq optimize`) ---- */
+
+/* Constant nodes become initializers; nodes whose inputs are all constant (and
+ * Shape/Size of values whose shape is static) are evaluated once through the
+ * operator registry and replaced by initializers. Random and quantization ops stay. */
+oq_status pass_constant_fold(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* BatchNormalization (inference) after Conv/ConvTranspose/Gemm with a constant
+ * weight is folded into new weight and bias initializers. */
+oq_status pass_fold_batchnorm(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* Removes nodes none of whose outputs reach a graph output, unused initializers
+ * and stale value_info entries. */
+oq_status pass_dead_nodes(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* Identity, and Dropout whose mask is unused, are bypassed. */
+oq_status pass_fuse_identity(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* PyTorch's decomposed layer norm (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt,
+ * Div, Mul, Add) becomes one LayerNormalization. */
+oq_status pass_fuse_layernorm(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* x * 0.5 * (1 + erf(x / sqrt 2)) becomes Gelu (com.microsoft below opset 20). */
+oq_status pass_fuse_gelu(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* MatMul with a constant 2-D B and a 2-D A followed by Add of a constant bias
+ * of N values becomes Gemm, so the bias is added in the GEMM's output stage. */
+oq_status pass_fuse_matmul_bias(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* Raises the default-domain opset to ctx->target_opset (13 when 0), rewriting
+ * the operators whose attributes became inputs; whole model (g ignored).
+ * Fails, leaving the model unchanged, when an operator cannot be upgraded. */
+oq_status pass_upgrade_opset(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+
+/* The preparation pipeline the quantizer runs (and `onnxq optimize` by default):
+ * constant folding, Identity removal, BatchNorm folding, dead-node cleanup, on g
+ * and its subgraphs. No runtime-only fusions; no opset change. */
+oq_status oq_passes_run_prepare(oq_model *m, oq_pass_ctx *ctx);
+
+/* A named pass for `onnxq optimize --passes`. whole_model: runs once with the
+ * main graph instead of per (sub)graph. */
+typedef struct oq_pass_info {
+    const char *name;
+    oq_status (*fn)(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+    bool whole_model;
+    const char *help;
+} oq_pass_info;
+const oq_pass_info *oq_pass_list(size_t *count);
+const oq_pass_info *oq_pass_find(const char *name);
+/* Runs one pass on the main graph and (unless whole_model) every subgraph. */
+oq_status oq_pass_run(const oq_pass_info *p, oq_model *m, oq_pass_ctx *ctx);
+
+/* Helpers for passes */
+/* Sends one report line (printf format) to ctx->report, if set. */
+void oq_pass_note(oq_pass_ctx *ctx, const char *pass, const char *fmt, ...) OQ_PRINTF(3, 4);
+/* Appends t (ownership moves to g; t->name must be set) as an initializer. */
+oq_status oq_graph_add_initializer(oq_graph *g, oq_tensor *t);
+/* Removes initializer i (and a graph input of the same name) and destroys it. */
+void oq_graph_remove_initializer(oq_graph *g, size_t i);
+/* Every node input (subgraphs included) reading `from` reads `to` instead. */
+oq_status oq_graph_replace_uses(oq_graph *g, const char *from, const char *to);
+/* A name not used in g yet, built from base and suffix. Caller frees. */
+char *oq_graph_unique_name(const oq_graph *g, const char *base, const char *suffix);
+/* Index of the node that writes name, or SIZE_MAX. */
+size_t oq_graph_producer(const oq_graph *g, const char *name);
+/* Index of the one node reading name (not a graph output, no other reader), or SIZE_MAX. */
+size_t oq_graph_single_reader(const oq_graph *g, const char *name);
+/* True when name is a one-element floating-point initializer; sets *v. */
+bool oq_graph_const_scalar(const oq_graph *g, const char *name, double *v);
+/* Evaluates node n of g, all of whose inputs are given in `in` (NULL for absent),
+ * through the operator registry. out[i] receive new tensors (NULL for outputs
+ * the operator does not produce). Fails with OQ_E_UNSUPPORTED when outputs would
+ * exceed max_bytes in total (0: no limit). */
+oq_status oq_pass_eval_node(const oq_model *m, const oq_node *n, const oq_tensor *const *in, size_t max_bytes,
+                            oq_tensor **out);
 
 #endif

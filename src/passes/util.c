@@ -2,6 +2,8 @@
  * default pass pipeline the session runs. */
 #include "passes/pass.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,9 +87,140 @@ oq_status oq_node_add_attr_floats(oq_node *n, const char *name, const float *v, 
     return OQ_OK;
 }
 
+void oq_pass_note(oq_pass_ctx *ctx, const char *pass, const char *fmt, ...)
+{
+    if (!ctx || !ctx->report)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ctx->report(ctx->report_user, pass, msg);
+}
+
+oq_status oq_graph_add_initializer(oq_graph *g, oq_tensor *t)
+{
+    oq_status st = oq_grow((void **)&g->initializers, &g->cap_initializers, g->n_initializers + 1,
+                           sizeof *g->initializers);
+    if (st != OQ_OK)
+        return st;
+    g->initializers[g->n_initializers++] = t;
+    return OQ_OK;
+}
+
+void oq_graph_remove_initializer(oq_graph *g, size_t i)
+{
+    const char *name = g->initializers[i]->name;
+    for (size_t k = 0; name && k < g->n_inputs; k++)
+        if (!strcmp(g->inputs[k].name, name)) {
+            oq_value_info_clear(&g->inputs[k]);
+            memmove(&g->inputs[k], &g->inputs[k + 1], (g->n_inputs - k - 1) * sizeof *g->inputs);
+            g->n_inputs--;
+            break;
+        }
+    oq_tensor_destroy(g->initializers[i]);
+    memmove(&g->initializers[i], &g->initializers[i + 1], (g->n_initializers - i - 1) * sizeof *g->initializers);
+    g->n_initializers--;
+}
+
+oq_status oq_graph_replace_uses(oq_graph *g, const char *from, const char *to)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        oq_node *n = &g->nodes[i];
+        for (size_t k = 0; k < n->n_inputs; k++)
+            if (!strcmp(n->inputs[k], from)) {
+                char *s = oq_strdup(to);
+                if (!s)
+                    return oq_error(OQ_E_NOMEM, "out of memory");
+                free(n->inputs[k]);
+                n->inputs[k] = s;
+            }
+        for (size_t a = 0; a < n->n_attrs; a++) {
+            oq_status st = OQ_OK;
+            if (n->attrs[a].g)
+                st = oq_graph_replace_uses(n->attrs[a].g, from, to);
+            for (size_t k = 0; k < n->attrs[a].n_graphs && st == OQ_OK; k++)
+                st = oq_graph_replace_uses(n->attrs[a].graphs[k], from, to);
+            if (st != OQ_OK)
+                return st;
+        }
+    }
+    return OQ_OK;
+}
+
+static bool name_used(const oq_graph *g, const char *name)
+{
+    if (oq_graph_initializer(g, name) || readers_in(g, name))
+        return true;
+    for (size_t i = 0; i < g->n_inputs; i++)
+        if (!strcmp(g->inputs[i].name, name))
+            return true;
+    return oq_graph_producer(g, name) != SIZE_MAX;
+}
+
+char *oq_graph_unique_name(const oq_graph *g, const char *base, const char *suffix)
+{
+    size_t len = strlen(base) + strlen(suffix) + 24;
+    char *s = oq_malloc(len);
+    if (!s)
+        return NULL;
+    snprintf(s, len, "%s%s", base, suffix);
+    for (unsigned k = 1; name_used(g, s); k++)
+        snprintf(s, len, "%s%s_%u", base, suffix, k);
+    return s;
+}
+
+size_t oq_graph_producer(const oq_graph *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t k = 0; k < g->nodes[i].n_outputs; k++)
+            if (!strcmp(g->nodes[i].outputs[k], name))
+                return i;
+    return SIZE_MAX;
+}
+
+size_t oq_graph_single_reader(const oq_graph *g, const char *name)
+{
+    if (oq_graph_is_output(g, name) || readers_in(g, name) != 1)
+        return SIZE_MAX;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t k = 0; k < g->nodes[i].n_inputs; k++)
+            if (!strcmp(g->nodes[i].inputs[k], name))
+                return i;
+    return SIZE_MAX; /* read inside a subgraph */
+}
+
+bool oq_graph_const_scalar(const oq_graph *g, const char *name, double *v)
+{
+    const oq_tensor *t = name ? oq_graph_initializer(g, name) : NULL;
+    if (!t || oq_tensor_numel(t) != 1 || !t->data ||
+        (t->dtype != OQ_FLOAT && t->dtype != OQ_DOUBLE && t->dtype != OQ_FLOAT16))
+        return false;
+    *v = oq_tensor_get_f64(t, 0);
+    return true;
+}
+
 static oq_status run_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
 {
-    oq_status st = pass_fuse_activation(m, g, ctx);
+    /* Constants first (later passes look for initializers); fusions; cleanup last. */
+    oq_status st = pass_constant_fold(m, g, ctx);
+    if (st == OQ_OK)
+        st = pass_fuse_identity(m, g, ctx);
+    if (st == OQ_OK)
+        st = pass_fold_batchnorm(m, g, ctx);
+    if (st == OQ_OK)
+        st = pass_fuse_layernorm(m, g, ctx);
+    if (st == OQ_OK)
+        st = pass_fuse_gelu(m, g, ctx);
+    if (st == OQ_OK)
+        st = pass_fuse_matmul_bias(m, g, ctx);
+    if (st == OQ_OK)
+        st = pass_fuse_qdq(m, g, ctx);
+    if (st == OQ_OK)
+        st = pass_fuse_activation(m, g, ctx);
+    if (st == OQ_OK)
+        st = pass_dead_nodes(m, g, ctx);
     for (size_t i = 0; i < g->n_nodes && st == OQ_OK; i++)
         for (size_t a = 0; a < g->nodes[i].n_attrs && st == OQ_OK; a++) {
             if (g->nodes[i].attrs[a].g)

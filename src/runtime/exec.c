@@ -538,6 +538,9 @@ oq_status oq_exec_run(oq_exec *e, const oq_tensor *const *in, size_t n_in, oq_te
         exec_node *en = &e->nodes[i];
         if (!en->skip)
             st = run_node(e, i);
+        for (size_t o = 0; e->observe && !en->skip && st == OQ_OK && o < en->n_out; o++)
+            if (e->values[en->out[o]].t.dtype != OQ_UNDEFINED)
+                e->observe(e->observe_user, e->values[en->out[o]].name, &e->values[en->out[o]].t);
         for (size_t k = 0; k < en->n_release; k++)
             release_value(&e->values[en->release[k]]);
     }

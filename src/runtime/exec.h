@@ -35,6 +35,8 @@ typedef struct exec_node {
     double time_total;       /* profiling */
 } exec_node;
 
+typedef void (*oq_value_observer)(void *user, const char *name, const oq_tensor *t);
+
 struct oq_exec {
     const oq_model *model;
     const oq_graph *g;
@@ -51,10 +53,18 @@ struct oq_exec {
     size_t arena_size;
     bool plan_valid, replan;
     int profile;
+    /* Calibration hook: called with every value a node of this graph produced, right
+     * after the node ran (the tensor is valid only during the call). */
+    oq_value_observer observe;
+    void *observe_user;
 };
 
 oq_status oq_exec_create(const oq_model *m, const oq_graph *g, oq_exec *parent, oq_threadpool *tp, int profile,
                          oq_exec **out);
 void oq_exec_destroy(oq_exec *e);
+
+typedef struct oq_session oq_session;
+/* Sets (fn NULL: clears) the observer of the session's main graph (quant/calibrate.c). */
+void oq_session_set_observer(oq_session *s, oq_value_observer fn, void *user);
 
 #endif

@@ -54,12 +54,13 @@ oq_status oq_session_create(const oq_model *m, const oq_session_options *opt, oq
     oq_session *s = calloc(1, sizeof *s);
     if (!s)
         return oq_error(OQ_E_NOMEM, "out of memory");
-    oq_status st = oq_model_check_supported(m);
-    if (st == OQ_OK)
-        st = oq_model_clone(m, &s->model);
+    oq_status st = oq_model_clone(m, &s->model);
     oq_pass_ctx pctx = {0};
     if (st == OQ_OK)
         st = oq_passes_run_default(s->model, &pctx);
+    /* After the passes: an operator they remove (Dropout, Identity) need not have a kernel. */
+    if (st == OQ_OK)
+        st = oq_model_check_supported(s->model);
     if (st == OQ_OK)
         st = oq_threadpool_create(o.threads, &s->tp);
     if (st == OQ_OK)
@@ -89,6 +90,14 @@ oq_status oq_session_create(const oq_model *m, const oq_session_options *opt, oq
     }
     *out = s;
     return OQ_OK;
+}
+
+void oq_session_set_observer(oq_session *s, oq_value_observer fn, void *user)
+{
+    if (s && s->exec) {
+        s->exec->observe = fn;
+        s->exec->observe_user = user;
+    }
 }
 
 size_t oq_session_input_count(const oq_session *s) { return s ? s->n_inputs : 0; }

@@ -224,7 +224,8 @@ static void test_driver(const oq_f32_gemm_variant *v, oq_threadpool *tp2)
 }
 
 /* ---- im2col + GEMM against a direct convolution ---- */
-static void test_im2col(const oq_f32_gemm_variant *v, oq_threadpool *tp)
+static void test_im2col(const oq_f32_gemm_variant *v, oq_f32_gemm_pack_fn pack, const char *pack_name,
+                        oq_threadpool *tp)
 {
     typedef struct { size_t c, m, in[3], k[3], s[3], d[3], p[3], pe[3]; } cc;
     static const cc cases[] = {
@@ -234,6 +235,14 @@ static void test_im2col(const oq_f32_gemm_variant *v, oq_threadpool *tp)
         {3, 8, {1, 23, 23}, {1, 7, 7}, {1, 2, 2}, {1, 1, 1}, {0, 3, 3}, {0, 3, 3}},
         {2, 3, {5, 6, 7}, {3, 2, 3}, {2, 1, 2}, {1, 2, 1}, {1, 0, 1}, {1, 1, 0}},
         {5, 9, {1, 1, 40}, {1, 1, 5}, {1, 1, 3}, {1, 1, 2}, {0, 0, 4}, {0, 0, 1}},
+        /* rows wider than a panel, stride 1 and 2, odd widths, dilation, tiny planes */
+        {3, 5, {1, 9, 70}, {1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1}, {0, 1, 1}},
+        {2, 4, {1, 11, 75}, {1, 3, 3}, {1, 2, 2}, {1, 1, 1}, {0, 1, 1}, {0, 1, 1}},
+        {2, 3, {1, 6, 37}, {1, 3, 5}, {1, 1, 1}, {1, 2, 2}, {0, 2, 4}, {0, 2, 4}},
+        {3, 4, {1, 2, 3}, {1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1}, {0, 1, 1}},
+        {2, 3, {1, 40, 1}, {1, 3, 1}, {1, 1, 1}, {1, 1, 1}, {0, 1, 0}, {0, 1, 0}},
+        {4, 6, {1, 1, 100}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}},
+        {2, 5, {1, 9, 33}, {1, 3, 3}, {1, 2, 2}, {1, 1, 1}, {0, 0, 0}, {0, 1, 1}},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const cc *t = &cases[ci];
@@ -261,7 +270,7 @@ static void test_im2col(const oq_f32_gemm_variant *v, oq_threadpool *tp)
         g.a.data = w;
         g.a.rs = kk;
         g.a.cs = 1;
-        g.b.pack = oq_f32_im2col_pack;
+        g.b.pack = pack;
         g.b.pack_ctx = &cv;
         g.c = y;
         g.bias = bias;
@@ -294,7 +303,7 @@ static void test_im2col(const oq_f32_gemm_variant *v, oq_threadpool *tp)
                                     }
                         float got = y[mo * out_n + (z * o[1] + yy) * o[2] + xx];
                         if (!close_to(got, s, mag) && !bad) {
-                            fprintf(stderr, "%s im2col case %zu: %g vs %g\n", v->name, ci, got, s);
+                            fprintf(stderr, "%s %s case %zu: %g vs %g\n", v->name, pack_name, ci, got, s);
                             bad = 1;
                         }
                     }
@@ -367,8 +376,12 @@ int main(void)
         printf("gemm variant %s\n", gv[i].name);
         test_ukernels(&gv[i]);
         test_driver(&gv[i], tp2);
-        test_im2col(&gv[i], NULL);
-        test_im2col(&gv[i], tp2);
+        test_im2col(&gv[i], oq_f32_im2col_pack, "im2col", NULL);
+        test_im2col(&gv[i], oq_f32_im2col_pack, "im2col", tp2);
+        if (level >= OQ_ISA_AVX512) {
+            test_im2col(&gv[i], oq_f32_im2col_pack__avx512, "im2col__avx512", NULL);
+            test_im2col(&gv[i], oq_f32_im2col_pack__avx512, "im2col__avx512", tp2);
+        }
     }
     CHECK(oq_f32_gemm_default()->isa <= level);
     const oq_f32_dwconv_variant *dv = oq_f32_dwconv_variants(&nv);

@@ -20,6 +20,23 @@ int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+
+/* Calibration options shared by calibrate and quantize (calibrate.c). */
+typedef struct cli_calib {
+    const char *data;
+    oq_calib_options opt;
+    oq_reader_options reader;
+    bool quiet;
+    double start_ms, last_ms;
+} cli_calib;
+void cli_calib_init(cli_calib *c);
+/* Consumes argv[*i] if it is a calibration option: 0 consumed, -1 not one, >0 usage error exit code. */
+int cli_calib_option(int argc, char **argv, int *i, cli_calib *c, const char *usage_text);
+/* Opens the data reader for m and hooks the progress bar (unless quiet). */
+oq_status cli_calib_open(cli_calib *c, const oq_model *m, oq_data_reader **r);
+int cmd_optimize(int argc, char **argv);
 
 /* Prints "onnxq: error: <oq_last_error()>" (or the status text) and returns CLI_EXIT_FAIL. */
 int cli_fail(oq_status st);

@@ -252,8 +252,27 @@ error:
     return st;
 }
 
+static void log_to_stderr(oq_log_level level, const char *msg, void *user)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    (void)user;
+    fprintf(stderr, "onnxq: [%s] %s\n", names[level <= OQ_LOG_DEBUG ? level : OQ_LOG_DEBUG], msg);
+}
+
+/* ONNXQ_LOG=error|warn|info|debug sets how much of the library's log reaches stderr
+ * (info shows, among others, which QDQ nodes were fused and which stayed float). */
+static void log_level_from_env(void)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    const char *v = getenv("ONNXQ_LOG");
+    for (int i = 0; v && i < 4; i++)
+        if (!strcmp(v, names[i]))
+            oq_set_log_callback(log_to_stderr, NULL, (oq_log_level)i);
+}
+
 oq_status cli_open(const char *path, int threads, oq_model **model, oq_session **session)
 {
+    log_level_from_env();
     oq_load_options lo = oq_load_options_default();
     lo.check_operators = 1;
     oq_model *m = NULL;

@@ -12,6 +12,9 @@ static const char usage[] =
     "  run     run a model once on .npy inputs (or random data) and save the outputs\n"
     "  bench   measure a model's latency\n"
     "  convert load a model and save it again (optionally with external data)\n"
+    "  calibrate  record activation ranges over calibration data (JSON table)\n"
+    "  quantize   quantize a model to int8 (static with calibration, or dynamic)\n"
+    "  optimize run the graph preparation passes (folding, fusions, opset upgrade) and save\n"
     "\n"
     "  onnxq <command> --help   options of a command\n"
     "  onnxq --version          print the version\n";
@@ -26,6 +29,9 @@ static const command commands[] = {
     {"run", cmd_run},
     {"bench", cmd_bench},
     {"convert", cmd_convert},
+    {"calibrate", cmd_calibrate},
+    {"quantize", cmd_quantize},
+    {"optimize", cmd_optimize},
 };
 
 static const command *find_command(const char *name)

@@ -22,9 +22,15 @@ typedef struct oq_f32_im2col {
     oq_f32_conv_geom g;
 } oq_f32_im2col;
 
-/* An oq_f32_gemm_pack_fn; ctx is an oq_f32_im2col. */
+/* An oq_f32_gemm_pack_fn; ctx is an oq_f32_im2col. The portable packer is the
+ * specification; the AVX512 one handles horizontal stride 1 and 2 with panels of
+ * 32 columns and defers to the portable one otherwise. */
 void oq_f32_im2col_pack(const void *ctx, size_t batch, size_t k0, size_t kb, size_t n0, size_t nb, size_t nr,
                         float *dst);
+void oq_f32_im2col_pack__avx512(const void *ctx, size_t batch, size_t k0, size_t kb, size_t n0, size_t nb, size_t nr,
+                                float *dst);
+/* The fastest packer oq_isa_level() allows. */
+oq_f32_gemm_pack_fn oq_f32_im2col_pack_default(void);
 
 /* Depthwise convolution of one 2-D channel plane: out[oh][ow] = clamp(bias +
  * sum w[ky][kx] * in[oy*sh + ky*dh - pt][ox*sw + kx*dw - pl]) with zero padding. */

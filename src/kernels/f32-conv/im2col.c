@@ -151,3 +151,8 @@ void oq_f32_im2col_pack(const void *ctx, size_t batch, size_t k0, size_t kb, siz
         dst += kb * nr;
     }
 }
+
+oq_f32_gemm_pack_fn oq_f32_im2col_pack_default(void)
+{
+    return oq_isa_level() >= OQ_ISA_AVX512 ? oq_f32_im2col_pack__avx512 : oq_f32_im2col_pack;
+}

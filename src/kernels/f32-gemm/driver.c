@@ -129,6 +129,7 @@ typedef struct plan {
 } plan;
 
 enum { SHARED_LIMIT = 4u << 20 }; /* floats (16 MiB) per shared operand */
+enum { SHARE_BELOW = 96 };      /* rows (columns) of a tile below which its operand is shared */
 
 static plan make_plan(const oq_f32_gemm_variant *v, const oq_f32_gemm_args *g, size_t n_threads)
 {
@@ -160,8 +161,10 @@ static plan make_plan(const oq_f32_gemm_variant *v, const oq_f32_gemm_args *g, s
     size_t kc = g->k < p.kc ? g->k : p.kc;
     p.shared_a = g->batch * round_up(m, mr) * g->k;
     p.shared_b = g->batch * round_up(n, nr) * g->k;
-    p.share_a = !g->a.packed && p.tn > 1 && g->k > 0 && p.shared_a <= SHARED_LIMIT;
-    p.share_b = !g->b.packed && p.tm > 1 && g->k > 0 && p.shared_b <= SHARED_LIMIT;
+    /* Sharing means one thread's packing is read from another core's cache, which costs
+     * more than packing again unless the tile is thin (each re-pack then feeds few FMAs). */
+    p.share_a = !g->a.packed && p.tn > 1 && g->k > 0 && p.shared_a <= SHARED_LIMIT && p.nb < SHARE_BELOW;
+    p.share_b = !g->b.packed && p.tm > 1 && g->k > 0 && p.shared_b <= SHARED_LIMIT && p.mb < SHARE_BELOW;
     if (!p.share_a)
         p.shared_a = 0;
     if (!p.share_b)

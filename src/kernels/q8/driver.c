@@ -1,0 +1,385 @@
+/* kernels/q8: dispatch table, packing, the GEMM driver (blocks over N so a block
+ * of packed B stays in L2, threads over blocks x row chunks, folds zero points
+ * and bias into per-row/per-column terms of the output stage), the im2col packer
+ * and the reference depthwise kernel. */
+#include "kernels/q8/tile.h"
+
+#include <string.h>
+
+static const oq_q8_gemm_variant variants[] = {
+#define OQ_Q8_GEMM_VARIANT(fn, isa, flavour, mr, nr) {#fn, isa, flavour, mr, nr, fn},
+#include "kernels/q8/q8-gemm.inc"
+#undef OQ_Q8_GEMM_VARIANT
+};
+
+const oq_q8_gemm_variant *oq_q8_gemm_variants(size_t *count)
+{
+    *count = sizeof variants / sizeof variants[0];
+    return variants;
+}
+
+const oq_q8_gemm_variant *oq_q8_gemm_for_isa(oq_q8_flavour flavour, oq_isa isa)
+{
+    const oq_q8_gemm_variant *best = NULL;
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
+        if (variants[i].flavour == flavour && variants[i].isa <= isa && (!best || variants[i].isa >= best->isa))
+            best = &variants[i];
+    return best;
+}
+
+const oq_q8_gemm_variant *oq_q8_gemm_default(oq_q8_flavour flavour)
+{
+    static const oq_q8_gemm_variant *chosen[2];
+    static int ready[2];
+    if (!__atomic_load_n(&ready[flavour], __ATOMIC_ACQUIRE)) {
+        chosen[flavour] = oq_q8_gemm_for_isa(flavour, oq_isa_level());
+        __atomic_store_n(&ready[flavour], 1, __ATOMIC_RELEASE);
+    }
+    return chosen[flavour];
+}
+
+static size_t roundup(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+size_t oq_q8_packed_a_size(const oq_q8_gemm_variant *v, size_t m, size_t k) { return roundup(m, v->mr) * roundup(k, 4); }
+size_t oq_q8_packed_b_size(const oq_q8_gemm_variant *v, size_t k, size_t n) { return roundup(n, v->nr) * roundup(k, 4); }
+
+/* Panels of w lines (rows of A or columns of B) starting at line l0: line i,
+ * element p at src[i*ls + p*ps] ^ x; sums read the bytes as signed or not. */
+static void pack_panels(size_t lines, size_t k, size_t w, const uint8_t *src, size_t ls, size_t ps, uint8_t x,
+                        bool is_signed, uint8_t *dst, int32_t *sums)
+{
+    size_t k4 = roundup(k, 4);
+    for (size_t l0 = 0; l0 < lines; l0 += w) {
+        size_t lw = lines - l0 < w ? lines - l0 : w;
+        uint8_t *panel = dst + l0 * k4;
+        memset(panel, 0, w * k4);
+        for (size_t l = 0; l < lw; l++) {
+            const uint8_t *s = src + (l0 + l) * ls;
+            int32_t sum = 0;
+            size_t p = 0;
+            if (ps == 1) {
+                /* contiguous lines: move 4 bytes at a time and sum them as SWAR
+                 * lanes (signed sums read b ^ 0x80 as unsigned, minus 128 each) */
+                uint32_t xw = x * 0x01010101u, flip = is_signed ? 0x80808080u : 0;
+                for (; p + 4 <= k; p += 4) {
+                    uint32_t word;
+                    memcpy(&word, s + p, 4);
+                    word ^= xw;
+                    memcpy(panel + (p / 4) * w * 4 + l * 4, &word, 4);
+                    uint32_t u = word ^ flip, t = (u & 0x00FF00FFu) + ((u >> 8) & 0x00FF00FFu);
+                    sum += (int32_t)((t & 0xFFFFu) + (t >> 16)) - (is_signed ? 512 : 0);
+                }
+            }
+            for (; p < k; p++) {
+                uint8_t b = s[p * ps] ^ x;
+                panel[(p / 4) * w * 4 + l * 4 + p % 4] = b;
+                sum += is_signed ? (int32_t)(int8_t)b : (int32_t)b;
+            }
+            if (sums)
+                sums[l0 + l] = sum;
+        }
+    }
+}
+
+void oq_q8_pack_a(const oq_q8_gemm_variant *v, size_t m, size_t k, const uint8_t *a, size_t rs, size_t cs, uint8_t x,
+                  uint8_t *dst, int32_t *rowsum)
+{
+    pack_panels(m, k, v->mr, a, rs, cs, x, v->flavour == OQ_Q8_S8U8, dst, rowsum);
+}
+
+void oq_q8_pack_b(const oq_q8_gemm_variant *v, size_t k, size_t n, const uint8_t *b, size_t rs, size_t cs, uint8_t x,
+                  uint8_t *dst, int32_t *colsum)
+{
+    pack_panels(n, k, v->nr, b, cs, rs, x, v->flavour == OQ_Q8_U8S8, dst, colsum);
+}
+
+oq_q8_gemm_args oq_q8_gemm_args_init(size_t m, size_t n, size_t k)
+{
+    oq_q8_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.out = OQ_Q8_OUT_I32;
+    g.range = oq_requant_range_make(0, 0, 255);
+    return g;
+}
+
+/* ---- the driver ---- */
+#define L2_BLOCK_BYTES (192u * 1024u)
+
+static size_t block_n(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g)
+{
+    size_t k4 = roundup(g->k, 4) ? roundup(g->k, 4) : 4;
+    size_t nc = L2_BLOCK_BYTES / k4 / v->nr * v->nr;
+    if (nc < v->nr)
+        nc = v->nr;
+    size_t all = roundup(g->n, v->nr);
+    return nc < all ? nc : all;
+}
+
+static size_t align64(size_t x) { return roundup(x, 64); }
+
+static size_t shared_bytes(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g)
+{
+    size_t mp = roundup(g->m, v->mr);
+    return (g->a_packed ? 0 : align64(oq_q8_packed_a_size(v, g->m, g->k))) + 4 * align64(mp * 4);
+}
+
+static size_t thread_bytes(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g)
+{
+    size_t nc = block_n(v, g);
+    return (g->b_packed ? 0 : align64(nc * roundup(g->k, 4))) + 4 * align64(nc * 4);
+}
+
+size_t oq_q8_gemm_workspace_size(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, size_t n_threads)
+{
+    return 64 + shared_bytes(v, g) + (n_threads ? n_threads : 1) * thread_bytes(v, g);
+}
+
+/* A zero-point vector whose entries are all equal is a scalar (fewer terms). */
+static const int32_t *zp_vector(const int32_t *zp, size_t n, int32_t *scalar)
+{
+    if (!zp)
+        return NULL;
+    for (size_t i = 1; i < n; i++)
+        if (zp[i] != zp[0])
+            return zp;
+    if (n)
+        *scalar = zp[0];
+    return NULL;
+}
+
+typedef struct run_ctx {
+    const oq_q8_gemm_variant *v;
+    const oq_q8_gemm_args *g;
+    const int32_t *za, *zb; /* vectors or NULL */
+    int32_t za0, zb0;
+    const uint8_t *a_packed;
+    const int32_t *rowsum;
+    int32_t *rowsum_ws, *row_off, *r1, *r2;
+    uint8_t *thread_ws;
+    size_t thread_stride, nc, n_blocks, m_chunk, m_chunks;
+} run_ctx;
+
+static void prep_rows(void *p, size_t panel, size_t thread)
+{
+    (void)thread;
+    const run_ctx *r = p;
+    const oq_q8_gemm_args *g = r->g;
+    size_t mr = r->v->mr, i0 = panel * mr, ie = i0 + mr < g->m ? i0 + mr : g->m;
+    if (!g->a_packed)
+        pack_panels(ie - i0, g->k, mr, g->a + i0 * g->a_rs, g->a_rs, g->a_cs, g->a_xor, r->v->flavour == OQ_Q8_S8U8,
+                    (uint8_t *)r->a_packed + i0 * roundup(g->k, 4), r->rowsum_ws + i0);
+    uint32_t k = (uint32_t)g->k;
+    for (size_t i = i0; i < ie; i++) {
+        uint32_t za = (uint32_t)(r->za ? r->za[i] : r->za0), rs = (uint32_t)r->rowsum[i];
+        uint32_t off = g->bias && g->bias_mode == OQ_Q8_PER_ROW ? (uint32_t)g->bias[i] : 0;
+        if (!r->zb)
+            off += k * za * (uint32_t)r->zb0 - (uint32_t)r->zb0 * rs;
+        r->row_off[i] = (int32_t)off;
+        if (r->za && !r->zb)
+            r->r1[i] = (int32_t)(0u - za);
+        else if (!r->za && r->zb)
+            r->r1[i] = (int32_t)(0u - rs);
+        else if (r->za && r->zb) {
+            r->r1[i] = (int32_t)(k * za - rs);
+            r->r2[i] = (int32_t)(0u - za);
+        }
+    }
+}
+
+static void run_task(void *p, size_t task, size_t thread)
+{
+    const run_ctx *r = p;
+    const oq_q8_gemm_args *g = r->g;
+    const oq_q8_gemm_variant *v = r->v;
+    size_t blk = task / r->m_chunks, chunk = task % r->m_chunks;
+    size_t n0 = blk * r->nc, nb = g->n - n0 < r->nc ? g->n - n0 : r->nc;
+    size_t m0 = chunk * r->m_chunk, me = m0 + r->m_chunk < g->m ? m0 + r->m_chunk : g->m;
+    if (m0 >= me)
+        return;
+    size_t k4 = roundup(g->k, 4), kg = k4 / 4;
+    uint8_t *ws = r->thread_ws + thread * r->thread_stride;
+    const uint8_t *bp;
+    const int32_t *cs;
+    if (g->b_packed) {
+        bp = g->b_packed + n0 * k4;
+        cs = g->b_colsum + n0;
+    } else {
+        uint8_t *dst = ws;
+        int32_t *sums = (int32_t *)(ws + align64(r->nc * k4));
+        if (g->pack_b)
+            g->pack_b(g->pack_ctx, n0, nb, v->nr, dst, sums);
+        else
+            pack_panels(nb, g->k, v->nr, g->b + n0 * g->b_cs, g->b_cs, g->b_rs, g->b_xor, v->flavour == OQ_Q8_U8S8,
+                        dst, sums);
+        bp = dst;
+        cs = sums;
+        ws += align64(r->nc * k4);
+    }
+    int32_t *col_off = (int32_t *)(ws + align64(r->nc * 4)), *c1 = col_off + align64(r->nc * 4) / 4;
+    uint32_t k = (uint32_t)g->k;
+    for (size_t j = 0; j < nb; j++) {
+        uint32_t zb = (uint32_t)(r->zb ? r->zb[n0 + j] : r->zb0), s = (uint32_t)cs[j];
+        uint32_t off = g->bias && g->bias_mode == OQ_Q8_PER_COL ? (uint32_t)g->bias[n0 + j] : 0;
+        if (!r->za)
+            off -= (uint32_t)r->za0 * s;
+        if (!r->za && r->zb)
+            off += k * (uint32_t)r->za0 * zb;
+        col_off[j] = (int32_t)off;
+        if (r->zb)
+            c1[j] = (int32_t)zb;
+        else if (r->za)
+            c1[j] = (int32_t)s;
+    }
+    const bool pair1 = r->za || r->zb, pair2 = r->za && r->zb;
+    size_t esize = g->out == OQ_Q8_OUT_I32 || g->out == OQ_Q8_OUT_F32 ? 4 : 1;
+    /* A panel of B (nr x k) stays in L1 while the rows of an L2-sized block of A
+     * stream past it: per MAC, B would cost mr times more bandwidth than A. */
+    size_t mc = L2_BLOCK_BYTES / (k4 ? k4 : 4) / v->mr * v->mr;
+    mc = mc < v->mr ? v->mr : mc;
+    for (size_t ib = m0; ib < me; ib += mc) {
+      size_t ibe = ib + mc < me ? ib + mc : me;
+      for (size_t j0 = 0; j0 < nb; j0 += v->nr) {
+        size_t nr = nb - j0 < v->nr ? nb - j0 : v->nr;
+        for (size_t i0 = ib; i0 < ibe; i0 += v->mr) {
+            size_t mr = ibe - i0 < v->mr ? ibe - i0 : v->mr;
+            const uint8_t *ap = r->a_packed + i0 * k4;
+            oq_q8_gemm_tile t = {
+                .row_off = r->row_off + i0,
+                .col_off = col_off + j0,
+                .r1 = pair1 ? r->r1 + i0 : NULL,
+                .c1 = pair1 ? c1 + j0 : NULL,
+                .r2 = pair2 ? r->r2 + i0 : NULL,
+                .c2 = pair2 ? cs + j0 : NULL,
+                .out = g->out,
+                .scale = g->scale ? g->scale + (g->scale_mode == OQ_Q8_PER_ROW ? i0 : g->scale_mode == OQ_Q8_PER_COL ? n0 + j0 : 0) : NULL,
+                .scale_mode = g->scale_mode,
+                .bias = g->bias_f ? g->bias_f + n0 + j0 : NULL,
+                .range = g->range,
+            };
+            v->ukernel(mr, nr, kg, ap, bp + j0 * k4, (uint8_t *)g->c + (i0 * g->ldc + n0 + j0) * esize, g->ldc, &t);
+        }
+      }
+    }
+}
+
+void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void *ws, oq_threadpool *tp)
+{
+    if (!g->m || !g->n)
+        return;
+    run_ctx r = {.v = v, .g = g};
+    r.za0 = g->a_zp;
+    r.zb0 = g->b_zp;
+    r.za = zp_vector(g->a_zp_rows, g->m, &r.za0);
+    r.zb = zp_vector(g->b_zp_cols, g->n, &r.zb0);
+    uint8_t *w = (uint8_t *)roundup((size_t)ws, 64);
+    size_t mp = roundup(g->m, v->mr);
+    if (g->a_packed) {
+        r.a_packed = g->a_packed;
+        r.rowsum = g->a_rowsum;
+    } else {
+        r.a_packed = w;
+        w += align64(oq_q8_packed_a_size(v, g->m, g->k));
+    }
+    r.rowsum_ws = (int32_t *)w;
+    if (!g->a_packed)
+        r.rowsum = r.rowsum_ws;
+    r.row_off = (int32_t *)(w + align64(mp * 4));
+    r.r1 = (int32_t *)(w + 2 * align64(mp * 4));
+    r.r2 = (int32_t *)(w + 3 * align64(mp * 4));
+    w += 4 * align64(mp * 4);
+    r.thread_ws = w;
+    r.thread_stride = thread_bytes(v, g);
+    oq_parallel_for(tp, mp / v->mr, prep_rows, &r);
+
+    size_t threads = (size_t)oq_threadpool_size(tp);
+    r.nc = block_n(v, g);
+    r.n_blocks = (g->n + r.nc - 1) / r.nc;
+    size_t panels = mp / v->mr;
+    r.m_chunks = 1;
+    if (threads > 1 && r.n_blocks < 4 * threads) {
+        r.m_chunks = (4 * threads + r.n_blocks - 1) / r.n_blocks;
+        if (r.m_chunks > panels)
+            r.m_chunks = panels;
+    }
+    r.m_chunk = (panels + r.m_chunks - 1) / r.m_chunks * v->mr;
+    r.m_chunks = (g->m + r.m_chunk - 1) / r.m_chunk;
+    oq_parallel_for(tp, r.n_blocks * r.m_chunks, run_task, &r);
+}
+
+/* ---- convolution ---- */
+void oq_q8_im2col_pack(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum)
+{
+    const oq_q8_im2col_ctx *c = ctx;
+    const oq_q8_conv_geom *g = c->g;
+    size_t ksz = g->kernel[0] * g->kernel[1] * g->kernel[2], k = g->channels * ksz, k4 = roundup(k, 4);
+    size_t plane = g->in[0] * g->in[1] * g->in[2], ohw = g->out[1] * g->out[2];
+    memset(dst, 0, roundup(nb, nr) * k4);
+    memset(colsum, 0, nb * sizeof *colsum);
+    for (size_t p = 0; p < k; p++) {
+        size_t ch = p / ksz, t = p % ksz;
+        size_t kx = t % g->kernel[2], ky = t / g->kernel[2] % g->kernel[1], kz = t / (g->kernel[2] * g->kernel[1]);
+        const uint8_t *xc = c->x + ch * plane;
+        uint8_t *row = dst + (p / 4) * nr * 4 + p % 4;
+        size_t j = n0, od = j / ohw, oh = j % ohw / g->out[2], ow = j % g->out[2];
+        for (size_t jj = 0; jj < nb; jj++) {
+            /* unsigned wrap makes "before the image" a huge index, so one compare per axis */
+            size_t iz = od * g->stride[0] + kz * g->dilation[0] - g->pad[0];
+            size_t iy = oh * g->stride[1] + ky * g->dilation[1] - g->pad[1];
+            size_t ix = ow * g->stride[2] + kx * g->dilation[2] - g->pad[2];
+            uint8_t b = c->pad;
+            if (iz < g->in[0] && iy < g->in[1] && ix < g->in[2])
+                b = xc[(iz * g->in[1] + iy) * g->in[2] + ix] ^ c->x_xor;
+            row[(jj / nr) * k4 * nr + (jj % nr) * 4] = b;
+            colsum[jj] += b;
+            if (++ow == g->out[2]) {
+                ow = 0;
+                if (++oh == g->out[1]) {
+                    oh = 0;
+                    od++;
+                }
+            }
+        }
+    }
+}
+
+void oq_q8_dwconv(const oq_q8_dw_params *p, const void *x, const void *w, void *y)
+{
+    const oq_q8_conv_geom *g = p->g;
+    size_t ih = g->in[1], iw = g->in[2], oh = g->out[1], ow = g->out[2], kh = g->kernel[1], kw = g->kernel[2];
+    int32_t wk[64 * 64];
+    size_t taps = kh * kw <= 64 * 64 ? kh * kw : 0;
+    for (size_t t = 0; t < taps; t++)
+        wk[t] = (p->w_signed ? (int32_t)((const int8_t *)w)[t] : (int32_t)((const uint8_t *)w)[t]) - p->w_zp;
+    for (size_t oy = 0; oy < oh; oy++)
+        for (size_t ox = 0; ox < ow; ox++) {
+            uint32_t acc = (uint32_t)p->bias;
+            for (size_t ky = 0; ky < kh; ky++) {
+                size_t iy = oy * g->stride[1] + ky * g->dilation[1] - g->pad[1];
+                if (iy >= ih)
+                    continue;
+                for (size_t kx = 0; kx < kw; kx++) {
+                    size_t ix = ox * g->stride[2] + kx * g->dilation[2] - g->pad[2];
+                    if (ix >= iw)
+                        continue;
+                    size_t at = iy * iw + ix, t = ky * kw + kx;
+                    int32_t xv = (p->x_signed ? (int32_t)((const int8_t *)x)[at] : (int32_t)((const uint8_t *)x)[at]) -
+                                 p->x_zp;
+                    int32_t wv = taps ? wk[t]
+                                      : (p->w_signed ? (int32_t)((const int8_t *)w)[t] : (int32_t)((const uint8_t *)w)[t]) -
+                                            p->w_zp;
+                    acc += (uint32_t)(xv * wv);
+                }
+            }
+            size_t at = oy * ow + ox;
+            int32_t v = (int32_t)acc;
+            switch (p->out) {
+            case OQ_Q8_OUT_U8: ((uint8_t *)y)[at] = (uint8_t)oq_requantize(v, p->scale, p->range); break;
+            case OQ_Q8_OUT_S8: ((int8_t *)y)[at] = (int8_t)oq_requantize(v, p->scale, p->range); break;
+            case OQ_Q8_OUT_F32: ((float *)y)[at] = (float)v * p->scale; break;
+            default: ((int32_t *)y)[at] = v; break;
+            }
+        }
+}

@@ -1,0 +1,154 @@
+/* kernels/q8: exact 8-bit GEMM (int32 accumulation) with a fused output stage,
+ * the im2col packer and the depthwise kernel behind QLinearConv, ConvInteger,
+ * QLinearMatMul, MatMulInteger, QGemm, MatMulIntegerToFloat, DynamicQuantizeMatMul.
+ *
+ * Every variant multiplies a "broadcast" operand A (m x k, packed in panels of mr
+ * rows) by a "vector" operand B (k x n, panels of nr columns), both packed four
+ * k values together ("c4": the 4 bytes vpdpbusd consumes per lane, k padded to a
+ * multiple of 4 with zeros). Two flavours: u8s8 (A unsigned: activations times
+ * weights, MatMul) and s8u8 (A signed: weights times im2col, NCHW Conv). Other
+ * signedness combinations are converted while packing (x ^ 0x80 shifts by 128;
+ * the zero point shifts with it), so one exact kernel serves all of them. */
+#ifndef OQ_KERNELS_Q8_H
+#define OQ_KERNELS_Q8_H
+
+#include "core/core.h"
+#include "kernels/requantize.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum oq_q8_flavour { OQ_Q8_U8S8 = 0, OQ_Q8_S8U8 = 1 } oq_q8_flavour;
+typedef enum oq_q8_out { OQ_Q8_OUT_I32 = 0, OQ_Q8_OUT_U8, OQ_Q8_OUT_S8, OQ_Q8_OUT_F32 } oq_q8_out;
+typedef enum oq_q8_mode { OQ_Q8_SCALAR = 0, OQ_Q8_PER_ROW, OQ_Q8_PER_COL } oq_q8_mode;
+
+/* The output stage of one tile, pointers already offset to the tile's first row
+ * (row arrays) and column (column arrays). With acc = sum_k a[i][k] * b[k][j]:
+ *   v = acc + row_off[i] + col_off[j] + r1[i]*c1[j] + r2[i]*c2[j]   (int32, wrapping;
+ *       NULL arrays and NULL pairs count as zero): the zero-point corrections and bias.
+ *   I32: c = v.  U8/S8: c = oq_requantize(v, scale, range).  F32: c = (float)v * scale + bias[j]. */
+typedef struct oq_q8_gemm_tile {
+    const int32_t *row_off, *col_off;
+    const int32_t *r1, *c1, *r2, *c2;
+    oq_q8_out out;
+    const float *scale;
+    oq_q8_mode scale_mode;
+    const float *bias; /* F32 only, per column, may be NULL */
+    oq_requant_range range;
+} oq_q8_gemm_tile;
+
+/* Computes an mr x nr tile (mr <= MR, nr <= NR) from kg groups of 4 k values:
+ * a holds kg x MR x 4 bytes, b kg x NR x 4 bytes; c[i*ldc + j] (elements of the
+ * output type) receives the output stage of t. */
+#define OQ_Q8_GEMM_UKERNEL_FUNCTION(fn)                                                                     \
+    void fn(size_t mr, size_t nr, size_t kg, const uint8_t *a, const uint8_t *b, void *c, size_t ldc,     \
+            const oq_q8_gemm_tile *t)
+typedef OQ_Q8_GEMM_UKERNEL_FUNCTION((*oq_q8_gemm_ukernel_fn));
+
+#define OQ_Q8_GEMM_VARIANT(name, isa, flavour, mr, nr) OQ_Q8_GEMM_UKERNEL_FUNCTION(name);
+#include "kernels/q8/q8-gemm.inc"
+#undef OQ_Q8_GEMM_VARIANT
+
+typedef struct oq_q8_gemm_variant {
+    const char *name;
+    oq_isa isa;
+    oq_q8_flavour flavour;
+    size_t mr, nr;
+    oq_q8_gemm_ukernel_fn ukernel;
+} oq_q8_gemm_variant;
+
+/* All variants compiled in, references first. */
+const oq_q8_gemm_variant *oq_q8_gemm_variants(size_t *count);
+/* The best variant of a flavour that oq_isa_level() allows; chosen once. */
+const oq_q8_gemm_variant *oq_q8_gemm_default(oq_q8_flavour flavour);
+/* The best variant of a flavour at or below isa (tests and benchmarks). */
+const oq_q8_gemm_variant *oq_q8_gemm_for_isa(oq_q8_flavour flavour, oq_isa isa);
+
+/* Packed sizes in bytes: roundup(m, mr) * roundup(k, 4) and roundup(n, nr) * roundup(k, 4). */
+size_t oq_q8_packed_a_size(const oq_q8_gemm_variant *v, size_t m, size_t k);
+size_t oq_q8_packed_b_size(const oq_q8_gemm_variant *v, size_t k, size_t n);
+/* Element (i, p) of A is a[i*rs + p*cs] ^ x (x = 0x80 converts the other
+ * signedness); rowsum[i] (optional) receives the sum of row i as the flavour
+ * reads it. Same for B with columns and colsum. */
+void oq_q8_pack_a(const oq_q8_gemm_variant *v, size_t m, size_t k, const uint8_t *a, size_t rs, size_t cs,
+                  uint8_t x, uint8_t *dst, int32_t *rowsum);
+void oq_q8_pack_b(const oq_q8_gemm_variant *v, size_t k, size_t n, const uint8_t *b, size_t rs, size_t cs,
+                  uint8_t x, uint8_t *dst, int32_t *colsum);
+
+/* Writes columns [n0, n0+nb) of a vector operand produced on the fly (im2col):
+ * ceil(nb/nr) panels of roundup(k,4) x nr bytes, and colsum[0..nb). */
+typedef void (*oq_q8_pack_b_fn)(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum);
+
+/* C = output_stage(A B) for an m x n x k product. Zero points are in the
+ * flavour's domain (after any 0x80 conversion): scalar, or per row of A / per
+ * column of B when the array is set. */
+typedef struct oq_q8_gemm_args {
+    size_t m, n, k;
+    /* A: packed (with its row sums) or raw (packed into the workspace) */
+    const uint8_t *a_packed;
+    const int32_t *a_rowsum;
+    const uint8_t *a;
+    size_t a_rs, a_cs;
+    uint8_t a_xor;
+    /* B: packed (with its column sums), raw, or produced by pack_b */
+    const uint8_t *b_packed;
+    const int32_t *b_colsum;
+    const uint8_t *b;
+    size_t b_rs, b_cs;
+    uint8_t b_xor;
+    oq_q8_pack_b_fn pack_b;
+    const void *pack_ctx;
+    int32_t a_zp, b_zp;
+    const int32_t *a_zp_rows, *b_zp_cols;
+    const int32_t *bias; /* int32, added before the output stage */
+    oq_q8_mode bias_mode;
+    /* output */
+    oq_q8_out out;
+    void *c;
+    size_t ldc;
+    const float *scale;
+    oq_q8_mode scale_mode;
+    const float *bias_f;
+    oq_requant_range range;
+} oq_q8_gemm_args;
+
+oq_q8_gemm_args oq_q8_gemm_args_init(size_t m, size_t n, size_t k);
+/* Bytes of workspace oq_q8_gemm_run needs with n_threads threads. */
+size_t oq_q8_gemm_workspace_size(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, size_t n_threads);
+/* ws holds oq_q8_gemm_workspace_size(v, g, oq_threadpool_size(tp)) bytes (any alignment). */
+void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void *ws, oq_threadpool *tp);
+
+/* ---- convolution helpers ---- */
+/* One image of an NCHW-like input (up to 3 spatial dims, leading ones 1). */
+typedef struct oq_q8_conv_geom {
+    size_t channels; /* input channels of the group */
+    size_t in[3], out[3], kernel[3], stride[3], dilation[3], pad[3];
+} oq_q8_conv_geom;
+
+/* im2col context for oq_q8_im2col_pack: x points at the group's first channel,
+ * channel planes in[0]*in[1]*in[2] apart; out-of-image taps read pad (the input
+ * zero point), x values are xor-ed with x_xor. */
+typedef struct oq_q8_im2col_ctx {
+    const oq_q8_conv_geom *g;
+    const uint8_t *x;
+    uint8_t x_xor, pad;
+} oq_q8_im2col_ctx;
+void oq_q8_im2col_pack(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum);
+
+/* Depthwise 2-D (in[0] = out[0] = 1): one channel plane of u8 or s8 input
+ * (is_signed), kernel w (s8 or u8: w_signed), exact int32 sum of
+ * (x - x_zp)(w - w_zp) over in-image taps (padding is the zero point, so it adds
+ * nothing), then the output stage: acc + bias, oq_requantize to out (u8/s8) or
+ * int32 when out is OQ_Q8_OUT_I32. */
+typedef struct oq_q8_dw_params {
+    const oq_q8_conv_geom *g;
+    bool x_signed, w_signed;
+    int32_t x_zp, w_zp, bias;
+    oq_q8_out out;
+    float scale;
+    oq_requant_range range;
+} oq_q8_dw_params;
+void oq_q8_dwconv(const oq_q8_dw_params *p, const void *x, const void *w, void *y);
+
+#endif

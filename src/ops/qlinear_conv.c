@@ -1,0 +1,456 @@
+/* ops/qlinear_conv: QLinearConv and ConvInteger (NCHW, 1-3 spatial dims, groups,
+ * strides, dilations, pads, auto_pad) on the q8 kernels. Constant weights are
+ * converted to s8 and packed per group at prepare; the input is read as the
+ * GEMM's vector operand: directly for 1x1/stride 1/no pad, else through the
+ * im2col packer padding with the input zero point. Depthwise (one input channel
+ * per group, multiplier 1, 2-D) runs the depthwise kernel. A fused Relu/Clip
+ * (onnxq_activation) narrows the output range. */
+#include "kernels/q8/q8.h"
+#include "ops/op.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct qconv_state {
+    bool integer; /* ConvInteger: int32 output, no scales */
+    const oq_q8_gemm_variant *v;
+    uint8_t *packed_w; /* per group, packed_size bytes each */
+    int32_t *rowsum;   /* per output channel */
+    size_t packed_size;
+    const void *w_data;
+    bool act;
+    float act_min, act_max;
+    void *ws;
+    size_t ws_cap;
+} qconv_state;
+
+static void *scratch(qconv_state *s, size_t bytes)
+{
+    if (bytes > s->ws_cap) {
+        oq_aligned_free(s->ws);
+        s->ws = oq_aligned_alloc(bytes);
+        s->ws_cap = s->ws ? bytes : 0;
+    }
+    return s->ws;
+}
+
+static void qconv_destroy(void *p)
+{
+    qconv_state *s = p;
+    if (!s)
+        return;
+    oq_aligned_free(s->packed_w);
+    free(s->rowsum);
+    oq_aligned_free(s->ws);
+    free(s);
+}
+
+/* Input indices of the two layouts. */
+typedef struct qconv_io {
+    int x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, bias;
+} qconv_io;
+static const qconv_io QLINEAR_IO = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+static const qconv_io INTEGER_IO = {0, -1, 2, 1, -1, 3, -1, -1, -1};
+
+static const oq_tensor *input(const oq_op_node *n, const oq_tensor *const *in, int i)
+{
+    return i >= 0 && (size_t)i < n->n_inputs ? in[i] : NULL;
+}
+
+static oq_status read_act(const oq_op_node *n, qconv_state *s)
+{
+    const char *name = oq_node_attr_string(n->node, "onnxq_activation", NULL);
+    s->act_min = -INFINITY;
+    s->act_max = INFINITY;
+    if (!name)
+        return OQ_OK;
+    const float *p = NULL;
+    size_t np = oq_node_attr_floats(n->node, "onnxq_activation_params", &p);
+    s->act = true;
+    if (!strcmp(name, "Relu"))
+        s->act_min = 0.0f;
+    else if (!strcmp(name, "Clip") && np == 2) {
+        s->act_min = p[0];
+        s->act_max = p[1];
+    } else
+        return oq_op_error(n, OQ_E_UNSUPPORTED, "fused activation '%s' is not supported on a quantized node", name);
+    return OQ_OK;
+}
+
+static bool is_q8(oq_dtype t) { return t == OQ_UINT8 || t == OQ_INT8; }
+
+/* Packs the weight of every group as the s8 broadcast operand (u8 weights are
+ * shifted by 128 with x ^ 0x80; the zero point shifts with them). */
+static void pack_weights(const qconv_state *s, const oq_tensor *w, size_t group, uint8_t *dst, int32_t *rowsum)
+{
+    size_t m = (size_t)w->dims[0], mg = m / group, kg = (size_t)(oq_tensor_numel(w) / w->dims[0]);
+    uint8_t x = w->dtype == OQ_UINT8 ? 0x80 : 0;
+    for (size_t g = 0; g < group; g++)
+        oq_q8_pack_a(s->v, mg, kg, (const uint8_t *)w->data + g * mg * kg, kg, 1, x, dst + g * s->packed_size,
+                     rowsum + g * mg);
+}
+
+static bool depthwise(const oq_tensor *x, const oq_tensor *w, int64_t group)
+{
+    return group > 1 && x->ndim <= 4 && w->dims[1] == 1 && w->dims[0] == group && x->dims[1] == group;
+}
+
+static oq_status qconv_prepare_common(oq_op_node *n, bool integer)
+{
+    qconv_state *s = calloc(1, sizeof *s);
+    if (!s)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    n->state = s;
+    s->integer = integer;
+    size_t lo = integer ? 2 : 8, hi = integer ? 4 : 9;
+    if (n->n_inputs < lo || n->n_inputs > hi || n->n_outputs != 1)
+        return oq_op_error(n, OQ_E_INVALID_ARG, "%s takes %zu to %zu inputs and one output",
+                           integer ? "ConvInteger" : "QLinearConv", lo, hi);
+    s->v = oq_q8_gemm_default(OQ_Q8_S8U8);
+    oq_status st = read_act(n, s);
+    if (st != OQ_OK)
+        return st;
+    int64_t group = oq_node_attr_int(n->node, "group", 1);
+    if (group < 1)
+        return oq_op_error(n, OQ_E_INVALID_ARG, "group must be >= 1, got %lld", (long long)group);
+    const oq_tensor *w = n->consts[integer ? INTEGER_IO.w : QLINEAR_IO.w];
+    if (w && is_q8(w->dtype) && w->ndim >= 3 && w->dims[0] > 0 && w->dims[0] % group == 0 && !(w->dims[1] == 1 && group > 1)) {
+        size_t mg = (size_t)(w->dims[0] / group), kg = (size_t)(oq_tensor_numel(w) / w->dims[0]);
+        s->packed_size = oq_q8_packed_a_size(s->v, mg, kg);
+        s->packed_w = oq_aligned_alloc((size_t)group * s->packed_size + 64);
+        s->rowsum = malloc((size_t)w->dims[0] * sizeof(int32_t));
+        if (!s->packed_w || !s->rowsum)
+            return oq_error(OQ_E_NOMEM, "out of memory packing the weights of '%s'", n->label);
+        pack_weights(s, w, (size_t)group, s->packed_w, s->rowsum);
+        s->w_data = w->data;
+    }
+    return OQ_OK;
+}
+
+static oq_status qlinearconv_prepare(oq_op_node *n) { return qconv_prepare_common(n, false); }
+static oq_status convinteger_prepare(oq_op_node *n) { return qconv_prepare_common(n, true); }
+
+typedef struct conv_attrs {
+    int r;
+    int64_t kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3], out[3];
+} conv_attrs;
+
+static oq_status read_ints(const oq_op_node *n, const char *name, int r, int64_t dflt, int64_t *dst)
+{
+    const int64_t *v;
+    size_t c = oq_node_attr_ints(n->node, name, &v);
+    if (v && c != (size_t)r)
+        return oq_op_error(n, OQ_E_INVALID_ARG, "%s has %zu values, expected %d", name, c, r);
+    for (int i = 0; i < r; i++) {
+        dst[i] = v ? v[i] : dflt;
+        if (dst[i] < 1)
+            return oq_op_error(n, OQ_E_INVALID_ARG, "%s[%d] = %lld must be >= 1", name, i, (long long)dst[i]);
+    }
+    return OQ_OK;
+}
+
+static oq_status conv_geometry(const oq_op_node *n, const oq_tensor *x, const oq_tensor *w, conv_attrs *ca)
+{
+    oq_status st;
+    int r = x->ndim - 2;
+    if (r < 1 || r > 3)
+        return oq_op_error(n, OQ_E_UNSUPPORTED, "%d spatial dimensions are not supported (1 to 3)", r);
+    ca->r = r;
+    const int64_t *ks;
+    size_t nk = oq_node_attr_ints(n->node, "kernel_shape", &ks);
+    if (ks && nk != (size_t)r)
+        return oq_op_error(n, OQ_E_INVALID_ARG, "kernel_shape has %zu values, expected %d", nk, r);
+    for (int i = 0; i < r; i++) {
+        ca->kernel[i] = w->dims[2 + i];
+        if (ca->kernel[i] < 1 || (ks && ks[i] != ca->kernel[i]))
+            return oq_op_error(n, OQ_E_SHAPE, "kernel dimension %d (%lld) does not match kernel_shape", i,
+                               (long long)ca->kernel[i]);
+    }
+    if ((st = read_ints(n, "strides", r, 1, ca->stride)) || (st = read_ints(n, "dilations", r, 1, ca->dilation)))
+        return st;
+    const int64_t *pads;
+    size_t np = oq_node_attr_ints(n->node, "pads", &pads);
+    if (pads && np != (size_t)(2 * r))
+        return oq_op_error(n, OQ_E_INVALID_ARG, "pads has %zu values, expected %d", np, 2 * r);
+    const char *ap = oq_node_attr_string(n->node, "auto_pad", "NOTSET");
+    for (int i = 0; i < r; i++) {
+        ca->pad_begin[i] = pads ? pads[i] : 0;
+        ca->pad_end[i] = pads ? pads[r + i] : 0;
+        if (ca->pad_begin[i] < 0 || ca->pad_end[i] < 0)
+            return oq_op_error(n, OQ_E_INVALID_ARG, "negative pads are not supported");
+        int64_t in = x->dims[2 + i], ext = (ca->kernel[i] - 1) * ca->dilation[i] + 1, s = ca->stride[i];
+        if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+            int64_t o = (in + s - 1) / s, total = (o - 1) * s + ext - in;
+            total = total < 0 ? 0 : total;
+            ca->pad_begin[i] = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
+            ca->pad_end[i] = total - ca->pad_begin[i];
+        } else if (!strcmp(ap, "VALID"))
+            ca->pad_begin[i] = ca->pad_end[i] = 0;
+        else if (strcmp(ap, "NOTSET") != 0)
+            return oq_op_error(n, OQ_E_INVALID_ARG, "auto_pad '%s' is not valid", ap);
+        int64_t span = in + ca->pad_begin[i] + ca->pad_end[i] - ext;
+        if (span < 0)
+            return oq_op_error(n, OQ_E_SHAPE, "kernel extent %lld exceeds the padded input in dimension %d",
+                               (long long)ext, i);
+        ca->out[i] = span / s + 1;
+    }
+    return OQ_OK;
+}
+
+/* A zero point: scalar (or 1-element) of the data's type; NULL means 0. */
+static oq_status read_zp(const oq_op_node *n, const oq_tensor *zp, oq_dtype type, const char *what, size_t per,
+                         bool *vec)
+{
+    *vec = false;
+    if (!zp)
+        return OQ_OK;
+    if (zp->dtype != type)
+        return oq_op_error(n, OQ_E_TYPE, "%s must be %s like its tensor, got %s", what, oq_dtype_name(type),
+                           oq_dtype_name(zp->dtype));
+    int64_t c = oq_tensor_numel(zp);
+    if (c == 1)
+        return OQ_OK;
+    if (per && (size_t)c == per && zp->ndim == 1) {
+        *vec = true;
+        return OQ_OK;
+    }
+    return oq_op_error(n, OQ_E_SHAPE, "%s must be a scalar%s, got %lld values", what,
+                       per ? " or one value per output channel" : "", (long long)c);
+}
+
+static int32_t q8_at(const oq_tensor *t, size_t i)
+{
+    if (!t)
+        return 0;
+    return t->dtype == OQ_INT8 ? ((const int8_t *)t->data)[i] : ((const uint8_t *)t->data)[i];
+}
+
+static oq_status read_scale(const oq_op_node *n, const oq_tensor *t, const char *what, size_t per, bool *vec)
+{
+    *vec = false;
+    if (!t || t->dtype != OQ_FLOAT)
+        return oq_op_error(n, OQ_E_TYPE, "%s must be a float tensor", what);
+    int64_t c = oq_tensor_numel(t);
+    if (c != 1 && !(per && (size_t)c == per && t->ndim == 1))
+        return oq_op_error(n, OQ_E_SHAPE, "%s must be a scalar%s, got %lld values", what,
+                           per ? " or one value per output channel" : "", (long long)c);
+    *vec = c != 1;
+    for (int64_t i = 0; i < c; i++) {
+        float v = ((const float *)t->data)[i];
+        if (!(v > 0.0f) || !(v < INFINITY))
+            return oq_op_error(n, OQ_E_INVALID_ARG, "%s[%lld] = %g is not a positive finite scale", what, (long long)i,
+                               (double)v);
+    }
+    return OQ_OK;
+}
+
+typedef struct qconv_plan {
+    conv_attrs ca;
+    int64_t group;
+    oq_dtype y_type;
+} qconv_plan;
+
+static oq_status qconv_check(oq_op_node *n, const oq_tensor *const *in, qconv_plan *p)
+{
+    const qconv_state *s = n->state;
+    const qconv_io *io = s->integer ? &INTEGER_IO : &QLINEAR_IO;
+    const oq_tensor *x = input(n, in, io->x), *w = input(n, in, io->w);
+    if (!x || !w || !is_q8(x->dtype) || !is_q8(w->dtype))
+        return oq_op_error(n, OQ_E_TYPE, "x and w must be uint8 or int8 tensors");
+    if (x->ndim < 3 || w->ndim != x->ndim)
+        return oq_op_error(n, OQ_E_SHAPE, "x and w need the same rank >= 3, got %d and %d", x->ndim, w->ndim);
+    p->group = oq_node_attr_int(n->node, "group", 1);
+    if (p->group < 1 || x->dims[1] % p->group || w->dims[0] % p->group || w->dims[1] != x->dims[1] / p->group)
+        return oq_op_error(n, OQ_E_SHAPE, "channels do not match: x has %lld, w is [%lld,%lld,...], group %lld",
+                           (long long)x->dims[1], (long long)w->dims[0], (long long)w->dims[1], (long long)p->group);
+    p->y_type = s->integer ? OQ_INT32 : x->dtype;
+    if (!s->integer) {
+        const oq_tensor *yzp = input(n, in, io->y_zp);
+        if (yzp)
+            p->y_type = yzp->dtype;
+        if (!is_q8(p->y_type))
+            return oq_op_error(n, OQ_E_TYPE, "y_zero_point must be uint8 or int8");
+    }
+    return conv_geometry(n, x, w, &p->ca);
+}
+
+static oq_status qconv_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    qconv_plan p;
+    oq_status st = qconv_check(n, in, &p);
+    if (st != OQ_OK)
+        return st;
+    int64_t dims[5] = {in[0]->dims[0], input(n, in, ((qconv_state *)n->state)->integer ? 1 : 3)->dims[0]};
+    for (int i = 0; i < p.ca.r; i++)
+        dims[2 + i] = p.ca.out[i];
+    oq_set_shape(out[0], p.y_type, p.ca.r + 2, dims);
+    return OQ_OK;
+}
+
+typedef struct dw_job {
+    oq_q8_dw_params p; /* bias, range filled per channel */
+    const oq_q8_conv_geom *g;
+    const uint8_t *x, *w;
+    uint8_t *y;
+    size_t channels, in_plane, out_plane, ksize, ysize;
+    const oq_tensor *w_zp, *bias;
+    bool w_zp_vec;
+    const float *scales;
+    bool scale_vec;
+} dw_job;
+
+static void dw_task(void *ctx, size_t task, size_t thread)
+{
+    (void)thread;
+    const dw_job *j = ctx;
+    size_t c = task % j->channels;
+    oq_q8_dw_params p = j->p;
+    p.w_zp = q8_at(j->w_zp, j->w_zp_vec ? c : 0);
+    p.bias = j->bias ? ((const int32_t *)j->bias->data)[c] : 0;
+    if (j->scales)
+        p.scale = j->scales[j->scale_vec ? c : 0];
+    oq_q8_dwconv(&p, j->x + task * j->in_plane, j->w + c * j->ksize, j->y + task * j->out_plane * j->ysize);
+}
+
+static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
+{
+    qconv_state *s = n->state;
+    const qconv_io *io = s->integer ? &INTEGER_IO : &QLINEAR_IO;
+    qconv_plan p;
+    oq_status st = qconv_check(n, in, &p);
+    if (st != OQ_OK)
+        return st;
+    const oq_tensor *x = in[io->x], *w = in[io->w], *x_zp = input(n, in, io->x_zp), *w_zp = input(n, in, io->w_zp);
+    const oq_tensor *bias = input(n, in, io->bias);
+    size_t m = (size_t)w->dims[0], group = (size_t)p.group, mg = m / group, batch = (size_t)x->dims[0];
+    size_t cin = (size_t)x->dims[1], cg = cin / group, ksize = 1, in_plane = 1, out_plane = 1;
+    bool xzp_vec, wzp_vec, ws_vec = false;
+    if ((st = read_zp(n, x_zp, x->dtype, "x_zero_point", 0, &xzp_vec)) ||
+        (st = read_zp(n, w_zp, w->dtype, "w_zero_point", m, &wzp_vec)))
+        return st;
+    oq_q8_conv_geom g = {.channels = cg};
+    int off = 3 - p.ca.r;
+    for (int i = 0; i < 3; i++) {
+        int j = i - off;
+        g.in[i] = j >= 0 ? (size_t)x->dims[2 + j] : 1;
+        g.out[i] = j >= 0 ? (size_t)p.ca.out[j] : 1;
+        g.kernel[i] = j >= 0 ? (size_t)p.ca.kernel[j] : 1;
+        g.stride[i] = j >= 0 ? (size_t)p.ca.stride[j] : 1;
+        g.dilation[i] = j >= 0 ? (size_t)p.ca.dilation[j] : 1;
+        g.pad[i] = j >= 0 ? (size_t)p.ca.pad_begin[j] : 0;
+        ksize *= g.kernel[i];
+        in_plane *= g.in[i];
+        out_plane *= g.out[i];
+    }
+    size_t kg = cg * ksize;
+    if (bias && (bias->dtype != OQ_INT32 || (size_t)oq_tensor_numel(bias) != m))
+        return oq_op_error(n, OQ_E_SHAPE, "bias B must be int32 with %zu values", m);
+
+    /* output stage */
+    oq_q8_out outk = OQ_Q8_OUT_I32;
+    oq_requant_range range = oq_requant_range_make(0, 0, 255);
+    size_t ysize = s->integer ? 4 : 1;
+    float *scales = NULL;
+    float sx = 1, sy = 1;
+    int32_t yzp = 0;
+    if (!s->integer) {
+        bool v1, v2;
+        if ((st = read_scale(n, in[io->x_scale], "x_scale", 0, &v1)) ||
+            (st = read_scale(n, in[io->w_scale], "w_scale", m, &ws_vec)) ||
+            (st = read_scale(n, in[io->y_scale], "y_scale", 0, &v2)))
+            return st;
+        const oq_tensor *yz = input(n, in, io->y_zp);
+        if ((st = read_zp(n, yz, p.y_type, "y_zero_point", 0, &v1)))
+            return st;
+        sx = *(const float *)in[io->x_scale]->data;
+        sy = *(const float *)in[io->y_scale]->data;
+        yzp = q8_at(yz, 0);
+        int32_t qmin, qmax;
+        oq_requant_bounds(p.y_type == OQ_INT8, sy, yzp, s->act_min, s->act_max, &qmin, &qmax);
+        range = oq_requant_range_make(yzp, qmin, qmax);
+        outk = p.y_type == OQ_INT8 ? OQ_Q8_OUT_S8 : OQ_Q8_OUT_U8;
+    }
+
+    /* workspace: scales, zero points, per-run packed weights, gemm workspace */
+    bool have_packed = s->packed_w && s->w_data == w->data;
+    bool dw = depthwise(x, w, p.group) && p.ca.r <= 2;
+    size_t n_threads = (size_t)oq_threadpool_size(n->tp), pix = out_plane;
+    oq_q8_gemm_args ga = oq_q8_gemm_args_init(mg, pix, kg);
+    size_t packed_size = oq_q8_packed_a_size(s->v, mg, kg);
+    size_t gemm_ws = dw ? 0 : oq_q8_gemm_workspace_size(s->v, &ga, n_threads) + 64;
+    size_t bytes = 64 + m * 4 * 3 + (have_packed || dw ? 0 : group * packed_size + 64) + gemm_ws + 256;
+    uint8_t *ws = scratch(s, bytes);
+    if (!ws)
+        return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
+    scales = (float *)ws;
+    int32_t *wzp = (int32_t *)(ws + m * 4), *rowsum = (int32_t *)(ws + m * 8);
+    uint8_t *rest = ws + ((m * 12 + 63) / 64) * 64;
+    uint8_t wx = w->dtype == OQ_UINT8 ? 0x80 : 0, xx = x->dtype == OQ_INT8 ? 0x80 : 0;
+    for (size_t c = 0; c < m; c++) {
+        scales[c] = s->integer ? 1.0f
+                               : oq_requant_scale(sx, ((const float *)in[io->w_scale]->data)[ws_vec ? c : 0], sy);
+        /* weights in the s8 domain: u8 w - zp equals (w ^ 0x80) - (zp - 128) */
+        wzp[c] = q8_at(w_zp, wzp_vec ? c : 0) - (wx ? 128 : 0);
+    }
+    int32_t xzp = q8_at(x_zp, 0) + (xx ? 128 : 0); /* input in the u8 domain */
+    uint8_t *y = out[0]->data;
+
+    if (dw) {
+        dw_job j = {.g = &g, .x = x->data, .w = w->data, .y = y, .channels = cin, .in_plane = in_plane,
+                    .out_plane = out_plane, .ksize = ksize, .ysize = ysize, .w_zp = w_zp, .w_zp_vec = wzp_vec,
+                    .bias = bias, .scales = s->integer ? NULL : scales, .scale_vec = true};
+        j.p = (oq_q8_dw_params){.g = &g, .x_signed = x->dtype == OQ_INT8, .w_signed = w->dtype == OQ_INT8,
+                                .x_zp = q8_at(x_zp, 0), .out = outk, .scale = 1.0f, .range = range};
+        oq_parallel_for(n->tp, batch * cin, dw_task, &j);
+        return OQ_OK;
+    }
+
+    const uint8_t *packed = s->packed_w;
+    const int32_t *rs = s->rowsum;
+    if (!have_packed) {
+        uint8_t *pw = rest;
+        rest += (group * packed_size + 63) / 64 * 64;
+        qconv_state tmp = *s;
+        tmp.packed_size = packed_size;
+        pack_weights(&tmp, w, group, pw, rowsum);
+        packed = pw;
+        rs = rowsum;
+    }
+    bool direct = ksize == 1;
+    for (int i = 0; i < 3; i++)
+        direct = direct && g.stride[i] == 1 && g.pad[i] == 0 && g.in[i] == g.out[i];
+    for (size_t b = 0; b < batch; b++)
+        for (size_t gi = 0; gi < group; gi++) {
+            const uint8_t *xg = (const uint8_t *)x->data + (b * cin + gi * cg) * in_plane;
+            oq_q8_im2col_ctx ic = {&g, xg, xx, (uint8_t)xzp};
+            ga = oq_q8_gemm_args_init(mg, pix, kg);
+            ga.a_packed = packed + gi * packed_size;
+            ga.a_rowsum = rs + gi * mg;
+            if (direct) {
+                ga.b = xg;
+                ga.b_rs = in_plane;
+                ga.b_cs = 1;
+                ga.b_xor = xx;
+            } else {
+                ga.pack_b = oq_q8_im2col_pack;
+                ga.pack_ctx = &ic;
+            }
+            ga.a_zp_rows = wzp + gi * mg;
+            ga.b_zp = xzp;
+            if (bias) {
+                ga.bias = (const int32_t *)bias->data + gi * mg;
+                ga.bias_mode = OQ_Q8_PER_ROW;
+            }
+            ga.out = outk;
+            ga.c = y + (b * m + gi * mg) * pix * ysize;
+            ga.ldc = pix;
+            ga.scale = scales + gi * mg;
+            ga.scale_mode = OQ_Q8_PER_ROW;
+            ga.range = range;
+            oq_q8_gemm_run(s->v, &ga, rest, n->tp);
+        }
+    return OQ_OK;
+}
+
+const oq_op_def oq_op_qlinearconv = {qlinearconv_prepare, qconv_infer, qconv_run, qconv_destroy};
+const oq_op_def oq_op_convinteger = {convinteger_prepare, qconv_infer, qconv_run, qconv_destroy};

@@ -1,0 +1,215 @@
+/* quant/dynamic: dynamic quantization. MatMul/Gemm with a constant 2-D weight get
+ * int8 weights per output column ahead of time; the activation is quantized per
+ * input at run time. Output forms (both load in onnxruntime): com.microsoft
+ * DynamicQuantizeMatMul (default, one node), or the standard-ops chain
+ * DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (scales) -> Add (bias). */
+#include "quant/quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
+
+static const char *label(const oq_node *n, char *buf, size_t len)
+{
+    if (n->name && n->name[0])
+        return n->name;
+    if (n->n_outputs && n->outputs[0][0])
+        return n->outputs[0];
+    return oq_node_label(n, buf, len);
+}
+
+/* Why node n cannot be quantized dynamically, or NULL. */
+static const char *blocker(const oq_graph *g, const oq_node *n)
+{
+    const char *b = oq_node_input(n, 1);
+    const oq_tensor *w = b ? oq_graph_initializer(g, b) : NULL;
+    if (!w)
+        return "weight is not constant";
+    if (w->dtype != OQ_FLOAT || w->ndim != 2)
+        return "weight is not a float matrix";
+    if (!strcmp(n->op_type, "Gemm")) {
+        if (oq_node_attr_int(n, "transA", 0))
+            return "Gemm with transA";
+        const char *c = oq_node_input(n, 2);
+        const oq_tensor *ct = c ? oq_graph_initializer(g, c) : NULL;
+        int64_t N = oq_node_attr_int(n, "transB", 0) ? w->dims[0] : w->dims[1];
+        if (c && (!ct || ct->dtype != OQ_FLOAT || oq_tensor_numel(ct) != N))
+            return "Gemm bias is not a constant vector";
+    }
+    return NULL;
+}
+
+/* The weight as [K, N] (Gemm transB transposed), alpha folded in. */
+static oq_status weight_kn(const oq_graph *g, const oq_node *n, oq_tensor **out)
+{
+    const oq_tensor *w = oq_graph_initializer(g, n->inputs[1]);
+    bool gemm = !strcmp(n->op_type, "Gemm"), tb = gemm && oq_node_attr_int(n, "transB", 0);
+    float alpha = gemm ? oq_node_attr_float(n, "alpha", 1.0f) : 1.0f;
+    int64_t K = tb ? w->dims[1] : w->dims[0], N = tb ? w->dims[0] : w->dims[1], dims[2] = {K, N};
+    oq_status st = oq_tensor_create(OQ_FLOAT, 2, dims, out);
+    if (st != OQ_OK)
+        return st;
+    const float *src = w->data;
+    float *dst = (*out)->data;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < N; j++)
+            dst[k * N + j] = alpha * (tb ? src[j * K + k] : src[k * N + j]);
+    if (!((*out)->name = oq_strdup(w->name))) {
+        oq_tensor_destroy(*out);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    return OQ_OK;
+}
+
+/* Gemm's bias times beta as a [N] float initializer name, or NULL. */
+static oq_status bias_name(oq_graph *g, const oq_node *n, const char **name)
+{
+    *name = NULL;
+    const char *c = strcmp(n->op_type, "Gemm") ? NULL : oq_node_input(n, 2);
+    if (!c)
+        return OQ_OK;
+    const oq_tensor *ct = oq_graph_initializer(g, c);
+    float beta = oq_node_attr_float(n, "beta", 1.0f);
+    int64_t N = oq_tensor_numel(ct);
+    if (beta == 1.0f && ct->ndim == 1) {
+        *name = ct->name;
+        return OQ_OK;
+    }
+    oq_tensor *b = NULL;
+    oq_status st = oq_tensor_create(OQ_FLOAT, 1, &N, &b);
+    if (st != OQ_OK)
+        return st;
+    for (int64_t i = 0; i < N; i++)
+        ((float *)b->data)[i] = beta * ((const float *)ct->data)[i];
+    char *base = oq_strdup(ct->name);
+    if (!base) {
+        oq_tensor_destroy(b);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    st = qg_add_init(g, b, base, "_beta", name);
+    free(base);
+    return st;
+}
+
+static oq_status emit(quant_ctx *q, oq_graph *g, size_t ni, const quant_rule *rule, size_t *counter, size_t total)
+{
+    const oq_quant_options *opt = q->opt;
+    oq_tensor *w = NULL, *wq = NULL, *ws = NULL, *wz = NULL;
+    const char *qn = NULL, *sn = NULL, *zn = NULL, *bn = NULL;
+    char lb[200];
+    oq_status st = weight_kn(g, &g->nodes[ni], &w);
+    if (st == OQ_OK)
+        st = quantize_weight(w, rule->per_channel ? 1 : -1, opt->weight_type, rule->reduce_range, &wq, &ws, &wz);
+    if (st != OQ_OK) {
+        oq_tensor_destroy(w);
+        return oq_error_context(st, "node '%s'", label(&g->nodes[ni], lb, sizeof lb));
+    }
+    const oq_tensor *orig = oq_graph_initializer(g, g->nodes[ni].inputs[1]);
+    quant_report(q, "[%zu/%zu] %s  %.2f MiB -> %.2f MiB  %s  sqnr %.1f dB", ++*counter, total,
+                 label(&g->nodes[ni], lb, sizeof lb), mib((int64_t)orig->nbytes), mib((int64_t)wq->nbytes),
+                 rule->per_channel ? "per-channel" : "per-tensor", weight_sqnr(w, wq, ws, wz, rule->per_channel ? 1 : -1));
+    char *base = oq_strdup(orig->name);
+    oq_tensor_destroy(w);
+    if (!base) {
+        oq_tensor_destroy(wq), oq_tensor_destroy(ws), oq_tensor_destroy(wz);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    st = qg_add_init(g, wq, base, "_q", &qn);
+    if (st == OQ_OK)
+        st = qg_add_init(g, ws, base, "_s", &sn);
+    else
+        oq_tensor_destroy(ws);
+    if (st == OQ_OK)
+        st = qg_add_init(g, wz, base, "_zp", &zn);
+    else
+        oq_tensor_destroy(wz);
+    if (st == OQ_OK)
+        st = bias_name(g, &g->nodes[ni], &bn);
+    char *a = NULL, *y = NULL, *name = NULL;
+    if (st == OQ_OK) {
+        a = oq_strdup(g->nodes[ni].inputs[0]);
+        y = oq_strdup(g->nodes[ni].outputs[0]);
+        name = oq_strdup(g->nodes[ni].name ? g->nodes[ni].name : "");
+        if (!a || !y || !name)
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    if (st == OQ_OK && opt->dynamic_form == OQ_DYNAMIC_FUSED) {
+        const char *in[5] = {a, qn, sn, zn, bn ? bn : ""}, *out[1] = {y};
+        st = qg_add_node(g, "DynamicQuantizeMatMul", "com.microsoft", name, in, bn ? 5 : 4, out, 1, NULL);
+        if (st == OQ_OK)
+            st = qg_ensure_opset(q->m, "com.microsoft", 1);
+    } else if (st == OQ_OK) {
+        char *aq = oq_graph_unique_name(g, base, "_aq"), *as = oq_graph_unique_name(g, base, "_as"),
+             *az = oq_graph_unique_name(g, base, "_az"), *yi = oq_graph_unique_name(g, base, "_yi"),
+             *yf = oq_graph_unique_name(g, base, "_yf"), *sc = oq_graph_unique_name(g, base, "_ys"),
+             *ym = bn ? oq_graph_unique_name(g, base, "_ym") : oq_strdup(y);
+        if (!aq || !as || !az || !yi || !yf || !sc || !ym)
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+        oq_node *added = NULL;
+        if (st == OQ_OK) {
+            const char *in[1] = {a}, *out[3] = {aq, as, az};
+            st = qg_add_node(g, "DynamicQuantizeLinear", "", "", in, 1, out, 3, NULL);
+        }
+        if (st == OQ_OK) {
+            const char *in[4] = {aq, qn, az, zn}, *out[1] = {yi};
+            st = qg_add_node(g, "MatMulInteger", "", name, in, 4, out, 1, NULL);
+        }
+        if (st == OQ_OK) {
+            const char *in[1] = {yi}, *out[1] = {yf};
+            st = qg_add_node(g, "Cast", "", "", in, 1, out, 1, &added);
+        }
+        if (st == OQ_OK)
+            st = qg_attr_int(added, "to", OQ_FLOAT);
+        if (st == OQ_OK) {
+            const char *in[2] = {as, sn}, *out[1] = {sc};
+            st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
+        }
+        if (st == OQ_OK) {
+            const char *in[2] = {yf, sc}, *out[1] = {ym};
+            st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
+        }
+        if (st == OQ_OK && bn) {
+            const char *in[2] = {ym, bn}, *out[1] = {y};
+            st = qg_add_node(g, "Add", "", "", in, 2, out, 1, NULL);
+        }
+        free(aq), free(as), free(az), free(yi), free(yf), free(sc), free(ym);
+    }
+    free(a), free(y), free(name), free(base);
+    return st;
+}
+
+oq_status quant_dynamic(quant_ctx *q)
+{
+    oq_graph *g = q->m->graph;
+    size_t n = g->n_nodes, total = 0, counter = 0;
+    bool *todo = oq_calloc(n + 1, sizeof *todo);
+    quant_rule *rules = oq_calloc(n + 1, sizeof *rules);
+    oq_status st = todo && rules ? OQ_OK : oq_error(OQ_E_NOMEM, "out of memory");
+    for (size_t i = 0; st == OQ_OK && i < n; i++) {
+        const oq_node *nd = &g->nodes[i];
+        bool mm = oq_domain_is_default(nd->domain) && (!strcmp(nd->op_type, "MatMul") || !strcmp(nd->op_type, "Gemm"));
+        rules[i] = quant_rules_for(q->rules, nd);
+        const char *why = !mm ? (quant_rules_op_enabled(q->rules, nd->op_type) ? "no dynamic int8 form" : NULL)
+                          : !rules[i].quantize ? rules[i].why : blocker(g, nd);
+        if (mm && !why) {
+            todo[i] = true;
+            total++;
+        } else if (why || mm) {
+            quant_note_float(q, nd, why);
+        }
+    }
+    for (size_t i = 0; st == OQ_OK && i < n; i++)
+        if (todo[i]) {
+            st = emit(q, g, i, &rules[i], &counter, total);
+            q->n_quant_nodes++;
+        }
+    for (size_t i = n; st == OQ_OK && i-- > 0;)
+        if (todo[i])
+            oq_graph_remove_node(g, i);
+    free(todo);
+    free(rules);
+    if (st == OQ_OK)
+        st = oq_graph_toposort(g, NULL, 0);
+    return st;
+}

@@ -1,0 +1,160 @@
+/* quant/qgraph: small graph-building helpers the quantizer's rewriters share:
+ * append a node, add attributes and uniquely named initializers, import an
+ * opset. */
+#include "quant/quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static char **dup_list(const char *const *v, size_t n)
+{
+    char **out = oq_calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = oq_strdup(v[i] ? v[i] : ""))) {
+            for (size_t k = 0; k < i; k++)
+                free(out[k]);
+            free(out);
+            return NULL;
+        }
+    return out;
+}
+
+oq_status qg_add_node(oq_graph *g, const char *op, const char *domain, const char *name, const char *const *in,
+                      size_t n_in, const char *const *out, size_t n_out, oq_node **added)
+{
+    if (oq_grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes) != OQ_OK)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    oq_node *n = &g->nodes[g->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->op_type = oq_strdup(op);
+    n->domain = oq_strdup(domain ? domain : "");
+    n->name = oq_strdup(name ? name : "");
+    n->inputs = dup_list(in, n_in);
+    n->outputs = dup_list(out, n_out);
+    n->n_inputs = n_in;
+    n->n_outputs = n_out;
+    if (!n->op_type || !n->domain || !n->name || !n->inputs || !n->outputs) {
+        oq_node_clear(n);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    g->n_nodes++;
+    if (added)
+        *added = n;
+    return OQ_OK;
+}
+
+static oq_attr *new_attr(oq_node *n, const char *name, oq_attr_type type)
+{
+    oq_attr *a = oq_realloc(n->attrs, sizeof *a * (n->n_attrs + 1));
+    if (!a)
+        return NULL;
+    n->attrs = a;
+    a = &n->attrs[n->n_attrs];
+    memset(a, 0, sizeof *a);
+    if (!(a->name = oq_strdup(name)))
+        return NULL;
+    a->type = type;
+    n->n_attrs++;
+    return a;
+}
+
+oq_status qg_attr_int(oq_node *n, const char *name, int64_t v)
+{
+    oq_attr *a = new_attr(n, name, OQ_ATTR_INT);
+    if (!a)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    a->i = v;
+    return OQ_OK;
+}
+
+oq_status qg_attr_float(oq_node *n, const char *name, float v)
+{
+    oq_attr *a = new_attr(n, name, OQ_ATTR_FLOAT);
+    if (!a)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    a->f = v;
+    return OQ_OK;
+}
+
+oq_status qg_copy_attr(oq_node *n, const oq_attr *src)
+{
+    if (src->type != OQ_ATTR_INT && src->type != OQ_ATTR_INTS && src->type != OQ_ATTR_FLOAT &&
+        src->type != OQ_ATTR_STRING && src->type != OQ_ATTR_FLOATS)
+        return oq_error(OQ_E_UNSUPPORTED, "attribute '%s' of this type cannot be carried over", src->name);
+    oq_attr *a = new_attr(n, src->name, src->type);
+    if (!a)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    a->i = src->i;
+    a->f = src->f;
+    if (src->type == OQ_ATTR_STRING) {
+        if (!(a->s.data = oq_strndup(src->s.data, src->s.len)))
+            return oq_error(OQ_E_NOMEM, "out of memory");
+        a->s.len = src->s.len;
+    }
+    if (src->n_ints) {
+        if (!(a->ints = oq_malloc(sizeof *a->ints * src->n_ints)))
+            return oq_error(OQ_E_NOMEM, "out of memory");
+        memcpy(a->ints, src->ints, sizeof *a->ints * src->n_ints);
+        a->n_ints = src->n_ints;
+    }
+    if (src->n_floats) {
+        if (!(a->floats = oq_malloc(sizeof *a->floats * src->n_floats)))
+            return oq_error(OQ_E_NOMEM, "out of memory");
+        memcpy(a->floats, src->floats, sizeof *a->floats * src->n_floats);
+        a->n_floats = src->n_floats;
+    }
+    return OQ_OK;
+}
+
+oq_status qg_add_init(oq_graph *g, oq_tensor *t, const char *base, const char *suffix, const char **name)
+{
+    char *nm = oq_graph_unique_name(g, base, suffix);
+    if (!nm) {
+        oq_tensor_destroy(t);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    free(t->name);
+    t->name = nm;
+    oq_status st = oq_graph_add_initializer(g, t);
+    if (st != OQ_OK) {
+        oq_tensor_destroy(t);
+        return st;
+    }
+    if (name)
+        *name = nm;
+    return OQ_OK;
+}
+
+oq_status qg_ensure_opset(oq_model *m, const char *domain, int64_t version)
+{
+    for (size_t i = 0; i < m->n_opsets; i++)
+        if (!strcmp(m->opsets[i].domain ? m->opsets[i].domain : "", domain)) {
+            if (m->opsets[i].version < version)
+                m->opsets[i].version = version;
+            return OQ_OK;
+        }
+    oq_opset_import *o = oq_realloc(m->opsets, sizeof *o * (m->n_opsets + 1));
+    if (!o)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    m->opsets = o;
+    if (!(o[m->n_opsets].domain = oq_strdup(domain)))
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    o[m->n_opsets++].version = version;
+    return OQ_OK;
+}
+
+size_t qg_initializer_index(const oq_graph *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_initializers; i++)
+        if (g->initializers[i]->name && !strcmp(g->initializers[i]->name, name))
+            return i;
+    return SIZE_MAX;
+}
+
+int64_t qg_initializer_bytes(const oq_graph *g)
+{
+    int64_t b = 0;
+    for (size_t i = 0; i < g->n_initializers; i++)
+        b += (int64_t)g->initializers[i]->nbytes;
+    return b;
+}

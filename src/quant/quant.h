@@ -1,0 +1,145 @@
+/* quant: internal interfaces of the quantizer — a tiny JSON reader (rules and
+ * calibration tables), observers, the calibration table, per-node rules,
+ * quantization parameters, and the graph rewriters (static QDQ, QDQ→QOperator,
+ * dynamic). The public entry points are in include/onnxq.h. */
+#ifndef OQ_QUANT_H
+#define OQ_QUANT_H
+
+#include "ir/graph.h"
+#include "passes/pass.h"
+
+#include <stdio.h>
+
+/* ---- JSON (json.c): a small DOM, enough for rules files and range tables ---- */
+typedef enum json_type { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } json_type;
+typedef struct json_value json_value;
+struct json_value {
+    json_type type;
+    double num;       /* number, or bool as 0/1 */
+    char *str;        /* string */
+    char **keys;      /* object member names */
+    json_value *items; /* array items / object member values */
+    size_t n;
+};
+/* Parses text; errors name `what` (file name) and the line. */
+oq_status json_parse(const char *text, size_t len, const char *what, json_value *out);
+oq_status json_parse_file(const char *path, json_value *out);
+void json_free(json_value *v);
+const json_value *json_get(const json_value *obj, const char *key);
+/* Writes s as a JSON string literal. */
+void json_write_string(FILE *f, const char *s);
+
+/* Samples the reader has handed out since open or rewind (data/reader.c). */
+int64_t oq_data_reader_delivered(const oq_data_reader *r);
+
+/* ---- observers (observer.c) ---- */
+typedef struct oq_observer {
+    oq_calib_method method;
+    double min, max;        /* running min/max (or moving averages) */
+    int64_t batches;
+    /* histogram of |x| over [0, hmax); grows by doubling hmax (pairs of bins merge) */
+    double *hist;
+    int nbins;
+    double hmax;
+} oq_observer;
+oq_status oq_observer_init(oq_observer *o, const oq_calib_options *opt);
+void oq_observer_free(oq_observer *o);
+void oq_observer_update(oq_observer *o, const float *x, size_t n, double ma_weight);
+/* The range the method picks; min <= 0 <= max is not forced here. */
+void oq_observer_range(const oq_observer *o, const oq_calib_options *opt, float *min, float *max);
+/* Threshold selection on a histogram of |x| (exposed for tests). nq: quantized levels on [0, t]. */
+double oq_hist_entropy_threshold(const double *hist, int nbins, double hmax, int nq);
+double oq_hist_percentile_threshold(const double *hist, int nbins, double hmax, double percentile);
+double oq_hist_mse_threshold(const double *hist, int nbins, double hmax, int nq);
+
+/* ---- calibration table (calibrate.c) ---- */
+typedef struct calib_entry {
+    char *name;
+    float min, max;         /* range chosen by the method */
+    float seen_min, seen_max; /* plain min/max over the data */
+} calib_entry;
+struct oq_calib_table {
+    calib_entry *e;
+    size_t n, cap;
+    char *method;
+    int64_t samples;
+};
+oq_status calib_table_add(oq_calib_table *t, const char *name, float min, float max, float smin, float smax);
+
+/* ---- rules (rules.c): which nodes quantize and how ---- */
+typedef struct quant_rule {
+    int quantize;     /* 0: keep float */
+    int per_channel;
+    int reduce_range;
+    const char *why;  /* reason when kept float */
+} quant_rule;
+typedef struct quant_rules quant_rules;
+oq_status quant_rules_create(const oq_quant_options *opt, quant_rules **out);
+void quant_rules_destroy(quant_rules *r);
+/* The rule for node n: global settings, then op-type overrides, then name/pattern overrides. */
+quant_rule quant_rules_for(const quant_rules *r, const oq_node *n);
+/* Glob match with * and ?. */
+bool quant_glob(const char *pattern, const char *s);
+/* Operator types enabled (op_types option or the mode's default). */
+bool quant_rules_op_enabled(const quant_rules *r, const char *op_type);
+
+/* ---- quantization parameters (qparams.c) ---- */
+typedef struct qparams {
+    float scale;
+    int32_t zero_point;
+} qparams;
+/* Activation parameters from a range: the range always includes 0, so that 0 is exact. */
+qparams qparams_activation(float min, float max, oq_dtype type, int symmetric);
+/* Quantizes a float weight [.. axis ..] per channel along axis (axis < 0: per tensor).
+ * q: new tensor of type (OQ_INT8 symmetric, OQ_UINT8 asymmetric); scale/zp: new 1-D tensors (or scalars). */
+oq_status quantize_weight(const oq_tensor *w, int axis, oq_dtype type, int reduce_range, oq_tensor **q,
+                          oq_tensor **scale, oq_tensor **zp);
+/* int32 bias with scale = x_scale * w_scale[c]. */
+oq_status quantize_bias(const oq_tensor *b, float x_scale, const oq_tensor *w_scale, oq_tensor **q,
+                        oq_tensor **scale);
+/* Scalar helpers for new initializers. */
+oq_status make_scalar_f32(float v, oq_tensor **out);
+oq_status make_scalar_zp(int32_t v, oq_dtype type, oq_tensor **out);
+/* SQNR in dB of the dequantized weight against the float one. */
+double weight_sqnr(const oq_tensor *w, const oq_tensor *q, const oq_tensor *scale, const oq_tensor *zp, int axis);
+
+/* ---- rewriters ---- */
+typedef struct quant_ctx {
+    const oq_quant_options *opt;
+    const quant_rules *rules;
+    const oq_calib_table *table;
+    oq_model *m;
+    /* report state */
+    size_t n_quant_nodes, n_float_nodes;
+    int64_t bytes_before, bytes_after;
+    char *float_why;   /* "name (Op): reason; ..." for the totals, capped */
+    size_t float_why_len, float_why_cap;
+} quant_ctx;
+void quant_report(const quant_ctx *q, const char *fmt, ...) OQ_PRINTF(2, 3);
+void quant_note_float(quant_ctx *q, const oq_node *n, const char *why);
+
+/* Tensors the static quantizer wants ranges for (calibration observes them). Returns a
+ * caller-freed array of names borrowed from g. all_ops: ignore rules (calibrate for every configuration). */
+oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool all_ops, const char ***names,
+                               size_t *count);
+oq_status quant_static_qdq(quant_ctx *q);
+oq_status quant_qdq_to_qoperator(quant_ctx *q);
+oq_status quant_dynamic(quant_ctx *q);
+/* The quantizer's preparation: clone, opset upgrade when needed, passes. */
+oq_status quant_prepare(const oq_model *in, int run_passes, int64_t min_opset, oq_model **out,
+                        void (*report)(void *, const char *), void *user);
+
+/* ---- graph building helpers (qgraph.c) ---- */
+oq_status qg_add_node(oq_graph *g, const char *op, const char *domain, const char *name, const char *const *in,
+                      size_t n_in, const char *const *out, size_t n_out, oq_node **added);
+oq_status qg_attr_int(oq_node *n, const char *name, int64_t v);
+oq_status qg_attr_float(oq_node *n, const char *name, float v);
+/* Adds t under the name base+suffix made unique; *name receives the name (owned by g's tensor). */
+oq_status qg_add_init(oq_graph *g, oq_tensor *t, const char *base, const char *suffix, const char **name);
+/* Copies attribute a onto n. */
+oq_status qg_copy_attr(oq_node *n, const oq_attr *a);
+oq_status qg_ensure_opset(oq_model *m, const char *domain, int64_t version);
+size_t qg_initializer_index(const oq_graph *g, const char *name);
+int64_t qg_initializer_bytes(const oq_graph *g);
+
+#endif

@@ -1,0 +1,694 @@
+/* quant/static: static quantization to QDQ. A plan decides which nodes run in
+ * int8 and which tensors need ranges (shared with calibration, so both see the
+ * same tensors); the rewrite inserts QuantizeLinear/DequantizeLinear pairs on
+ * activations, int8 weights (per channel) and int32 biases behind
+ * DequantizeLinear, and folds Relu/Clip(0, x) into the producer's output range. */
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum kind { K_NONE = 0, K_WEIGHTED, K_ARITH, K_OWN, K_SHARED, K_ACT };
+
+typedef struct op_kind {
+    const char *op;
+    enum kind kind;
+} op_kind;
+
+static const op_kind kinds[] = {
+    {"Conv", K_WEIGHTED}, {"Gemm", K_WEIGHTED}, {"MatMul", K_WEIGHTED}, {"Add", K_ARITH},
+    {"Mul", K_ARITH}, {"AveragePool", K_OWN}, {"GlobalAveragePool", K_OWN}, {"Concat", K_ARITH},
+    {"Relu", K_ACT}, {"Clip", K_ACT}, {"MaxPool", K_SHARED}, {"Flatten", K_SHARED},
+    {"Reshape", K_SHARED}, {"Transpose", K_SHARED}, {"Squeeze", K_SHARED}, {"Unsqueeze", K_SHARED},
+};
+
+static enum kind kind_of(const oq_node *n)
+{
+    if (!oq_domain_is_default(n->domain))
+        return K_NONE;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strcmp(kinds[i].op, n->op_type))
+            return kinds[i].kind;
+    return K_NONE;
+}
+
+typedef struct qtensor {
+    const char *name;  /* borrowed from the graph (stable: strings are not moved) */
+    size_t root;       /* tensor whose range and parameters this one shares */
+    bool quant_producer;
+    qparams p;
+    char *dq;          /* name of the dequantized value */
+    const char *sn, *zn; /* scale and zero-point initializer names */
+    char *keys[2];     /* owned map keys (the graph's strings may be replaced while rewriting) */
+} qtensor;
+
+typedef struct qnode {
+    enum kind kind;
+    bool q, folded;    /* folded: a Relu/Clip removed into its producer's range */
+    quant_rule rule;
+    const char *why;
+} qnode;
+
+typedef struct plan {
+    const oq_graph *g;
+    qnode *nodes;
+    qtensor *t;
+    size_t n_t, cap_t;
+    oq_strmap tmap;    /* name -> t index */
+    oq_strmap types;   /* name -> dtype */
+} plan;
+
+static void plan_free(plan *p)
+{
+    free(p->nodes);
+    for (size_t i = 0; i < p->n_t; i++) {
+        free(p->t[i].dq);
+        free(p->t[i].keys[0]);
+        free(p->t[i].keys[1]);
+    }
+    free(p->t);
+    oq_strmap_free(&p->tmap);
+    oq_strmap_free(&p->types);
+}
+
+static oq_dtype type_of(const plan *p, const char *name)
+{
+    size_t v;
+    return oq_strmap_get(&p->types, name, &v) ? (oq_dtype)v : OQ_UNDEFINED;
+}
+
+/* Element types of every value, from inputs, initializers and simple per-op rules:
+ * enough to keep shape arithmetic (int64) out of quantization. */
+static oq_status infer_types(plan *p)
+{
+    const oq_graph *g = p->g;
+    oq_status st = oq_strmap_init(&p->types, g->n_nodes * 2 + g->n_inputs + g->n_initializers + 8);
+    for (size_t i = 0; st == OQ_OK && i < g->n_inputs; i++)
+        st = oq_strmap_put(&p->types, g->inputs[i].name, (size_t)g->inputs[i].dtype);
+    for (size_t i = 0; st == OQ_OK && i < g->n_initializers; i++)
+        st = oq_strmap_put(&p->types, g->initializers[i]->name, (size_t)g->initializers[i]->dtype);
+    for (size_t i = 0; st == OQ_OK && i < g->n_value_infos; i++)
+        if (g->value_infos[i].dtype != OQ_UNDEFINED)
+            st = oq_strmap_put(&p->types, g->value_infos[i].name, (size_t)g->value_infos[i].dtype);
+    for (size_t i = 0; st == OQ_OK && i < g->n_nodes; i++) {
+        const oq_node *n = &g->nodes[i];
+        oq_dtype t = OQ_UNDEFINED;
+        const char *op = n->op_type;
+        if (!strcmp(op, "Shape") || !strcmp(op, "Size") || !strcmp(op, "NonZero") || !strcmp(op, "ArgMax") ||
+            !strcmp(op, "ArgMin"))
+            t = OQ_INT64;
+        else if (!strcmp(op, "Cast"))
+            t = (oq_dtype)oq_node_attr_int(n, "to", 0);
+        else if (!strcmp(op, "Equal") || !strcmp(op, "Less") || !strcmp(op, "Greater") || !strcmp(op, "Not") ||
+                 !strcmp(op, "And") || !strcmp(op, "Or") || !strcmp(op, "IsNaN"))
+            t = OQ_BOOL;
+        else if (!strcmp(op, "Constant")) {
+            const oq_attr *a = oq_node_attr(n, "value");
+            t = a && a->t ? a->t->dtype : OQ_UNDEFINED;
+        } else
+            for (size_t k = 0; k < n->n_inputs && t == OQ_UNDEFINED; k++)
+                if (n->inputs[k][0])
+                    t = type_of(p, n->inputs[k]);
+        for (size_t o = 0; o < n->n_outputs && st == OQ_OK; o++) {
+            size_t have;
+            if (n->outputs[o][0] && !oq_strmap_get(&p->types, n->outputs[o], &have))
+                st = oq_strmap_put(&p->types, n->outputs[o], (size_t)(o == 0 ? t : OQ_UNDEFINED));
+        }
+    }
+    return st;
+}
+
+static bool is_init(const plan *p, const char *name) { return name && oq_graph_initializer(p->g, name); }
+
+static size_t find_t(const plan *p, const char *name)
+{
+    size_t v;
+    return oq_strmap_get(&p->tmap, name, &v) ? v : SIZE_MAX;
+}
+
+static oq_status add_t(plan *p, const char *name, size_t root, bool quant_producer, size_t *idx)
+{
+    size_t have = find_t(p, name);
+    if (have != SIZE_MAX) {
+        p->t[have].quant_producer |= quant_producer;
+        if (idx)
+            *idx = have;
+        return OQ_OK;
+    }
+    if (oq_grow((void **)&p->t, &p->cap_t, p->n_t + 1, sizeof *p->t) != OQ_OK)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    qtensor *t = &p->t[p->n_t];
+    memset(t, 0, sizeof *t);
+    t->name = name;
+    t->root = root == SIZE_MAX ? p->n_t : root;
+    t->quant_producer = quant_producer;
+    if (!(t->keys[0] = oq_strdup(name)))
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    if (idx)
+        *idx = p->n_t;
+    return oq_strmap_put(&p->tmap, t->keys[0], p->n_t++);
+}
+
+/* Inputs that carry activations (quantized through Q/DQ) for a node of kind k. */
+static bool act_slot(const plan *p, const oq_node *n, enum kind k, size_t slot)
+{
+    const char *in = oq_node_input(n, slot);
+    if (!in)
+        return false;
+    switch (k) {
+    case K_WEIGHTED:
+        if (slot == 0)
+            return true;
+        return slot == 1 && !strcmp(n->op_type, "MatMul") && !is_init(p, in);
+    case K_ARITH:
+        return !is_init(p, in);
+    case K_OWN:
+    case K_ACT:
+    case K_SHARED:
+        return slot == 0;
+    default:
+        return false;
+    }
+}
+
+/* Can node n run in int8 at all (types, constant weights)? Returns the reason if not. */
+static const char *blocker(const plan *p, const oq_node *n, enum kind k)
+{
+    for (size_t s = 0; s < n->n_inputs; s++)
+        if (act_slot(p, n, k, s) && type_of(p, n->inputs[s]) != OQ_FLOAT)
+            return "input is not float";
+    if (n->n_outputs < 1 || type_of(p, n->outputs[0]) != OQ_FLOAT)
+        return "output is not float";
+    if (k == K_WEIGHTED) {
+        const char *w = oq_node_input(n, 1);
+        if (!w)
+            return "no weight";
+        if (strcmp(n->op_type, "MatMul") != 0 && !is_init(p, w))
+            return "weight is not constant";
+        if (is_init(p, w) && oq_graph_initializer(p->g, w)->dtype != OQ_FLOAT)
+            return "weight is not float";
+    }
+    if (k == K_ARITH)
+        for (size_t s = 0; s < n->n_inputs; s++)
+            if (is_init(p, n->inputs[s]) && oq_graph_initializer(p->g, n->inputs[s])->dtype != OQ_FLOAT)
+                return "constant input is not float";
+    if (!strcmp(n->op_type, "MaxPool") && n->n_outputs > 1 && n->outputs[1][0])
+        return "MaxPool indices output";
+    if (!strcmp(n->op_type, "Clip")) {
+        for (size_t s = 1; s < n->n_inputs; s++)
+            if (n->inputs[s][0] && !is_init(p, n->inputs[s]))
+                return "Clip bounds are not constant";
+    }
+    return NULL;
+}
+
+/* Lower bound of a Relu or constant Clip (NAN if not a fixed clamp at 0). */
+static double clamp_low(const plan *p, const oq_node *n)
+{
+    if (!strcmp(n->op_type, "Relu"))
+        return 0;
+    double lo = oq_node_attr_float(n, "min", -INFINITY);
+    const char *mn = oq_node_input(n, 1);
+    if (mn && !oq_graph_const_scalar(p->g, mn, &lo))
+        return NAN;
+    return lo;
+}
+
+static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fold, bool symmetric, plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->g = g;
+    p->nodes = oq_calloc(g->n_nodes + 1, sizeof *p->nodes);
+    if (!p->nodes)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    oq_status st = infer_types(p);
+    if (st == OQ_OK)
+        st = oq_strmap_init(&p->tmap, g->n_nodes * 2 + 8);
+    for (size_t i = 0; st == OQ_OK && i < g->n_nodes; i++) {
+        const oq_node *n = &g->nodes[i];
+        qnode *qn = &p->nodes[i];
+        qn->kind = kind_of(n);
+        if (rules) {
+            qn->rule = quant_rules_for(rules, n);
+        } else {
+            qn->rule.quantize = 1;
+            qn->rule.per_channel = 1;
+        }
+        if (qn->kind == K_NONE) {
+            qn->why = "no int8 form";
+            continue;
+        }
+        if (!qn->rule.quantize) {
+            qn->why = qn->rule.why;
+            continue;
+        }
+        if ((qn->why = blocker(p, n, qn->kind)) != NULL)
+            continue;
+        if (qn->kind == K_SHARED) {
+            /* data movement is worth it only when int8 already flows in */
+            size_t t = find_t(p, n->inputs[0]);
+            if (t == SIZE_MAX || !p->t[t].quant_producer) {
+                qn->why = "input is float";
+                continue;
+            }
+        }
+        qn->q = true;
+        /* Relu/Clip(0, hi) right after an int8 producer: the asymmetric output range does the
+         * clamp, so the activation goes. Symmetric ranges cannot clamp at 0: the activation
+         * stays, and its input shares its output's range (values below -max saturate, then
+         * clamp to 0 anyway), so calibration never needs the pre-activation range. */
+        if (fold && qn->kind == K_ACT && clamp_low(p, n) == 0) {
+            size_t pi = oq_graph_producer(g, n->inputs[0]);
+            if (pi != SIZE_MAX && pi < i && p->nodes[pi].q && p->nodes[pi].kind != K_SHARED &&
+                p->nodes[pi].kind != K_ACT && oq_graph_single_reader(g, n->inputs[0]) == i && symmetric) {
+                size_t in_t = find_t(p, n->inputs[0]), out_t;
+                st = add_t(p, n->outputs[0], SIZE_MAX, true, &out_t);
+                if (st == OQ_OK && in_t != SIZE_MAX)
+                    p->t[in_t].root = out_t;
+                continue;
+            }
+            if (pi != SIZE_MAX && pi < i && p->nodes[pi].q && p->nodes[pi].kind != K_SHARED &&
+                p->nodes[pi].kind != K_ACT && oq_graph_single_reader(g, n->inputs[0]) == i) {
+                qn->folded = true;
+                size_t t = find_t(p, n->inputs[0]);
+                /* the producer's output now is the Relu's output: re-key its entry */
+                if (t != SIZE_MAX) {
+                    p->t[t].name = n->outputs[0];
+                    free(p->t[t].keys[1]);
+                    if (!(p->t[t].keys[1] = oq_strdup(n->outputs[0])))
+                        st = oq_error(OQ_E_NOMEM, "out of memory");
+                    else
+                        st = oq_strmap_put(&p->tmap, p->t[t].keys[1], t);
+                }
+                continue;
+            }
+        }
+        for (size_t s = 0; s < n->n_inputs && st == OQ_OK; s++)
+            if (act_slot(p, n, qn->kind, s))
+                st = add_t(p, n->inputs[s], SIZE_MAX, false, NULL);
+        if (st != OQ_OK)
+            break;
+        size_t root = qn->kind == K_SHARED ? p->t[find_t(p, n->inputs[0])].root : SIZE_MAX;
+        st = add_t(p, n->outputs[0], root, true, NULL);
+    }
+    return st;
+}
+
+oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool all_ops, const char ***names,
+                               size_t *count)
+{
+    plan p;
+    oq_status st = make_plan(g, all_ops ? NULL : rules, true, false, &p);
+    const char **out = NULL;
+    size_t n = 0;
+    if (st == OQ_OK && !(out = oq_calloc(p.n_t + 1, sizeof *out)))
+        st = oq_error(OQ_E_NOMEM, "out of memory");
+    for (size_t i = 0; st == OQ_OK && i < p.n_t; i++)
+        if (p.t[i].root == i)
+            out[n++] = p.t[i].name;
+    plan_free(&p);
+    if (st != OQ_OK) {
+        free(out);
+        return st;
+    }
+    *names = out;
+    *count = n;
+    return OQ_OK;
+}
+
+/* ---- rewrite ---- */
+
+static oq_status add_q_dq(quant_ctx *q, oq_graph *g, plan *p, size_t ti, const char *scale, const char *zp)
+{
+    qtensor *t = &p->t[ti];
+    oq_status st;
+    char *qname = oq_graph_unique_name(g, t->name, "_q");
+    char *dq = oq_graph_unique_name(g, t->name, "_dq");
+    if (!qname || !dq) {
+        free(qname);
+        free(dq);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    const char *src = t->name;
+    char *renamed = NULL;
+    /* A graph output keeps its name on the dequantized value; the producer writes a new name. */
+    if (oq_graph_is_output(g, t->name) && t->quant_producer) {
+        size_t pi = oq_graph_producer(g, t->name);
+        renamed = oq_graph_unique_name(g, t->name, "_f");
+        if (!renamed || pi == SIZE_MAX) {
+            free(qname), free(dq), free(renamed);
+            return renamed ? oq_error(OQ_E_GRAPH, "output '%s' has no producer", t->name)
+                           : oq_error(OQ_E_NOMEM, "out of memory");
+        }
+        free(dq);
+        dq = oq_strdup(t->name); /* before the producer's string (t->name) is replaced */
+        oq_node *pn = &g->nodes[pi];
+        for (size_t o = 0; o < pn->n_outputs; o++)
+            if (!strcmp(pn->outputs[o], dq)) {
+                char *s = oq_strdup(renamed);
+                if (!s)
+                    break;
+                free(pn->outputs[o]);
+                pn->outputs[o] = s;
+            }
+        t->name = dq;
+        src = renamed;
+    }
+    const char *qin[3] = {src, scale, zp}, *qout[1] = {qname};
+    const char *dqin[3] = {qname, scale, zp}, *dqout[1] = {dq};
+    st = qg_add_node(g, "QuantizeLinear", "", "", qin, 3, qout, 1, NULL);
+    if (st == OQ_OK)
+        st = qg_add_node(g, "DequantizeLinear", "", "", dqin, 3, dqout, 1, NULL);
+    free(qname);
+    free(renamed);
+    t->dq = dq;
+    (void)q;
+    return st;
+}
+
+static void set_input(oq_node *n, size_t slot, const char *name)
+{
+    char *s = oq_strdup(name);
+    if (s) {
+        free(n->inputs[slot]);
+        n->inputs[slot] = s;
+    }
+}
+
+/* Node name, else its first output (BatchNorm folding and exporters leave names empty). */
+static const char *label(const oq_node *n, char *buf, size_t len)
+{
+    if (n->name && n->name[0])
+        return n->name;
+    if (n->n_outputs && n->outputs[0][0])
+        return n->outputs[0];
+    return oq_node_label(n, buf, len);
+}
+
+static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
+
+/* Quantizes the constant input `slot` of node ni: weights per channel along axis,
+ * other constants per tensor in the activation type. Returns the new DQ output name. */
+static oq_status quant_const(quant_ctx *q, oq_graph *g, size_t ni, size_t slot, int axis, oq_dtype type,
+                             int reduce, char **dq_name, const oq_tensor **w_scale, size_t *counter, size_t total,
+                             bool is_weight)
+{
+    oq_node *n = &g->nodes[ni];
+    const oq_tensor *w = oq_graph_initializer(g, n->inputs[slot]);
+    oq_tensor *tq = NULL, *ts = NULL, *tz = NULL;
+    oq_status st;
+    if (type == OQ_INT8 || axis >= 0) {
+        st = quantize_weight(w, axis, type, reduce, &tq, &ts, &tz);
+    } else {
+        /* a constant operand of Add/Mul/Concat: its own exact range */
+        float lo = 0, hi = 0;
+        const float *x = w->data;
+        for (int64_t i = 0; i < oq_tensor_numel(w); i++)
+            lo = x[i] < lo ? x[i] : lo, hi = x[i] > hi ? x[i] : hi;
+        qparams qp = qparams_activation(lo, hi, type, 0);
+        st = oq_tensor_create(type, w->ndim, w->dims, &tq);
+        if (st == OQ_OK)
+            st = make_scalar_f32(qp.scale, &ts);
+        if (st == OQ_OK)
+            st = make_scalar_zp(qp.zero_point, type, &tz);
+        for (int64_t i = 0; st == OQ_OK && i < oq_tensor_numel(w); i++) {
+            double v = nearbyint(x[i] / qp.scale) + qp.zero_point;
+            v = v < (type == OQ_INT8 ? -128 : 0) ? (type == OQ_INT8 ? -128 : 0) : v > (type == OQ_INT8 ? 127 : 255) ? (type == OQ_INT8 ? 127 : 255) : v;
+            if (type == OQ_INT8)
+                ((int8_t *)tq->data)[i] = (int8_t)v;
+            else
+                ((uint8_t *)tq->data)[i] = (uint8_t)v;
+        }
+    }
+    if (st != OQ_OK) {
+        oq_tensor_destroy(tq), oq_tensor_destroy(ts), oq_tensor_destroy(tz);
+        char lb[200];
+        return oq_error_context(st, "node '%s'", label(n, lb, sizeof lb));
+    }
+    char lb[200];
+    label(n, lb, sizeof lb);
+    if (is_weight)
+        quant_report(q, "[%zu/%zu] %s  %.2f MiB -> %.2f MiB  %s  sqnr %.1f dB", ++*counter, total, lb,
+                     mib((int64_t)w->nbytes), mib((int64_t)tq->nbytes), axis >= 0 ? "per-channel" : "per-tensor",
+                     weight_sqnr(w, tq, ts, tz, axis));
+    const char *base = w->name;
+    char *basecopy = oq_strdup(base);
+    const char *qn = NULL, *sn = NULL, *zn = NULL;
+    if (!basecopy) {
+        oq_tensor_destroy(tq), oq_tensor_destroy(ts), oq_tensor_destroy(tz);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    if (w_scale)
+        *w_scale = ts;
+    st = qg_add_init(g, tq, basecopy, "_q", &qn);
+    if (st == OQ_OK)
+        st = qg_add_init(g, ts, basecopy, "_s", &sn);
+    else
+        oq_tensor_destroy(ts);
+    if (st == OQ_OK)
+        st = qg_add_init(g, tz, basecopy, "_zp", &zn);
+    else
+        oq_tensor_destroy(tz);
+    char *dq = st == OQ_OK ? oq_graph_unique_name(g, basecopy, "_dq") : NULL;
+    free(basecopy);
+    if (st == OQ_OK && !dq)
+        st = oq_error(OQ_E_NOMEM, "out of memory");
+    oq_node *dn = NULL;
+    if (st == OQ_OK) {
+        const char *in[3] = {qn, sn, zn}, *out[1] = {dq};
+        st = qg_add_node(g, "DequantizeLinear", "", "", in, 3, out, 1, &dn);
+    }
+    if (st == OQ_OK && axis >= 0)
+        st = qg_attr_int(dn, "axis", axis);
+    if (st != OQ_OK) {
+        free(dq);
+        return st;
+    }
+    *dq_name = dq;
+    return OQ_OK;
+}
+
+static oq_status quant_bias(oq_graph *g, size_t ni, float x_scale, const oq_tensor *w_scale, char **dq_name)
+{
+    const oq_tensor *b = oq_graph_initializer(g, g->nodes[ni].inputs[2]);
+    oq_tensor *tq = NULL, *ts = NULL;
+    oq_status st = quantize_bias(b, x_scale, w_scale, &tq, &ts);
+    if (st != OQ_OK) {
+        char lb[200];
+        return oq_error_context(st, "node '%s'", label(&g->nodes[ni], lb, sizeof lb));
+    }
+    char *base = oq_strdup(b->name);
+    const char *qn = NULL, *sn = NULL;
+    bool per_channel = ts->ndim == 1;
+    if (!base) {
+        oq_tensor_destroy(tq), oq_tensor_destroy(ts);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    st = qg_add_init(g, tq, base, "_q", &qn);
+    if (st == OQ_OK)
+        st = qg_add_init(g, ts, base, "_s", &sn);
+    else
+        oq_tensor_destroy(ts);
+    char *dq = st == OQ_OK ? oq_graph_unique_name(g, base, "_dq") : NULL;
+    free(base);
+    if (st == OQ_OK && !dq)
+        st = oq_error(OQ_E_NOMEM, "out of memory");
+    oq_node *dn = NULL;
+    if (st == OQ_OK) {
+        const char *in[2] = {qn, sn}, *out[1] = {dq};
+        st = qg_add_node(g, "DequantizeLinear", "", "", in, 2, out, 1, &dn);
+    }
+    if (st == OQ_OK && per_channel)
+        st = qg_attr_int(dn, "axis", 0);
+    if (st != OQ_OK) {
+        free(dq);
+        return st;
+    }
+    *dq_name = dq;
+    return OQ_OK;
+}
+
+/* Weight axis of the output channels: Conv weight [M, C/g, k...] axis 0; MatMul B [K, N]
+ * axis 1; Gemm B axis 1, or 0 when transB. */
+static int weight_axis(const oq_node *n, const oq_tensor *w)
+{
+    if (!strcmp(n->op_type, "Conv"))
+        return 0;
+    if (w->ndim != 2)
+        return -1;
+    if (!strcmp(n->op_type, "Gemm"))
+        return oq_node_attr_int(n, "transB", 0) ? 0 : 1;
+    return 1;
+}
+
+static bool bias_ok(const oq_graph *g, const oq_node *n, const oq_tensor *w, int axis)
+{
+    const char *b = oq_node_input(n, 2);
+    const oq_tensor *bt = b ? oq_graph_initializer(g, b) : NULL;
+    if (!bt || bt->dtype != OQ_FLOAT || bt->ndim != 1)
+        return false;
+    if (!strcmp(n->op_type, "Gemm") && (oq_node_attr_float(n, "beta", 1.0f) != 1.0f ||
+                                        oq_node_attr_float(n, "alpha", 1.0f) != 1.0f))
+        return false;
+    int ax = axis >= 0 ? axis : (!strcmp(n->op_type, "Gemm") && oq_node_attr_int(n, "transB", 0) ? 0 : 1);
+    if (!strcmp(n->op_type, "Conv"))
+        ax = 0;
+    return ax < w->ndim && bt->dims[0] == w->dims[ax];
+}
+
+oq_status quant_static_qdq(quant_ctx *q)
+{
+    const oq_quant_options *opt = q->opt;
+    oq_graph *g = q->m->graph;
+    oq_dtype at = opt->activation_type == OQ_INT8 ? OQ_INT8 : OQ_UINT8;
+    plan p;
+    oq_status st = make_plan(g, q->rules, true, opt->activation_symmetric != 0, &p);
+    size_t n_orig = g->n_nodes;
+    /* parameters of every activation tensor */
+    for (size_t i = 0; st == OQ_OK && i < p.n_t; i++) {
+        qtensor *t = &p.t[i];
+        if (t->root != i)
+            continue;
+        float mn, mx;
+        if (!q->table || !oq_calib_table_get(q->table, t->name, &mn, &mx)) {
+            st = oq_error(OQ_E_INVALID_ARG,
+                          "no calibration range for tensor '%s' (was the table made for another model or with "
+                          "other preparation?)", t->name);
+            break;
+        }
+        t->p = qparams_activation(mn, mx, at, opt->activation_symmetric);
+    }
+    for (size_t i = 0; st == OQ_OK && i < p.n_t; i++)
+        if (p.t[i].root != i)
+            p.t[i].p = p.t[p.t[i].root].p;
+    /* scale and zero point initializers per root tensor, then Q/DQ pairs */
+    for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; st == OQ_OK && i < p.n_t; i++) {
+        if ((p.t[i].root == i) != (pass == 0))
+            continue;
+        const char *sn = NULL, *zn = NULL;
+        oq_tensor *s = NULL, *z = NULL;
+        if (p.t[i].root != i && p.t[p.t[i].root].sn) {
+            /* same parameters as the tensor it shares them with: same initializers */
+            p.t[i].sn = p.t[p.t[i].root].sn;
+            p.t[i].zn = p.t[p.t[i].root].zn;
+            st = add_q_dq(q, g, &p, i, p.t[i].sn, p.t[i].zn);
+            continue;
+        }
+        st = make_scalar_f32(p.t[i].p.scale, &s);
+        if (st == OQ_OK)
+            st = make_scalar_zp(p.t[i].p.zero_point, at, &z);
+        if (st != OQ_OK) {
+            oq_tensor_destroy(s);
+            oq_tensor_destroy(z);
+            break;
+        }
+        char *base = oq_strdup(p.t[i].name);
+        if (!base) {
+            oq_tensor_destroy(s), oq_tensor_destroy(z);
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+            break;
+        }
+        st = qg_add_init(g, s, base, "_s", &sn);
+        if (st == OQ_OK)
+            st = qg_add_init(g, z, base, "_zp", &zn);
+        else
+            oq_tensor_destroy(z);
+        free(base);
+        p.t[i].sn = sn, p.t[i].zn = zn;
+        if (st == OQ_OK)
+            st = add_q_dq(q, g, &p, i, sn, zn);
+    }
+    /* count weights for the [k/n] lines */
+    size_t total = 0, counter = 0;
+    for (size_t i = 0; i < n_orig; i++)
+        if (p.nodes[i].q && !p.nodes[i].folded && p.nodes[i].kind == K_WEIGHTED &&
+            is_init(&p, oq_node_input(&g->nodes[i], 1)))
+            total++;
+    /* point the int8 nodes at dequantized values */
+    for (size_t i = 0; st == OQ_OK && i < n_orig; i++) {
+        qnode *qn = &p.nodes[i];
+        if (!qn->q || qn->folded)
+            continue;
+        for (size_t s = 0; s < g->nodes[i].n_inputs && st == OQ_OK; s++) {
+            const char *in = oq_node_input(&g->nodes[i], s);
+            if (!in)
+                continue;
+            if (act_slot(&p, &g->nodes[i], qn->kind, s)) {
+                size_t ti = find_t(&p, in);
+                if (ti != SIZE_MAX && p.t[ti].dq)
+                    set_input(&g->nodes[i], s, p.t[ti].dq);
+            } else if (qn->kind == K_WEIGHTED && s == 1) {
+                const oq_tensor *w = oq_graph_initializer(g, in);
+                int axis = qn->rule.per_channel ? weight_axis(&g->nodes[i], w) : -1;
+                const oq_tensor *ws = NULL;
+                char *dq = NULL;
+                bool with_bias = bias_ok(g, &g->nodes[i], w, axis);
+                if (axis >= 0 && oq_model_opset(q->m, "") < 13)
+                    axis = -1; /* DequantizeLinear gained axis in opset 13 */
+                st = quant_const(q, g, i, 1, axis, OQ_INT8, qn->rule.reduce_range, &dq, &ws, &counter, total, true);
+                if (st == OQ_OK) {
+                    set_input(&g->nodes[i], 1, dq);
+                    free(dq);
+                }
+                if (st == OQ_OK && with_bias) {
+                    size_t xi = find_t(&p, g->nodes[i].inputs[0]);
+                    /* input 0 was renamed to its dq name: find it by dq */
+                    for (size_t k = 0; xi == SIZE_MAX && k < p.n_t; k++)
+                        if (p.t[k].dq && !strcmp(p.t[k].dq, g->nodes[i].inputs[0]))
+                            xi = k;
+                    if (xi != SIZE_MAX) {
+                        st = quant_bias(g, i, p.t[xi].p.scale, ws, &dq);
+                        if (st == OQ_OK) {
+                            set_input(&g->nodes[i], 2, dq);
+                            free(dq);
+                        }
+                    }
+                }
+            } else if (qn->kind == K_ARITH && is_init(&p, in)) {
+                char *dq = NULL;
+                st = quant_const(q, g, i, s, -1, at, 0, &dq, NULL, &counter, total, false);
+                if (st == OQ_OK) {
+                    set_input(&g->nodes[i], s, dq);
+                    free(dq);
+                }
+            }
+        }
+    }
+    /* tally, then drop the folded activations */
+    for (size_t i = 0; st == OQ_OK && i < n_orig; i++) {
+        if (p.nodes[i].folded)
+            continue;
+        if (p.nodes[i].q)
+            q->n_quant_nodes++;
+        else
+            quant_note_float(q, &g->nodes[i], p.nodes[i].why);
+    }
+    size_t folded = 0;
+    for (size_t i = n_orig; st == OQ_OK && i-- > 0;)
+        if (p.nodes[i].folded) {
+            /* the producer takes over the activation's output name */
+            char *in = g->nodes[i].inputs[0], *out = g->nodes[i].outputs[0];
+            size_t pi = oq_graph_producer(g, in);
+            if (pi != SIZE_MAX)
+                for (size_t o = 0; o < g->nodes[pi].n_outputs; o++)
+                    if (!strcmp(g->nodes[pi].outputs[o], in)) {
+                        char *s = oq_strdup(out);
+                        if (!s) {
+                            st = oq_error(OQ_E_NOMEM, "out of memory");
+                            break;
+                        }
+                        free(g->nodes[pi].outputs[o]);
+                        g->nodes[pi].outputs[o] = s;
+                    }
+            oq_graph_remove_node(g, i);
+            folded++;
+        }
+    if (folded)
+        quant_report(q, "%zu Relu/Clip folded into the output range of their producers", folded);
+    plan_free(&p);
+    if (st == OQ_OK)
+        st = oq_graph_toposort(g, NULL, 0);
+    return st;
+}

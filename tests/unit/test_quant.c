@@ -1,0 +1,336 @@
+/* Unit tests of the quantizer: JSON reader, globs and rules, quantization
+ * parameters, weight/bias quantization, histogram observers (memory fixed,
+ * thresholds), the calibration data reader (.npy split/batched, .npz stored),
+ * and static/dynamic quantization of the Fashion-MNIST fixtures. */
+#include "quant/quant.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void test_json(void)
+{
+    json_value v;
+    const char *t = "{\"a\": [1, 2.5e1, true, null], \"b\": {\"c\": \"x\\\"y\"}}";
+    CHECK_OK(json_parse(t, strlen(t), "t", &v));
+    const json_value *a = json_get(&v, "a");
+    CHECK(a && a->type == JSON_ARRAY && a->n == 4 && a->items[1].num == 25 && a->items[2].type == JSON_BOOL);
+    const json_value *c = json_get(json_get(&v, "b"), "c");
+    CHECK(c && c->type == JSON_STRING && !strcmp(c->str, "x\"y"));
+    json_free(&v);
+    const char *bad[] = {"{", "{\"a\" 1}", "[1,]x", "\"abc", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(json_parse(bad[i], strlen(bad[i]), "bad", &v) == OQ_E_PARSE);
+    }
+}
+
+static void test_glob_rules(void)
+{
+    CHECK(quant_glob("layer*.conv?", "layer3.conv1"));
+    CHECK(!quant_glob("layer*.conv?", "layer3.conv12"));
+    CHECK(quant_glob("*", ""));
+    oq_quant_options o = oq_quant_options_default();
+    o.exclude = "fc,blk.*";
+    const char *path = "/tmp/oq_test_rules.json";
+    FILE *f = fopen(path, "w");
+    fputs("{\"op_types\": {\"Gemm\": {\"per_channel\": false}}, \"nodes\": {\"c*\": {\"reduce_range\": true}}}", f);
+    fclose(f);
+    o.rules_path = path;
+    quant_rules *r = NULL;
+    CHECK_OK(quant_rules_create(&o, &r));
+    oq_node n = {0};
+    n.op_type = "Gemm", n.name = "g1", n.domain = "";
+    quant_rule q = quant_rules_for(r, &n);
+    CHECK(q.quantize && !q.per_channel && !q.reduce_range);
+    n.op_type = "Conv", n.name = "c1";
+    q = quant_rules_for(r, &n);
+    CHECK(q.quantize && q.per_channel && q.reduce_range);
+    n.name = "blk.3";
+    CHECK(!quant_rules_for(r, &n).quantize);
+    n.op_type = "Softmax";
+    n.name = "s";
+    CHECK(!quant_rules_for(r, &n).quantize);
+    quant_rules_destroy(r);
+    f = fopen(path, "w");
+    fputs("{\"nodes\": {\"x\": {\"per_chanel\": false}}}", f);
+    fclose(f);
+    CHECK(quant_rules_create(&o, &r) == OQ_E_PARSE);
+    CHECK(strstr(oq_last_error(), "per_chanel") != NULL);
+    remove(path);
+}
+
+static void test_qparams(void)
+{
+    qparams p = qparams_activation(0, 2.55f, OQ_UINT8, 0);
+    CHECK_NEAR(p.scale, 0.01, 1e-7);
+    CHECK(p.zero_point == 0);
+    p = qparams_activation(-1, 1, OQ_UINT8, 0);
+    CHECK(p.zero_point == 127 || p.zero_point == 128);
+    p = qparams_activation(1, 2, OQ_INT8, 0); /* range widened to include 0 */
+    CHECK(p.zero_point == -128);
+    p = qparams_activation(-3, 1, OQ_INT8, 1);
+    CHECK(p.zero_point == 0 && fabs(p.scale - 3 / 127.0) < 1e-7);
+    p = qparams_activation(0, 0, OQ_UINT8, 0);
+    CHECK(p.scale == 1.0f);
+}
+
+static void test_weights(void)
+{
+    int64_t dims[2] = {2, 3};
+    oq_tensor *w = NULL, *q = NULL, *s = NULL, *z = NULL, *b = NULL, *bq = NULL, *bs = NULL;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 2, dims, &w));
+    float v[6] = {1, -2, 0.5f, 0.01f, 0.02f, -0.04f};
+    memcpy(w->data, v, sizeof v);
+    CHECK_OK(quantize_weight(w, 0, OQ_INT8, 0, &q, &s, &z));
+    const int8_t *qd = q->data;
+    CHECK(qd[1] == -127 && qd[5] == -127 && qd[0] == 64); /* 63.5 rounds half to even */
+    CHECK_NEAR(((float *)s->data)[1], 0.04 / 127, 1e-9);
+    CHECK(weight_sqnr(w, q, s, z, 0) > 40);
+    int64_t n = 2;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 1, &n, &b));
+    ((float *)b->data)[0] = 1.0f, ((float *)b->data)[1] = -0.5f;
+    CHECK_OK(quantize_bias(b, 0.5f, s, &bq, &bs));
+    CHECK(((int32_t *)bq->data)[0] == (int32_t)nearbyint(1.0 / (0.5 * 2 / 127.0)));
+    oq_tensor_destroy(q), oq_tensor_destroy(s), oq_tensor_destroy(z);
+    /* reduce range: 7 bits; per tensor: scalar scale */
+    CHECK_OK(quantize_weight(w, -1, OQ_INT8, 1, &q, &s, &z));
+    CHECK(s->ndim == 0 && ((int8_t *)q->data)[1] == -63);
+    oq_tensor_destroy(q), oq_tensor_destroy(s), oq_tensor_destroy(z);
+    CHECK_OK(quantize_weight(w, 1, OQ_UINT8, 0, &q, &s, &z));
+    CHECK(z->dtype == OQ_UINT8 && z->dims[0] == 3);
+    oq_tensor_destroy(q), oq_tensor_destroy(s), oq_tensor_destroy(z);
+    oq_tensor_destroy(w), oq_tensor_destroy(b), oq_tensor_destroy(bq), oq_tensor_destroy(bs);
+}
+
+static void test_observers(void)
+{
+    oq_calib_options o = oq_calib_options_default();
+    o.method = OQ_CALIB_PERCENTILE;
+    o.percentile = 99.0;
+    oq_observer ob;
+    CHECK_OK(oq_observer_init(&ob, &o));
+    float x[1000];
+    for (int k = 0; k < 1000; k++)
+        x[k] = (float)(k % 100) / 100.0f; /* uniform in [0, 1) */
+    oq_observer_update(&ob, x, 1000, 0.01);
+    double *hist0 = ob.hist;
+    x[0] = 100.0f; /* an outlier: the range doubles until it fits, bins merge */
+    oq_observer_update(&ob, x, 1000, 0.01);
+    CHECK(ob.hist == hist0 && ob.hmax >= 100);
+    double total = 0;
+    for (int k = 0; k < ob.nbins; k++)
+        total += ob.hist[k];
+    CHECK(total == 2000);
+    float mn, mx;
+    oq_observer_range(&ob, &o, &mn, &mx);
+    CHECK(mn == 0 && mx < 2.0f && mx > 0.9f);
+    oq_observer_free(&ob);
+    /* entropy on a gaussian-like histogram with a far outlier clips the outlier */
+    double h[2048] = {0};
+    for (int k = 0; k < 512; k++)
+        h[k] = 1000.0 * exp(-(double)k * k / (2 * 100.0 * 100.0));
+    h[2047] = 1;
+    double t = oq_hist_entropy_threshold(h, 2048, 2048.0, 127);
+    CHECK(t > 200 && t < 1200);
+    double tm = oq_hist_mse_threshold(h, 2048, 2048.0, 127);
+    CHECK(tm > 100 && tm < 1500);
+    CHECK(oq_hist_percentile_threshold(h, 2048, 2048.0, 100.0) == 2048.0);
+    /* moving average */
+    o.method = OQ_CALIB_MOVING_AVERAGE;
+    CHECK_OK(oq_observer_init(&ob, &o));
+    float a[2] = {-1, 1}, b2[2] = {-3, 3};
+    oq_observer_update(&ob, a, 2, 0.5);
+    oq_observer_update(&ob, b2, 2, 0.5);
+    CHECK(ob.min == -2 && ob.max == 2);
+    oq_observer_free(&ob);
+}
+
+static void put16(FILE *f, unsigned v) { fputc(v & 255, f), fputc(v >> 8 & 255, f); }
+static void put32(FILE *f, unsigned v) { put16(f, v & 0xffff), put16(f, v >> 16); }
+
+/* A stored zip with one member, as np.savez writes it (crc left 0: the reader does not check it). */
+static void write_npz(const char *path, const char *member, const char *npy)
+{
+    FILE *in = fopen(npy, "rb");
+    fseek(in, 0, SEEK_END);
+    long n = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    char *buf = malloc((size_t)n);
+    CHECK(fread(buf, 1, (size_t)n, in) == (size_t)n);
+    fclose(in);
+    FILE *f = fopen(path, "wb");
+    unsigned nl = (unsigned)strlen(member);
+    put32(f, 0x04034b50), put16(f, 20), put16(f, 0), put16(f, 0), put16(f, 0), put16(f, 0), put32(f, 0);
+    put32(f, (unsigned)n), put32(f, (unsigned)n), put16(f, nl), put16(f, 0);
+    fwrite(member, 1, nl, f);
+    fwrite(buf, 1, (size_t)n, f);
+    long cd = ftell(f);
+    put32(f, 0x02014b50), put16(f, 20), put16(f, 20), put16(f, 0), put16(f, 0), put16(f, 0), put16(f, 0);
+    put32(f, 0), put32(f, (unsigned)n), put32(f, (unsigned)n), put16(f, nl), put16(f, 0), put16(f, 0);
+    put16(f, 0), put16(f, 0), put32(f, 0), put32(f, 0);
+    fwrite(member, 1, nl, f);
+    long end = ftell(f);
+    put32(f, 0x06054b50), put16(f, 0), put16(f, 0), put16(f, 1), put16(f, 1), put32(f, (unsigned)(end - cd));
+    put32(f, (unsigned)cd), put16(f, 0);
+    fclose(f);
+    free(buf);
+}
+
+static void test_reader(oq_model *m)
+{
+    /* 10 samples of [1,28,28] (the model's batch dim is symbolic): batches of 4, 4, 2 */
+    int64_t dims[4] = {10, 1, 28, 28};
+    oq_tensor *t = NULL;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 4, dims, &t));
+    for (int64_t i = 0; i < oq_tensor_numel(t); i++)
+        ((float *)t->data)[i] = (float)(i / 784);
+    CHECK_OK(oq_npy_save("/tmp/oq_test_r.npy", t));
+    oq_reader_options ro = oq_reader_options_default();
+    ro.batch_size = 4;
+    oq_data_reader *r = NULL;
+    CHECK_OK(oq_data_reader_open("/tmp/oq_test_r.npy", m, &ro, &r));
+    CHECK(oq_data_reader_sample_count(r) == 10);
+    const oq_tensor *const *b;
+    int64_t seen = 0, batches = 0;
+    while (r && oq_data_reader_next(r, &b) == OQ_OK && b) {
+        CHECK(((float *)b[0]->data)[0] == (float)seen);
+        seen += b[0]->dims[0];
+        batches++;
+    }
+    CHECK(seen == 10 && batches == 3);
+    oq_data_reader_destroy(r);
+    /* a list spanning two files, capped */
+    ro.max_samples = 15;
+    CHECK_OK(oq_data_reader_open("/tmp/oq_test_r.npy,/tmp/oq_test_r.npy", m, &ro, &r));
+    CHECK(oq_data_reader_sample_count(r) == 15);
+    seen = 0;
+    while (r && oq_data_reader_next(r, &b) == OQ_OK && b)
+        seen += b[0]->dims[0];
+    CHECK(seen == 15);
+    oq_data_reader_destroy(r);
+    /* .npz with the input's name */
+    write_npz("/tmp/oq_test_r.npz", "input.npy", "/tmp/oq_test_r.npy");
+    ro.max_samples = 0;
+    CHECK_OK(oq_data_reader_open("/tmp/oq_test_r.npz", m, &ro, &r));
+    CHECK(oq_data_reader_sample_count(r) == 10);
+    oq_data_reader_destroy(r);
+    write_npz("/tmp/oq_test_r.npz", "x.npy", "/tmp/oq_test_r.npy");
+    CHECK(oq_data_reader_open("/tmp/oq_test_r.npz", m, &ro, &r) == OQ_E_INVALID_ARG);
+    CHECK(strstr(oq_last_error(), "'input'") != NULL);
+    /* wrong sample shape names the file */
+    dims[3] = 27;
+    oq_tensor_destroy(t);
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 4, dims, &t));
+    CHECK_OK(oq_npy_save("/tmp/oq_test_r.npy", t));
+    CHECK(oq_data_reader_open("/tmp/oq_test_r.npy", m, &ro, &r) == OQ_E_SHAPE);
+    CHECK(strstr(oq_last_error(), "oq_test_r.npy") != NULL);
+    CHECK(oq_data_reader_open("/tmp/does-not-exist.npy", m, &ro, &r) == OQ_E_IO);
+    oq_tensor_destroy(t);
+    remove("/tmp/oq_test_r.npy");
+    remove("/tmp/oq_test_r.npz");
+}
+
+static size_t count_op(const oq_model *m, const char *op)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->graph->n_nodes; i++)
+        n += !strcmp(m->graph->nodes[i].op_type, op);
+    return n;
+}
+
+static void test_quantize(oq_model *cnn, oq_model *mlp)
+{
+    oq_data_reader *r = NULL;
+    CHECK_OK(oq_data_reader_open("tests/fixtures/fmnist_cnn/input_0.npy", cnn, NULL, &r));
+    oq_calib_options co = oq_calib_options_default();
+    co.method = OQ_CALIB_ENTROPY;
+    co.threads = 1;
+    oq_calib_table *t = NULL;
+    CHECK_OK(oq_calibrate(cnn, &co, r, &t));
+    CHECK(oq_calib_table_count(t) == 4);
+    CHECK_OK(oq_calib_table_save(t, "/tmp/oq_test_table.json"));
+    oq_calib_table *t2 = NULL;
+    CHECK_OK(oq_calib_table_load("/tmp/oq_test_table.json", &t2));
+    float a, b, c, d;
+    CHECK(t2 && oq_calib_table_get(t, "logits", &a, &b) && oq_calib_table_get(t2, "logits", &c, &d) && a == c && b == d);
+    remove("/tmp/oq_test_table.json");
+
+    oq_quant_options o = oq_quant_options_default();
+    o.table = t2;
+    oq_model *q = NULL;
+    CHECK_OK(oq_quantize(cnn, &o, NULL, &q));
+    CHECK(q && count_op(q, "QuantizeLinear") >= 4 && count_op(q, "Relu") == 0 && count_op(q, "BatchNormalization") == 0);
+    oq_model_destroy(q);
+    o.format = OQ_QUANT_QOPERATOR;
+    CHECK_OK(oq_quantize(cnn, &o, NULL, &q));
+    CHECK(q && count_op(q, "QLinearConv") == 2 && count_op(q, "QGemm") == 1 && count_op(q, "QuantizeLinear") == 1);
+    /* the int8 model runs and mostly agrees with the float one on the fixture input */
+    oq_session *sf = NULL, *sq = NULL;
+    oq_tensor *x = NULL, *yf = NULL, *yq = NULL;
+    CHECK_OK(oq_npy_load("tests/fixtures/fmnist_cnn/input_0.npy", &x));
+    CHECK_OK(oq_session_create(cnn, NULL, &sf));
+    CHECK_OK(oq_session_create(q, NULL, &sq));
+    if (sf && sq && x) {
+        const oq_tensor *in[1] = {x};
+        CHECK_OK(oq_session_run(sf, in, 1, &yf, 1));
+        CHECK_OK(oq_session_run(sq, in, 1, &yq, 1));
+        int agree = 0;
+        for (int i = 0; yf && yq && i < 8; i++) {
+            int af = 0, aq = 0;
+            for (int k = 1; k < 10; k++) {
+                af = ((float *)yf->data)[i * 10 + k] > ((float *)yf->data)[i * 10 + af] ? k : af;
+                aq = ((float *)yq->data)[i * 10 + k] > ((float *)yq->data)[i * 10 + aq] ? k : aq;
+            }
+            agree += af == aq;
+        }
+        CHECK(agree >= 7);
+    }
+    oq_tensor_destroy(x), oq_tensor_destroy(yf), oq_tensor_destroy(yq);
+    oq_session_destroy(sf), oq_session_destroy(sq);
+    oq_model_destroy(q);
+    /* exclusion keeps the Gemm in float */
+    o.format = OQ_QUANT_QDQ;
+    o.exclude = "/9/Gemm";
+    CHECK_OK(oq_quantize(cnn, &o, NULL, &q));
+    CHECK(q && count_op(q, "Gemm") == 1 && count_op(q, "Conv") == 2);
+    oq_model_destroy(q);
+    /* static without data or table is an error that says so */
+    o.table = NULL;
+    CHECK(oq_quantize(cnn, &o, NULL, &q) == OQ_E_INVALID_ARG);
+    CHECK(strstr(oq_last_error(), "calibration") != NULL);
+    oq_calib_table_destroy(t), oq_calib_table_destroy(t2);
+    oq_data_reader_destroy(r);
+
+    /* dynamic, both forms */
+    o = oq_quant_options_default();
+    o.mode = OQ_QUANT_DYNAMIC;
+    CHECK_OK(oq_quantize(mlp, &o, NULL, &q));
+    CHECK(q && count_op(q, "DynamicQuantizeMatMul") == 2 && count_op(q, "Gemm") == 0);
+    oq_model_destroy(q);
+    o.dynamic_form = OQ_DYNAMIC_MATMULINTEGER;
+    o.op_types = "MatMul"; /* Gemm not selected: nothing to do is an error */
+    CHECK(oq_quantize(mlp, &o, NULL, &q) == OQ_E_UNSUPPORTED);
+    o.op_types = NULL;
+    CHECK_OK(oq_quantize(mlp, &o, NULL, &q));
+    CHECK(q && count_op(q, "MatMulInteger") == 2 && count_op(q, "DynamicQuantizeLinear") == 2);
+    oq_model_destroy(q);
+}
+
+int main(void)
+{
+    test_json();
+    test_glob_rules();
+    test_qparams();
+    test_weights();
+    test_observers();
+    oq_model *cnn = NULL, *mlp = NULL;
+    CHECK_OK(oq_model_load("tests/fixtures/fmnist_cnn/model.onnx", NULL, &cnn));
+    CHECK_OK(oq_model_load("tests/fixtures/fmnist_mlp/model.onnx", NULL, &mlp));
+    if (cnn && mlp) {
+        test_reader(cnn);
+        test_quantize(cnn, mlp);
+    }
+    oq_model_destroy(cnn);
+    oq_model_destroy(mlp);
+    return test_summary("test_quant");
+}

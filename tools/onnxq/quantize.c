@@ -1,0 +1,177 @@
+/* onnxq quantize: static (calibrated) or dynamic int8 quantization of a model,
+ * QDQ or QOperator output, per-node rules. Prints one line per quantized
+ * tensor and the totals; OUT is written through a temporary file. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char usage[] =
+    "usage: onnxq quantize IN.onnx OUT.onnx [--mode static|dynamic] [options]\n"
+    "\n"
+    "static (default): weights int8 per channel, activations uint8 with ranges\n"
+    "from calibration (--calib DATA, or a table from `onnxq calibrate` via --table).\n"
+    "dynamic: weights of MatMul/Gemm int8 per output column, activations\n"
+    "quantized at run time; needs no data.\n"
+    "\n"
+    "options:\n"
+    "  --mode static|dynamic    (default static)\n"
+    "  --calib DATA             calibration data: .npy, .npz, folder or list (see onnxq calibrate --help)\n"
+    "  --table FILE             ranges from `onnxq calibrate` instead of --calib\n"
+    "  --method M               minmax (default), moving_average, entropy, percentile, mse\n"
+    "  --percentile P, --bins N, --samples N, --batch N, --threads N   calibration settings\n"
+    "  --format qdq|qoperator   static output form (default qdq)\n"
+    "  --activation-type uint8|int8   (default uint8, asymmetric)\n"
+    "  --symmetric-activation   activations symmetric around 0\n"
+    "  --weight-type int8|uint8 (default int8, symmetric)\n"
+    "  --per-tensor             one weight scale per tensor instead of per channel\n"
+    "  --reduce-range           7-bit weights (CPUs without VNNI)\n"
+    "  --op-types A,B / --ops A,B   operator types to quantize\n"
+    "  --exclude NAME,...       node names or glob patterns kept in float\n"
+    "  --rules FILE             JSON per-node rules ({\"global\", \"op_types\", \"nodes\", \"exclude\"})\n"
+    "  --dynamic-form fused|matmulinteger   dynamic output: com.microsoft DynamicQuantizeMatMul (default)\n"
+    "                           or DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul\n"
+    "  --no-prepare             skip constant folding / BatchNorm folding / cleanup\n"
+    "  -q, --quiet              no per-tensor lines, no progress bar\n"
+    "  -h, --help               show this help\n";
+
+static void print_line(void *user, const char *line)
+{
+    (void)user;
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+static long file_bytes(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+int cmd_quantize(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL, *table_path = NULL, *v;
+    oq_quant_options o = oq_quant_options_default();
+    cli_calib c;
+    cli_calib_init(&c);
+    bool quiet = false;
+    for (int i = 1; i < argc; i++) {
+        int r;
+        if (cli_is_help(argv[i])) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if ((r = cli_calib_option(argc, argv, &i, &c, usage)) >= 0) {
+            if (r > 0)
+                return r;
+            quiet |= c.quiet;
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--mode", &v)) != 0) {
+            if (r > 0 && !strcmp(v, "static"))
+                o.mode = OQ_QUANT_STATIC;
+            else if (r > 0 && !strcmp(v, "dynamic"))
+                o.mode = OQ_QUANT_DYNAMIC;
+            else
+                return cli_usage_error(usage, "--mode takes static or dynamic");
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--table", &v)) != 0) {
+            if (r < 0)
+                return cli_usage_error(usage, "--table needs a file");
+            table_path = v;
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--format", &v)) != 0) {
+            if (r > 0 && !strcmp(v, "qdq"))
+                o.format = OQ_QUANT_QDQ;
+            else if (r > 0 && !strcmp(v, "qoperator"))
+                o.format = OQ_QUANT_QOPERATOR;
+            else
+                return cli_usage_error(usage, "--format takes qdq or qoperator");
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--activation-type", &v)) != 0) {
+            if (r > 0 && !strcmp(v, "uint8"))
+                o.activation_type = OQ_UINT8;
+            else if (r > 0 && !strcmp(v, "int8"))
+                o.activation_type = OQ_INT8;
+            else
+                return cli_usage_error(usage, "--activation-type takes uint8 or int8");
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--weight-type", &v)) != 0) {
+            if (r > 0 && !strcmp(v, "uint8"))
+                o.weight_type = OQ_UINT8;
+            else if (r > 0 && !strcmp(v, "int8"))
+                o.weight_type = OQ_INT8;
+            else
+                return cli_usage_error(usage, "--weight-type takes int8 or uint8");
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--dynamic-form", &v)) != 0) {
+            if (r > 0 && !strcmp(v, "fused"))
+                o.dynamic_form = OQ_DYNAMIC_FUSED;
+            else if (r > 0 && !strcmp(v, "matmulinteger"))
+                o.dynamic_form = OQ_DYNAMIC_MATMULINTEGER;
+            else
+                return cli_usage_error(usage, "--dynamic-form takes fused or matmulinteger");
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--op-types", &v)) != 0 ||
+                   (r = cli_opt(argc, argv, &i, NULL, "--ops", &v)) != 0) {
+            if (r < 0)
+                return cli_usage_error(usage, "--op-types needs a list such as MatMul,Gemm");
+            o.op_types = v;
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--exclude", &v)) != 0) {
+            if (r < 0)
+                return cli_usage_error(usage, "--exclude needs node names");
+            o.exclude = v;
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--rules", &v)) != 0) {
+            if (r < 0)
+                return cli_usage_error(usage, "--rules needs a file");
+            o.rules_path = v;
+        } else if (!strcmp(argv[i], "--symmetric-activation")) {
+            o.activation_symmetric = 1;
+        } else if (!strcmp(argv[i], "--per-tensor")) {
+            o.per_channel = 0;
+        } else if (!strcmp(argv[i], "--per-channel")) {
+            o.per_channel = 1;
+        } else if (!strcmp(argv[i], "--reduce-range")) {
+            o.reduce_range = 1;
+        } else if (!strcmp(argv[i], "--no-prepare")) {
+            o.prepare = 0;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            return cli_usage_error(usage, "unknown option '%s'", argv[i]);
+        } else if (!in) {
+            in = argv[i];
+        } else if (!out) {
+            out = argv[i];
+        } else {
+            return cli_usage_error(usage, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!in || !out)
+        return cli_usage_error(usage, "quantize needs IN and OUT");
+    if (o.mode == OQ_QUANT_STATIC && !c.data && !table_path)
+        return cli_usage_error(usage, "static quantization needs --calib DATA or --table FILE (or use --mode dynamic)");
+    if (o.mode == OQ_QUANT_DYNAMIC && (c.data || table_path))
+        return cli_usage_error(usage, "dynamic quantization takes no calibration data");
+    if (!quiet) {
+        o.report = print_line;
+    }
+    oq_model *m = NULL, *q = NULL;
+    oq_data_reader *r = NULL;
+    oq_calib_table *t = NULL;
+    oq_status st = oq_model_load(in, NULL, &m);
+    if (st == OQ_OK && table_path)
+        st = oq_calib_table_load(table_path, &t);
+    if (st == OQ_OK && c.data && !table_path) {
+        st = cli_calib_open(&c, m, &r);
+        o.calib = c.opt;
+    }
+    o.table = t;
+    double t0 = cli_now_ms();
+    if (st == OQ_OK)
+        st = oq_quantize(m, &o, r, &q);
+    if (st == OQ_OK)
+        st = oq_model_save(q, out, NULL);
+    oq_model_destroy(q);
+    oq_calib_table_destroy(t);
+    oq_data_reader_destroy(r);
+    oq_model_destroy(m);
+    if (st != OQ_OK)
+        return cli_fail(st);
+    long a = file_bytes(in), b = file_bytes(out);
+    printf("wrote %s: %.2f MiB -> %.2f MiB (%.3f of %s) in %.1f s\n", out, a >= 0 ? a / 1048576.0 : 0,
+           b >= 0 ? b / 1048576.0 : 0, a > 0 && b >= 0 ? (double)b / (double)a : 0.0, in,
+           (cli_now_ms() - t0) / 1000.0);
+    return 0;
+}
