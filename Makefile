@@ -32,7 +32,7 @@ test-release: build
 test-sanitize:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DONNXQ_SANITIZE=ON >/dev/null
 	cmake --build build-asan -j$(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS) -L 'unit|robustness'
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS) -L 'unit|robustness|conformance'
 
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)

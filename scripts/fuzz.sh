@@ -35,7 +35,7 @@ fi
 
 # LeakSanitizer stays on: a leak on an error path is a bug too.
 ARGS=(-max_total_time="$DURATION" -rss_limit_mb=2048 -max_len=65536 -timeout=10
-      -artifact_prefix="$BUILD/artifacts/" -print_final_stats=1)
+      -artifact_prefix="$BUILD/artifacts/" -print_final_stats=1 -seed="${FUZZ_SEED:-1}")
 if (( JOBS > 1 )); then
   ARGS+=(-jobs="$JOBS" -workers="$JOBS")
 fi

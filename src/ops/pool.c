@@ -253,9 +253,9 @@ static bool max_plane_f32_fast(const pool_job *j, size_t plane)
             }
             for (size_t ox = 0; ox < g->out[2]; ox++) {
                 float m = -INFINITY;
-                const float *c = col + fxs[ox];
+                /* fxs may be negative (left padding); tx starts where the index is >= 0 */
                 for (size_t tx = x0s[ox]; tx < x1s[ox]; tx++) {
-                    float v = c[tx * dx];
+                    float v = col[fxs[ox] + (ptrdiff_t)(tx * dx)];
                     m = v > m ? v : m;
                 }
                 y[ox] = m;
