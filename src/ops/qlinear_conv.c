@@ -1,8 +1,8 @@
 /* ops/qlinear_conv: QLinearConv and ConvInteger (NCHW, 1-3 spatial dims, groups,
  * strides, dilations, pads, auto_pad) on the q8 kernels. Constant weights are
  * converted to s8 and packed per group at prepare; the input is read as the
- * GEMM's vector operand: directly for 1x1/stride 1/no pad, else through the
- * im2col packer padding with the input zero point. Depthwise (one input channel
+ * GEMM's vector operand through the im2col packer (padding with the input zero
+ * point; 1x1 stride-1 planes are read in place). Depthwise (one input channel
  * per group, multiplier 1, 2-D) runs the depthwise kernel. A fused Relu/Clip
  * (onnxq_activation) narrows the output range. */
 #include "kernels/q8/q8.h"
@@ -377,8 +377,23 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
     size_t n_threads = (size_t)oq_threadpool_size(n->tp), pix = out_plane;
     oq_q8_gemm_args ga = oq_q8_gemm_args_init(mg, pix, kg);
     size_t packed_size = oq_q8_packed_a_size(s->v, mg, kg);
+    /* 2-D but 1x1 stride 1 (read in place): im2col over a padded, stride-phased
+     * copy of the input whose rows the taps read in place; the GEMM computes
+     * wp-wide output rows and the extra columns are dropped (see
+     * oq_q8_im2col_padded_pack) */
+    bool padded = !dw && p.ca.r <= 2 && (ksize > 1 || g.stride[1] > 1 || g.stride[2] > 1);
+    size_t pad_bottom = padded && p.ca.r == 2 ? (size_t)p.ca.pad_end[0] : 0;
+    size_t pad_right = padded ? (size_t)p.ca.pad_end[p.ca.r - 1] : 0;
+    size_t wp = 0, plane_p = 0, xp_bytes = 0, cp_bytes = 0;
+    if (padded) {
+        xp_bytes = oq_q8_im2col_padded_size(&g, pad_bottom, pad_right, &wp, &plane_p);
+        pix = g.out[1] * wp;
+        cp_bytes = mg * pix * ysize;
+        ga = oq_q8_gemm_args_init(mg, pix, kg);
+    }
     size_t gemm_ws = dw ? 0 : oq_q8_gemm_workspace_size(s->v, &ga, n_threads) + 64;
-    size_t bytes = 64 + m * 4 * 3 + (have_packed || dw ? 0 : group * packed_size + 64) + gemm_ws + 256;
+    size_t bytes = 64 + m * 4 * 3 + (have_packed || dw ? 0 : group * packed_size + 64) + gemm_ws + 256 +
+                   (padded ? xp_bytes + cp_bytes + 128 : 0);
     uint8_t *ws = scratch(s, bytes);
     if (!ws)
         return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
@@ -416,24 +431,27 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
         packed = pw;
         rs = rowsum;
     }
-    bool direct = ksize == 1;
-    for (int i = 0; i < 3; i++)
-        direct = direct && g.stride[i] == 1 && g.pad[i] == 0 && g.in[i] == g.out[i];
+    uint8_t *xp = NULL, *cp = NULL;
+    if (padded) {
+        xp = rest;
+        cp = xp + (xp_bytes + 63) / 64 * 64;
+        rest = cp + (cp_bytes + 63) / 64 * 64;
+    }
     for (size_t b = 0; b < batch; b++)
         for (size_t gi = 0; gi < group; gi++) {
             const uint8_t *xg = (const uint8_t *)x->data + (b * cin + gi * cg) * in_plane;
             oq_q8_im2col_ctx ic = {&g, xg, xx, (uint8_t)xzp};
+            oq_q8_im2col_padded_ctx pc = {&g, xp, wp, plane_p, xx};
             ga = oq_q8_gemm_args_init(mg, pix, kg);
             ga.a_packed = packed + gi * packed_size;
             ga.a_rowsum = rs + gi * mg;
-            if (direct) {
-                ga.b = xg;
-                ga.b_rs = in_plane;
-                ga.b_cs = 1;
-                ga.b_xor = xx;
-            } else {
-                ga.pack_b = oq_q8_im2col_pack;
-                ga.pack_ctx = &ic;
+            /* 1x1 convolutions too: the packer reads their channel planes in place */
+            ga.pack_b = oq_q8_im2col_pack;
+            ga.pack_ctx = &ic;
+            if (padded) {
+                oq_q8_im2col_padded_fill(&g, pad_bottom, pad_right, xg, (uint8_t)xzp ^ xx, xp);
+                ga.pack_b = oq_q8_im2col_padded_pack;
+                ga.pack_ctx = &pc;
             }
             ga.a_zp_rows = wzp + gi * mg;
             ga.b_zp = xzp;
@@ -442,12 +460,16 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
                 ga.bias_mode = OQ_Q8_PER_ROW;
             }
             ga.out = outk;
-            ga.c = y + (b * m + gi * mg) * pix * ysize;
+            uint8_t *yg = y + (b * m + gi * mg) * out_plane * ysize;
+            ga.c = padded ? cp : yg;
             ga.ldc = pix;
             ga.scale = scales + gi * mg;
             ga.scale_mode = OQ_Q8_PER_ROW;
             ga.range = range;
             oq_q8_gemm_run(s->v, &ga, rest, n->tp);
+            if (padded) /* keep the first out[2] of every wp columns */
+                for (size_t r = 0; r < mg * g.out[1]; r++)
+                    memcpy(yg + r * g.out[2] * ysize, cp + r * wp * ysize, g.out[2] * ysize);
         }
     return OQ_OK;
 }

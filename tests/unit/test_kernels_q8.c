@@ -253,11 +253,146 @@ static void test_im2col_dw(void)
     CHECK(bad == 0);
 }
 
+/* The fast im2col against its byte-by-byte reference over odd geometries:
+ * 1x1 in place, 3x3 stride 1/2 with padding, dilation, 3-D, column ranges that
+ * start mid-row and end mid-panel, every nr, with and without column sums. */
+static void test_im2col_fast(void)
+{
+    static const struct {
+        size_t c, in[3], k[3], s[3], d[3], p[3];
+    } cases[] = {
+        {5, {1, 9, 9}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}},
+        {3, {1, 11, 13}, {1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1}},
+        {4, {1, 12, 12}, {1, 3, 3}, {1, 2, 2}, {1, 1, 1}, {0, 1, 1}},
+        {3, {1, 15, 14}, {1, 7, 7}, {1, 2, 2}, {1, 1, 1}, {0, 3, 3}},
+        {2, {1, 9, 9}, {1, 1, 1}, {1, 2, 2}, {1, 1, 1}, {0, 0, 0}},
+        {3, {1, 10, 9}, {1, 3, 2}, {1, 1, 3}, {1, 2, 2}, {0, 2, 1}},
+        {2, {4, 5, 6}, {2, 3, 3}, {1, 1, 2}, {2, 1, 1}, {1, 1, 1}},
+        {1, {1, 40, 40}, {1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 1, 1}},
+        {7, {1, 3, 3}, {1, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 2, 2}},
+    };
+    static const size_t nrs[] = {4, 8, 32};
+    int bad = 0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        oq_q8_conv_geom g = {.channels = cases[ci].c};
+        size_t plane = 1, npix = 1;
+        for (int i = 0; i < 3; i++) {
+            g.in[i] = cases[ci].in[i];
+            g.kernel[i] = cases[ci].k[i];
+            g.stride[i] = cases[ci].s[i];
+            g.dilation[i] = cases[ci].d[i];
+            g.pad[i] = cases[ci].p[i];
+            size_t ext = (g.kernel[i] - 1) * g.dilation[i] + 1;
+            g.out[i] = (g.in[i] + 2 * g.pad[i] - ext) / g.stride[i] + 1;
+            plane *= g.in[i];
+            npix *= g.out[i];
+        }
+        size_t k = g.channels * g.kernel[0] * g.kernel[1] * g.kernel[2], k4 = (k + 3) / 4 * 4;
+        uint8_t *x = malloc(g.channels * plane);
+        for (size_t i = 0; i < g.channels * plane; i++)
+            x[i] = rnd8();
+        for (size_t ni = 0; ni < 3; ni++)
+            for (size_t xr = 0; xr < 2; xr++) {
+                size_t nr = nrs[ni], n0 = npix > 5 ? (ci * 3 + ni) % 5 : 0, nb = npix - n0;
+                size_t bytes = (nb + nr - 1) / nr * nr * k4;
+                uint8_t *want = malloc(bytes), *got = malloc(bytes);
+                int32_t *ws = malloc(nb * 4), *gs = malloc(nb * 4);
+                memset(got, 0xA5, bytes);
+                oq_q8_im2col_ctx ctx = {&g, x, xr ? 0x80 : 0, (uint8_t)(ci * 29 + 3)};
+                oq_q8_im2col_pack_reference(&ctx, n0, nb, nr, want, ws);
+                oq_q8_im2col_pack(&ctx, n0, nb, nr, got, gs);
+                bad += memcmp(want, got, bytes) != 0;
+                bad += memcmp(ws, gs, nb * 4) != 0;
+                memset(got, 0x5A, bytes);
+                oq_q8_im2col_pack(&ctx, n0, nb, nr, got, NULL);
+                bad += memcmp(want, got, bytes) != 0;
+                if (bad)
+                    printf("im2col case %zu nr %zu xor %zu differs\n", ci, nr, xr);
+                free(want);
+                free(got);
+                free(ws);
+                free(gs);
+            }
+        free(x);
+    }
+    CHECK(bad == 0);
+}
+
+/* The fast depthwise path with every row kernel the CPU runs against the
+ * reference: strides, dilations, asymmetric kernels, rows wider than a chunk,
+ * signed and unsigned data, every output type. */
+static void test_dwconv_fast(void)
+{
+    static const struct {
+        size_t in[2], k[2], s[2], d[2], p[2];
+    } cases[] = {
+        {{9, 11}, {3, 3}, {1, 1}, {1, 1}, {1, 1}},  {{12, 12}, {3, 3}, {2, 2}, {1, 1}, {1, 1}},
+        {{7, 7}, {5, 5}, {1, 1}, {1, 1}, {2, 2}},   {{10, 13}, {3, 2}, {2, 3}, {2, 2}, {2, 1}},
+        {{3, 700}, {1, 7}, {1, 1}, {1, 1}, {0, 3}}, {{4, 5}, {3, 3}, {1, 1}, {1, 1}, {0, 0}},
+        {{2, 37}, {3, 3}, {1, 2}, {1, 1}, {2, 2}},  {{3, 5000}, {3, 3}, {1, 4}, {1, 1}, {1, 1}},
+        {{9, 17}, {2, 4}, {2, 2}, {1, 1}, {1, 1}},  {{6, 40}, {3, 2}, {1, 1}, {3, 1}, {2, 0}},
+    };
+    struct {
+        const char *name;
+        oq_isa isa;
+        OQ_Q8_DW_ROW_FUNCTION((*fn));
+        OQ_Q8_DW_PAIR_FUNCTION((*pair));
+    } rows[] = {{"scalar", OQ_ISA_PORTABLE, oq_q8_dw_row__scalar, oq_q8_dw_pair__scalar},
+                {"avx2", OQ_ISA_AVX2, oq_q8_dw_row__avx2, oq_q8_dw_pair__avx2},
+                {"avx512", OQ_ISA_AVX512, oq_q8_dw_row__avx512, oq_q8_dw_pair__avx512}};
+    int bad = 0;
+    for (size_t ri = 0; ri < 3; ri++) {
+        if (rows[ri].isa > oq_isa_level()) {
+            printf("  skip depthwise row kernel %s (CPU or ONNXQ_ISA)\n", rows[ri].name);
+            continue;
+        }
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+            for (int o = 0; o < 4; o++) {
+                oq_q8_conv_geom g = {.channels = 1, .in = {1, cases[ci].in[0], cases[ci].in[1]}, .out = {1, 1, 1},
+                                     .kernel = {1, cases[ci].k[0], cases[ci].k[1]}, .stride = {1, cases[ci].s[0], cases[ci].s[1]},
+                                     .dilation = {1, cases[ci].d[0], cases[ci].d[1]}, .pad = {0, cases[ci].p[0], cases[ci].p[1]}};
+                for (int i = 1; i < 3; i++)
+                    g.out[i] = (g.in[i] + 2 * g.pad[i] - (g.kernel[i] - 1) * g.dilation[i] - 1) / g.stride[i] + 1;
+                size_t nin = g.in[1] * g.in[2], nout = g.out[1] * g.out[2], taps = g.kernel[1] * g.kernel[2];
+                uint8_t *x = malloc(nin), w[64];
+                for (size_t i = 0; i < nin; i++)
+                    x[i] = rnd8();
+                for (size_t i = 0; i < taps; i++)
+                    w[i] = rnd8();
+                oq_q8_dw_params p = {.g = &g, .x_signed = o & 1, .w_signed = !(o & 1), .x_zp = o & 1 ? -5 : 130,
+                                     .w_zp = o & 1 ? 3 : 0, .bias = o * 1000 - 1500, .out = (oq_q8_out)o,
+                                     .scale = 0.0007f, .range = oq_requant_range_make(o == 2 ? 0 : 128, o == 2 ? -128 : 0, o == 2 ? 127 : 255)};
+                if (o == OQ_Q8_OUT_S8)
+                    p.range = oq_requant_range_make(-3, -128, 127);
+                int32_t *want = malloc(nout * 4), *got = malloc(nout * 4);
+                memset(want, 0, nout * 4);
+                memset(got, 0, nout * 4);
+                oq_q8_dwconv_reference(&p, x, w, want);
+                /* with the pair kernel (taken where the geometry allows) and without */
+                for (int with_pair = 0; with_pair < 2; with_pair++) {
+                    memset(got, 0, nout * 4);
+                    oq_q8_dwconv_with(&p, x, w, got, rows[ri].fn, with_pair ? rows[ri].pair : NULL);
+                    if (memcmp(want, got, nout * 4)) {
+                        bad++;
+                        printf("depthwise %s%s case %zu out %d differs\n", rows[ri].name, with_pair ? " pairs" : "",
+                               ci, o);
+                    }
+                }
+                free(x);
+                free(want);
+                free(got);
+            }
+    }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
     printf("ISA level %s\n", oq_isa_name(oq_isa_level()));
     test_requantize_rule();
     test_gemm();
     test_im2col_dw();
+    test_im2col_fast();
+    test_dwconv_fast();
     return test_summary("test_kernels_q8");
 }

@@ -399,6 +399,16 @@ int main(void)
         {OQ_INT8, OQ_INT8, 1, 3, 40, 1, 13, 13, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 10, -3, 0, 0},
         {OQ_UINT8, OQ_INT8, 1, 4, 5, 1, 5, 6, 2, 2, 1, 1, 1, 1, 1, 0, 0, 0, 200, 5, 0, 1},
         {OQ_INT8, OQ_UINT8, 2, 4, 4, 4, 5, 6, 3, 3, 1, 1, 1, 1, 1, 0, 0, 0, -3, 77, 0, 1},
+        /* stride 1 k x k through the padded-input packer: groups, dilation, batches,
+         * wide rows over several GEMM blocks, a 1 x k kernel, int32 out */
+        {OQ_UINT8, OQ_UINT8, 2, 6, 9, 3, 10, 11, 3, 3, 1, 1, 2, 2, 2, 1, 1, 1, 3, 130, 5, 0},
+        {OQ_INT8, OQ_INT8, 1, 16, 20, 1, 40, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, -7, 0, 4, 0},
+        {OQ_INT8, OQ_INT8, 1, 3, 33, 1, 4, 30, 1, 5, 1, 1, 1, 1, 2, 0, 1, 0, 1, 2, 0, 0},
+        {OQ_UINT8, OQ_INT8, 1, 5, 6, 1, 7, 7, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 128, 0, 0, 1},
+        /* strided: the packer's stride phases (1x1 s2, 7x7 s2 p3, s3 x s2 with dilation) */
+        {OQ_INT8, OQ_INT8, 1, 8, 12, 1, 9, 10, 1, 1, 2, 2, 1, 1, 0, 1, 1, 0, 3, 0, -2, 0},
+        {OQ_UINT8, OQ_INT8, 1, 3, 16, 1, 23, 20, 7, 7, 2, 2, 1, 1, 3, 1, 1, 1, 128, 0, 0, 0},
+        {OQ_INT8, OQ_UINT8, 2, 4, 6, 2, 17, 19, 3, 3, 3, 2, 1, 2, 1, 0, 1, 0, -1, 120, 9, 0},
     };
     for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++)
         test_qconv(&convs[i], tp2);

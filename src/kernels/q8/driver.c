@@ -6,6 +6,10 @@
 
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 static const oq_q8_gemm_variant variants[] = {
 #define OQ_Q8_GEMM_VARIANT(fn, isa, flavour, mr, nr) {#fn, isa, flavour, mr, nr, fn},
 #include "kernels/q8/q8-gemm.inc"
@@ -43,6 +47,32 @@ static size_t roundup(size_t x, size_t m) { return (x + m - 1) / m * m; }
 size_t oq_q8_packed_a_size(const oq_q8_gemm_variant *v, size_t m, size_t k) { return roundup(m, v->mr) * roundup(k, 4); }
 size_t oq_q8_packed_b_size(const oq_q8_gemm_variant *v, size_t k, size_t n) { return roundup(n, v->nr) * roundup(k, 4); }
 
+/* Line l of a panel from element p on (see pack_panels); returns the sum. */
+static int32_t pack_line(const uint8_t *s, size_t p, size_t k, size_t ps, uint8_t x, bool is_signed, uint8_t *panel,
+                         size_t w, size_t l)
+{
+    int32_t sum = 0;
+    if (ps == 1) {
+        /* contiguous lines: move 4 bytes at a time and sum them as SWAR
+         * lanes (signed sums read b ^ 0x80 as unsigned, minus 128 each) */
+        uint32_t xw = x * 0x01010101u, flip = is_signed ? 0x80808080u : 0;
+        for (; p + 4 <= k; p += 4) {
+            uint32_t word;
+            memcpy(&word, s + p, 4);
+            word ^= xw;
+            memcpy(panel + (p / 4) * w * 4 + l * 4, &word, 4);
+            uint32_t u = word ^ flip, t = (u & 0x00FF00FFu) + ((u >> 8) & 0x00FF00FFu);
+            sum += (int32_t)((t & 0xFFFFu) + (t >> 16)) - (is_signed ? 512 : 0);
+        }
+    }
+    for (; p < k; p++) {
+        uint8_t b = s[p * ps] ^ x;
+        panel[(p / 4) * w * 4 + l * 4 + p % 4] = b;
+        sum += is_signed ? (int32_t)(int8_t)b : (int32_t)b;
+    }
+    return sum;
+}
+
 /* Panels of w lines (rows of A or columns of B) starting at line l0: line i,
  * element p at src[i*ls + p*ps] ^ x; sums read the bytes as signed or not. */
 static void pack_panels(size_t lines, size_t k, size_t w, const uint8_t *src, size_t ls, size_t ps, uint8_t x,
@@ -52,29 +82,50 @@ static void pack_panels(size_t lines, size_t k, size_t w, const uint8_t *src, si
     for (size_t l0 = 0; l0 < lines; l0 += w) {
         size_t lw = lines - l0 < w ? lines - l0 : w;
         uint8_t *panel = dst + l0 * k4;
-        memset(panel, 0, w * k4);
-        for (size_t l = 0; l < lw; l++) {
-            const uint8_t *s = src + (l0 + l) * ls;
-            int32_t sum = 0;
-            size_t p = 0;
-            if (ps == 1) {
-                /* contiguous lines: move 4 bytes at a time and sum them as SWAR
-                 * lanes (signed sums read b ^ 0x80 as unsigned, minus 128 each) */
-                uint32_t xw = x * 0x01010101u, flip = is_signed ? 0x80808080u : 0;
-                for (; p + 4 <= k; p += 4) {
-                    uint32_t word;
-                    memcpy(&word, s + p, 4);
-                    word ^= xw;
-                    memcpy(panel + (p / 4) * w * 4 + l * 4, &word, 4);
-                    uint32_t u = word ^ flip, t = (u & 0x00FF00FFu) + ((u >> 8) & 0x00FF00FFu);
-                    sum += (int32_t)((t & 0xFFFFu) + (t >> 16)) - (is_signed ? 512 : 0);
+        if (lw < w || k < k4) /* zero padding: missing lines, k past its end */
+            memset(panel, 0, w * k4);
+        size_t l = 0;
+#if defined(__SSE2__)
+        if (ps == 1 && w % 4 == 0) {
+            /* four lines at a time: 16 bytes of each, a 4x4 transpose of 4-byte
+             * groups, row sums by psadbw (signed: on b ^ 0x80, minus 128 each) */
+            const __m128i vx = _mm_set1_epi8((char)x), flip = _mm_set1_epi8(is_signed ? (char)0x80 : 0);
+            const __m128i zero = _mm_setzero_si128();
+            for (; l + 4 <= lw; l += 4) {
+                const uint8_t *s0 = src + (l0 + l) * ls, *s1 = s0 + ls, *s2 = s1 + ls, *s3 = s2 + ls;
+                __m128i a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+                size_t p = 0;
+                for (; p + 16 <= k; p += 16) {
+                    __m128i r0 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s0 + p)), vx);
+                    __m128i r1 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s1 + p)), vx);
+                    __m128i r2 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s2 + p)), vx);
+                    __m128i r3 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s3 + p)), vx);
+                    a0 = _mm_add_epi64(a0, _mm_sad_epu8(_mm_xor_si128(r0, flip), zero));
+                    a1 = _mm_add_epi64(a1, _mm_sad_epu8(_mm_xor_si128(r1, flip), zero));
+                    a2 = _mm_add_epi64(a2, _mm_sad_epu8(_mm_xor_si128(r2, flip), zero));
+                    a3 = _mm_add_epi64(a3, _mm_sad_epu8(_mm_xor_si128(r3, flip), zero));
+                    __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpacklo_epi32(r2, r3);
+                    __m128i t2 = _mm_unpackhi_epi32(r0, r1), t3 = _mm_unpackhi_epi32(r2, r3);
+                    uint8_t *d = panel + (p / 4) * w * 4 + l * 4;
+                    _mm_storeu_si128((__m128i *)d, _mm_unpacklo_epi64(t0, t1));
+                    _mm_storeu_si128((__m128i *)(d + w * 4), _mm_unpackhi_epi64(t0, t1));
+                    _mm_storeu_si128((__m128i *)(d + 2 * w * 4), _mm_unpacklo_epi64(t2, t3));
+                    _mm_storeu_si128((__m128i *)(d + 3 * w * 4), _mm_unpackhi_epi64(t2, t3));
+                }
+                __m128i acc[4] = {a0, a1, a2, a3};
+                const uint8_t *sl[4] = {s0, s1, s2, s3};
+                for (size_t q = 0; q < 4; q++) {
+                    int32_t sum = _mm_cvtsi128_si32(acc[q]) + _mm_cvtsi128_si32(_mm_unpackhi_epi64(acc[q], acc[q]));
+                    sum -= is_signed ? (int32_t)(128 * p) : 0;
+                    sum += pack_line(sl[q], p, k, 1, x, is_signed, panel, w, l + q);
+                    if (sums)
+                        sums[l0 + l + q] = sum;
                 }
             }
-            for (; p < k; p++) {
-                uint8_t b = s[p * ps] ^ x;
-                panel[(p / 4) * w * 4 + l * 4 + p % 4] = b;
-                sum += is_signed ? (int32_t)(int8_t)b : (int32_t)b;
-            }
+        }
+#endif
+        for (; l < lw; l++) {
+            int32_t sum = pack_line(src + (l0 + l) * ls, 0, k, ps, x, is_signed, panel, w, l);
             if (sums)
                 sums[l0 + l] = sum;
         }
@@ -208,7 +259,8 @@ static void run_task(void *p, size_t task, size_t thread)
         cs = g->b_colsum + n0;
     } else {
         uint8_t *dst = ws;
-        int32_t *sums = (int32_t *)(ws + align64(r->nc * k4));
+        /* column sums only meet A's zero point: symmetric weights (zp 0) skip them */
+        int32_t *sums = r->za || r->za0 ? (int32_t *)(ws + align64(r->nc * k4)) : NULL;
         if (g->pack_b)
             g->pack_b(g->pack_ctx, n0, nb, v->nr, dst, sums);
         else
@@ -221,7 +273,7 @@ static void run_task(void *p, size_t task, size_t thread)
     int32_t *col_off = (int32_t *)(ws + align64(r->nc * 4)), *c1 = col_off + align64(r->nc * 4) / 4;
     uint32_t k = (uint32_t)g->k;
     for (size_t j = 0; j < nb; j++) {
-        uint32_t zb = (uint32_t)(r->zb ? r->zb[n0 + j] : r->zb0), s = (uint32_t)cs[j];
+        uint32_t zb = (uint32_t)(r->zb ? r->zb[n0 + j] : r->zb0), s = cs ? (uint32_t)cs[j] : 0;
         uint32_t off = g->bias && g->bias_mode == OQ_Q8_PER_COL ? (uint32_t)g->bias[n0 + j] : 0;
         if (!r->za)
             off -= (uint32_t)r->za0 * s;
@@ -296,10 +348,18 @@ void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void 
 
     size_t threads = (size_t)oq_threadpool_size(tp);
     r.nc = block_n(v, g);
+    size_t n_panels = (g->n + v->nr - 1) / v->nr;
+    if (threads > 1 && !g->b_packed) {
+        /* B is packed by the task that uses it: split N rather than M, or every
+         * M chunk would pack (im2col) the same block again */
+        size_t per = (n_panels + 4 * threads - 1) / (4 * threads);
+        if (per * v->nr < r.nc)
+            r.nc = per * v->nr;
+    }
     r.n_blocks = (g->n + r.nc - 1) / r.nc;
     size_t panels = mp / v->mr;
     r.m_chunks = 1;
-    if (threads > 1 && r.n_blocks < 4 * threads) {
+    if (threads > 1 && r.n_blocks < (g->b_packed ? 4 : 1) * threads) {
         r.m_chunks = (4 * threads + r.n_blocks - 1) / r.n_blocks;
         if (r.m_chunks > panels)
             r.m_chunks = panels;
@@ -310,7 +370,7 @@ void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void 
 }
 
 /* ---- convolution ---- */
-void oq_q8_im2col_pack(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum)
+void oq_q8_im2col_pack_reference(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum)
 {
     const oq_q8_im2col_ctx *c = ctx;
     const oq_q8_conv_geom *g = c->g;
@@ -345,7 +405,7 @@ void oq_q8_im2col_pack(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t
     }
 }
 
-void oq_q8_dwconv(const oq_q8_dw_params *p, const void *x, const void *w, void *y)
+void oq_q8_dwconv_reference(const oq_q8_dw_params *p, const void *x, const void *w, void *y)
 {
     const oq_q8_conv_geom *g = p->g;
     size_t ih = g->in[1], iw = g->in[2], oh = g->out[1], ow = g->out[2], kh = g->kernel[1], kw = g->kernel[2];

@@ -77,7 +77,8 @@ void oq_q8_pack_b(const oq_q8_gemm_variant *v, size_t k, size_t n, const uint8_t
                   uint8_t x, uint8_t *dst, int32_t *colsum);
 
 /* Writes columns [n0, n0+nb) of a vector operand produced on the fly (im2col):
- * ceil(nb/nr) panels of roundup(k,4) x nr bytes, and colsum[0..nb). */
+ * ceil(nb/nr) panels of roundup(k,4) x nr bytes, and colsum[0..nb) unless
+ * colsum is NULL (the driver skips the sums when A's zero point is 0). */
 typedef void (*oq_q8_pack_b_fn)(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum);
 
 /* C = output_stage(A B) for an m x n x k product. Zero points are in the
@@ -135,6 +136,33 @@ typedef struct oq_q8_im2col_ctx {
     uint8_t x_xor, pad;
 } oq_q8_im2col_ctx;
 void oq_q8_im2col_pack(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum);
+/* im2col over a zero-point-padded copy of the input, split into stride phases
+ * (phase (py, px) holds padded rows py, py+sy, ... and columns px, px+sx, ...):
+ * output columns run over a grid as wide as a phase row (wp columns per output
+ * row, the last wp - out[2] of them garbage the caller drops), so the row of
+ * every tap is a phase plane itself, shifted; nothing is copied but the
+ * interleave. Phase planes are plane_bytes apart (channel-major) and end with
+ * slack. 2-D only (in[0] = 1). */
+typedef struct oq_q8_im2col_padded_ctx {
+    const oq_q8_conv_geom *g;
+    const uint8_t *xp;
+    size_t wp, plane_bytes;
+    uint8_t x_xor;
+} oq_q8_im2col_padded_ctx;
+void oq_q8_im2col_padded_pack(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum);
+/* Bytes of the padded copy of one group's channels (padded rows in[1] + pad top
+ * and bottom, columns in[2] + pad left and right); sets the grid width *wp and
+ * the phase plane size ... */
+size_t oq_q8_im2col_padded_size(const oq_q8_conv_geom *g, size_t pad_bottom, size_t pad_right, size_t *wp,
+                                size_t *plane_bytes);
+/* ... and the copy: x (channel planes of in[1] x in[2]) into dst, borders and
+ * slack set to the byte pad (the zero point xor-ed with x_xor, so the packer's
+ * xor turns it into the zero point). */
+void oq_q8_im2col_padded_fill(const oq_q8_conv_geom *g, size_t pad_bottom, size_t pad_right, const uint8_t *x,
+                              uint8_t pad, uint8_t *dst);
+
+/* The byte-by-byte specification of oq_q8_im2col_pack (tests); colsum required. */
+void oq_q8_im2col_pack_reference(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum);
 
 /* Depthwise 2-D (in[0] = out[0] = 1): one channel plane of u8 or s8 input
  * (is_signed), kernel w (s8 or u8: w_signed), exact int32 sum of
@@ -150,5 +178,30 @@ typedef struct oq_q8_dw_params {
     oq_requant_range range;
 } oq_q8_dw_params;
 void oq_q8_dwconv(const oq_q8_dw_params *p, const void *x, const void *w, void *y);
+/* Tap by tap specification of oq_q8_dwconv (tests; fallback for huge kernels). */
+void oq_q8_dwconv_reference(const oq_q8_dw_params *p, const void *x, const void *w, void *y);
+
+/* Row kernels of the fast depthwise path: output n elements of one row,
+ * y[i] = output stage of bias + sum_t src[t][i] * w[t] (src: input minus its zero
+ * point, int16, unit stride). One per ISA, chosen once by oq_q8_dwconv. */
+#define OQ_Q8_DW_ROW_FUNCTION(fn)                                                                                  \
+    void fn(size_t n, size_t taps, const int16_t *const *src, const int32_t *w, int32_t bias,                     \
+            const oq_q8_dw_params *p, void *y)
+OQ_Q8_DW_ROW_FUNCTION(oq_q8_dw_row__scalar);
+OQ_Q8_DW_ROW_FUNCTION(oq_q8_dw_row__avx2);
+OQ_Q8_DW_ROW_FUNCTION(oq_q8_dw_row__avx512);
+/* Pair row kernels (stride 1 or 2, dilation 1: two neighbouring taps share an
+ * int16 pair): y[i] = output stage of bias + sum_p src[p][2i]*lo16(w2[p]) +
+ * src[p][2i+1]*hi16(w2[p]), the pmaddwd form, exact in int32. */
+#define OQ_Q8_DW_PAIR_FUNCTION(fn)                                                                                 \
+    void fn(size_t n, size_t pairs, const int16_t *const *src, const int32_t *w2, int32_t bias,                   \
+            const oq_q8_dw_params *p, void *y)
+OQ_Q8_DW_PAIR_FUNCTION(oq_q8_dw_pair__scalar);
+OQ_Q8_DW_PAIR_FUNCTION(oq_q8_dw_pair__avx2);
+OQ_Q8_DW_PAIR_FUNCTION(oq_q8_dw_pair__avx512);
+/* Runs oq_q8_dwconv with given row kernels (tests compare every ISA); pair may
+ * be NULL (every geometry then takes the row kernel). */
+void oq_q8_dwconv_with(const oq_q8_dw_params *p, const void *x, const void *w, void *y,
+                       OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)));
 
 #endif
