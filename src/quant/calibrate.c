@@ -214,8 +214,10 @@ static oq_status run_pass(const oq_model *prep, calib_run *c, const char *const 
         for (size_t k = 0; k < oq_session_input_count(s); k++)
             observe(c, oq_session_input(s, k)->name, batch[k]);
         st = oq_session_run(s, batch, oq_data_reader_input_count(data), res, n_out);
-        for (size_t k = 0; st == OQ_OK && k < n_out; k++)
-            observe(c, oq_session_output(s, k)->name, res[k]);
+        /* outputs the hook already showed (produced by a node) are not counted twice */
+        for (size_t k = 0, idx; st == OQ_OK && k < n_out; k++)
+            if (oq_strmap_get(&c->map, oq_session_output(s, k)->name, &idx) && exposed[idx])
+                observe(c, oq_session_output(s, k)->name, res[k]);
         for (size_t k = 0; k < n_out; k++) {
             oq_tensor_destroy(res[k]);
             res[k] = NULL;
