@@ -160,6 +160,8 @@ typedef struct oq_session oq_session;
 typedef struct oq_session_options {
     int threads;          /* 0: number of cores */
     int profile;          /* nonzero: collect per-node time */
+    int emulate_qdq;      /* nonzero: do not fuse QDQ patterns into integer operators; a QDQ
+                             model then runs int8 emulated in float (debug mode) */
 } oq_session_options;
 oq_session_options oq_session_options_default(void);
 
@@ -186,6 +188,11 @@ typedef struct oq_data_reader oq_data_reader;
 typedef struct oq_reader_options {
     size_t batch_size;  /* samples per batch when the model's batch dim is symbolic; 0: 32 */
     size_t max_samples; /* stop after this many samples; 0: all */
+    const char *labels; /* .npy of integer class labels, one per sample (first axis), or NULL */
+    /* Image folders: preprocessing spec, comma-separated key=value, e.g.
+     * "resize=256,crop=224,order=rgb,layout=nchw,scale=255,mean=0.485:0.456:0.406,std=0.229:0.224:0.225".
+     * NULL: resize/crop to the model's input size, rgb, layout from the model, scale 255, no mean/std. */
+    const char *image_spec;
 } oq_reader_options;
 oq_reader_options oq_reader_options_default(void);
 
@@ -198,6 +205,12 @@ oq_status oq_data_reader_rewind(oq_data_reader *r);
 size_t oq_data_reader_input_count(const oq_data_reader *r);
 /* Samples the reader will deliver in total (from the file headers, capped by max_samples). */
 int64_t oq_data_reader_sample_count(const oq_data_reader *r);
+/* Labels of the samples in the batch last returned by oq_data_reader_next: an image
+ * folder labels each image by its subfolder (index in sorted subfolder order), other
+ * sources take them from opt->labels. *labels is NULL (and *n 0) when the source has none. */
+oq_status oq_data_reader_labels(const oq_data_reader *r, const int64_t **labels, size_t *n);
+/* Class names of an image folder (sorted subfolder names); NULL when none. */
+const char *oq_data_reader_class_name(const oq_data_reader *r, int64_t label);
 void oq_data_reader_destroy(oq_data_reader *r);
 
 /* Observers turn the activations seen during calibration into one range per tensor. */
