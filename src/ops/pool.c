@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #if defined(__SSE2__)
-#include <xmmintrin.h>
+#include <emmintrin.h>
 #endif
 
 typedef struct pool_geom {
@@ -207,92 +207,126 @@ DEFINE_MAX_PLANE(max_plane_f64, double)
 DEFINE_MAX_PLANE(max_plane_i8, int8_t)
 DEFINE_MAX_PLANE(max_plane_u8, uint8_t)
 
-/* Float max pooling without Indices, the hot case (ResNet's 3x3/2 stem pool):
- * column windows are computed once per plane, the inner loop is a bare max. */
-enum { FAST_COLS = 1024 };
-static bool max_plane_f32_fast(const pool_job *j, size_t plane)
+/* col[i] = max(col[i], row[i]) for the element types of the fast path below. maxps(a, b)
+ * is a > b ? a : b, the scalar rule (a NaN in row is skipped); int8 goes through the
+ * unsigned max with the sign bit flipped (SSE2 has no signed byte max). */
+static void row_max_f32(float *col, const float *row, size_t n)
 {
-    const pool_geom *g = &j->g;
-    if (g->out[2] > FAST_COLS)
-        return false;
-    ptrdiff_t fxs[FAST_COLS];
-    uint16_t x0s[FAST_COLS], x1s[FAST_COLS];
-    if (g->k[2] > 65535)
-        return false;
-    for (size_t ox = 0; ox < g->out[2]; ox++) {
-        size_t a, b, c;
-        window(g, 2, ox, &fxs[ox], &a, &b, &c);
-        x0s[ox] = (uint16_t)a;
-        x1s[ox] = (uint16_t)b;
-    }
-    const float *x = (const float *)j->x + plane * PLANE_IN(g);
-    float *y = (float *)j->y + plane * PLANE_OUT(g);
-    const size_t dx = g->d[2];
-    if (g->in[0] == 1 && g->k[0] == 1 && g->out[0] == 1 && g->in[2] <= FAST_COLS) {
-        /* 2-D: the max over the window's rows first (a loop the compiler vectorizes), then
-         * over columns, so overlapping windows do not compare the same inputs again.
-         * NaN inputs are skipped as below: v > m is false for them. */
-        float col[FAST_COLS];
-        const size_t iw = g->in[2];
-        for (size_t oy = 0; oy < g->out[1]; oy++, y += g->out[2]) {
-            ptrdiff_t fy;
-            size_t y0, y1, py;
-            window(g, 1, oy, &fy, &y0, &y1, &py);
-            for (size_t i = 0; i < iw; i++)
-                col[i] = -INFINITY;
-            for (size_t ty = y0; ty < y1; ty++) {
-                const float *row = x + (size_t)(fy + (ptrdiff_t)(ty * g->d[1])) * iw;
-                size_t i = 0;
+    size_t i = 0;
 #if defined(__SSE2__)
-                /* maxps(a, b) is a > b ? a : b, the scalar rule below */
-                for (; i + 4 <= iw; i += 4)
-                    _mm_storeu_ps(col + i, _mm_max_ps(_mm_loadu_ps(row + i), _mm_loadu_ps(col + i)));
+    for (; i + 4 <= n; i += 4)
+        _mm_storeu_ps(col + i, _mm_max_ps(_mm_loadu_ps(row + i), _mm_loadu_ps(col + i)));
 #endif
-                for (; i < iw; i++)
-                    col[i] = row[i] > col[i] ? row[i] : col[i];
-            }
-            for (size_t ox = 0; ox < g->out[2]; ox++) {
-                float m = -INFINITY;
-                /* fxs may be negative (left padding); tx starts where the index is >= 0 */
-                for (size_t tx = x0s[ox]; tx < x1s[ox]; tx++) {
-                    float v = col[fxs[ox] + (ptrdiff_t)(tx * dx)];
-                    m = v > m ? v : m;
-                }
-                y[ox] = m;
-            }
-        }
-        return true;
-    }
-    for (size_t oz = 0; oz < g->out[0]; oz++) {
-        ptrdiff_t fz;
-        size_t z0, z1, pz;
-        window(g, 0, oz, &fz, &z0, &z1, &pz);
-        for (size_t oy = 0; oy < g->out[1]; oy++, y += g->out[2]) {
-            ptrdiff_t fy;
-            size_t y0, y1, py;
-            window(g, 1, oy, &fy, &y0, &y1, &py);
-            for (size_t ox = 0; ox < g->out[2]; ox++)
-                y[ox] = -INFINITY;
-            for (size_t tz = z0; tz < z1; tz++) {
-                size_t iz = (size_t)(fz + (ptrdiff_t)(tz * g->d[0]));
-                for (size_t ty = y0; ty < y1; ty++) {
-                    size_t iy = (size_t)(fy + (ptrdiff_t)(ty * g->d[1]));
-                    const float *row = x + (iz * g->in[1] + iy) * g->in[2];
-                    for (size_t ox = 0; ox < g->out[2]; ox++) {
-                        float m = y[ox];
-                        const ptrdiff_t f = fxs[ox];
-                        for (size_t tx = x0s[ox]; tx < x1s[ox]; tx++) {
-                            float v = row[f + (ptrdiff_t)(tx * dx)];
-                            m = v > m ? v : m;
-                        }
-                        y[ox] = m;
-                    }
-                }
-            }
-        }
-    }
-    return true;
+    for (; i < n; i++)
+        col[i] = row[i] > col[i] ? row[i] : col[i];
 }
+
+static void row_max_u8(uint8_t *col, const uint8_t *row, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    for (; i + 16 <= n; i += 16)
+        _mm_storeu_si128((__m128i *)(col + i), _mm_max_epu8(_mm_loadu_si128((const __m128i *)(row + i)),
+                                                            _mm_loadu_si128((const __m128i *)(col + i))));
+#endif
+    for (; i < n; i++)
+        col[i] = row[i] > col[i] ? row[i] : col[i];
+}
+
+static void row_max_i8(int8_t *col, const int8_t *row, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    const __m128i sign = _mm_set1_epi8((char)0x80);
+    for (; i + 16 <= n; i += 16) {
+        __m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(row + i)), sign);
+        __m128i b = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(col + i)), sign);
+        _mm_storeu_si128((__m128i *)(col + i), _mm_xor_si128(_mm_max_epu8(a, b), sign));
+    }
+#endif
+    for (; i < n; i++)
+        col[i] = row[i] > col[i] ? row[i] : col[i];
+}
+
+/* Max pooling without Indices, the hot case (ResNet's 3x3/2 stem pool, in float or
+ * in int8 between quantized layers): column windows are computed once per plane, the
+ * inner loop is a bare max. Returns false when the plane is too wide for it. */
+enum { FAST_COLS = 1024 };
+#define DEFINE_MAX_PLANE_FAST(name, T, LOWEST, ROW_MAX)                                                               \
+    static bool name(const pool_job *j, size_t plane)                                                                 \
+    {                                                                                                                 \
+        const pool_geom *g = &j->g;                                                                                   \
+        if (g->out[2] > FAST_COLS || g->k[2] > 65535)                                                                 \
+            return false;                                                                                             \
+        ptrdiff_t fxs[FAST_COLS];                                                                                     \
+        uint16_t x0s[FAST_COLS], x1s[FAST_COLS];                                                                      \
+        for (size_t ox = 0; ox < g->out[2]; ox++) {                                                                   \
+            size_t a, b, c;                                                                                           \
+            window(g, 2, ox, &fxs[ox], &a, &b, &c);                                                                   \
+            x0s[ox] = (uint16_t)a;                                                                                    \
+            x1s[ox] = (uint16_t)b;                                                                                    \
+        }                                                                                                             \
+        const T *x = (const T *)j->x + plane * PLANE_IN(g);                                                           \
+        T *y = (T *)j->y + plane * PLANE_OUT(g);                                                                      \
+        const size_t dx = g->d[2];                                                                                    \
+        if (g->in[0] == 1 && g->k[0] == 1 && g->out[0] == 1 && g->in[2] <= FAST_COLS) {                               \
+            /* 2-D: the max over the window's rows first (vectorized), then over columns,                             \
+             * so overlapping windows do not compare the same inputs again */                                         \
+            T col[FAST_COLS];                                                                                         \
+            const size_t iw = g->in[2];                                                                               \
+            for (size_t oy = 0; oy < g->out[1]; oy++, y += g->out[2]) {                                               \
+                ptrdiff_t fy;                                                                                         \
+                size_t y0, y1, py;                                                                                    \
+                window(g, 1, oy, &fy, &y0, &y1, &py);                                                                 \
+                for (size_t i = 0; i < iw; i++)                                                                       \
+                    col[i] = LOWEST;                                                                                  \
+                for (size_t ty = y0; ty < y1; ty++)                                                                   \
+                    ROW_MAX(col, x + (size_t)(fy + (ptrdiff_t)(ty * g->d[1])) * iw, iw);                              \
+                for (size_t ox = 0; ox < g->out[2]; ox++) {                                                           \
+                    T m = LOWEST;                                                                                     \
+                    /* fxs may be negative (left padding); tx starts where the index is >= 0 */                       \
+                    for (size_t tx = x0s[ox]; tx < x1s[ox]; tx++) {                                                   \
+                        T v = col[fxs[ox] + (ptrdiff_t)(tx * dx)];                                                    \
+                        m = v > m ? v : m;                                                                            \
+                    }                                                                                                 \
+                    y[ox] = m;                                                                                        \
+                }                                                                                                     \
+            }                                                                                                         \
+            return true;                                                                                              \
+        }                                                                                                             \
+        for (size_t oz = 0; oz < g->out[0]; oz++) {                                                                   \
+            ptrdiff_t fz;                                                                                             \
+            size_t z0, z1, pz;                                                                                        \
+            window(g, 0, oz, &fz, &z0, &z1, &pz);                                                                     \
+            for (size_t oy = 0; oy < g->out[1]; oy++, y += g->out[2]) {                                               \
+                ptrdiff_t fy;                                                                                         \
+                size_t y0, y1, py;                                                                                    \
+                window(g, 1, oy, &fy, &y0, &y1, &py);                                                                 \
+                for (size_t ox = 0; ox < g->out[2]; ox++)                                                             \
+                    y[ox] = LOWEST;                                                                                   \
+                for (size_t tz = z0; tz < z1; tz++) {                                                                 \
+                    size_t iz = (size_t)(fz + (ptrdiff_t)(tz * g->d[0]));                                             \
+                    for (size_t ty = y0; ty < y1; ty++) {                                                             \
+                        size_t iy = (size_t)(fy + (ptrdiff_t)(ty * g->d[1]));                                         \
+                        const T *row = x + (iz * g->in[1] + iy) * g->in[2];                                           \
+                        for (size_t ox = 0; ox < g->out[2]; ox++) {                                                   \
+                            T m = y[ox];                                                                              \
+                            const ptrdiff_t f = fxs[ox];                                                              \
+                            for (size_t tx = x0s[ox]; tx < x1s[ox]; tx++) {                                           \
+                                T v = row[f + (ptrdiff_t)(tx * dx)];                                                  \
+                                m = v > m ? v : m;                                                                    \
+                            }                                                                                         \
+                            y[ox] = m;                                                                                \
+                        }                                                                                             \
+                    }                                                                                                 \
+                }                                                                                                     \
+            }                                                                                                         \
+        }                                                                                                             \
+        return true;                                                                                                  \
+    }
+DEFINE_MAX_PLANE_FAST(max_plane_f32_fast, float, -INFINITY, row_max_f32)
+DEFINE_MAX_PLANE_FAST(max_plane_u8_fast, uint8_t, 0, row_max_u8)
+DEFINE_MAX_PLANE_FAST(max_plane_i8_fast, int8_t, INT8_MIN, row_max_i8)
 
 /* Average or Lp pooling of one float plane. */
 static void avg_plane(const pool_job *j, size_t plane)
@@ -352,9 +386,10 @@ static void pool_task(void *ctx, size_t plane, size_t thread)
     }
     else if (j->dt == OQ_DOUBLE)
         max_plane_f64(j, plane);
-    else if (j->dt == OQ_INT8)
-        max_plane_i8(j, plane);
-    else
+    else if (j->dt == OQ_INT8) {
+        if (j->indices || !max_plane_i8_fast(j, plane))
+            max_plane_i8(j, plane);
+    } else if (j->indices || !max_plane_u8_fast(j, plane))
         max_plane_u8(j, plane);
 }
 

@@ -410,44 +410,62 @@ static void test_gemm(oq_threadpool *tp)
             }
 }
 
-/* ---- pooling spot checks (the conformance tests cover the attributes) ---- */
-static void test_pool(void)
+/* ---- pooling spot checks (the conformance tests cover the attributes) ----
+ * int8 and uint8 MaxPool 3x3/2 with padding against a direct loop: with Indices (the
+ * generic path) and without (the fast path, rows wider than one SIMD register). */
+static void test_pool_case(oq_dtype dt, size_t n_out, int64_t h, int64_t w)
 {
-    int64_t xd[4] = {1, 2, 5, 5}, k[2] = {3, 3}, s[2] = {2, 2}, p[4] = {1, 1, 1, 1};
+    int64_t xd[4] = {1, 2, h, w}, k[2] = {3, 3}, s[2] = {2, 2}, p[4] = {1, 1, 1, 1};
     oq_tensor *x = NULL;
-    oq_tensor_create(OQ_INT8, 4, xd, &x);
-    int8_t *xv = x->data;
-    for (int i = 0; i < 50; i++)
-        xv[i] = (int8_t)(i * 37 % 251 - 125);
+    CHECK_OK(oq_tensor_create(dt, 4, xd, &x));
+    int64_t n = 2 * h * w, oh = (h + 2 - 3) / 2 + 1, ow = (w + 2 - 3) / 2 + 1;
+    for (int64_t i = 0; i < n; i++) {
+        int v = (int)(i * 37 % 251);
+        if (dt == OQ_INT8)
+            ((int8_t *)x->data)[i] = (int8_t)(v - 125);
+        else
+            ((uint8_t *)x->data)[i] = (uint8_t)v;
+    }
     node_builder b;
-    nb_init(&b, "MaxPool", 1, 2);
+    nb_init(&b, "MaxPool", 1, n_out);
     nb_ints(&b, "kernel_shape", 2, k);
     nb_ints(&b, "strides", 2, s);
     nb_ints(&b, "pads", 4, p);
     oq_tensor *out[2] = {NULL, NULL};
-    CHECK_OK(run_op(&oq_op_maxpool, &b.node, &x, 1, 0, NULL, out, 2));
-    CHECK(out[0]->dtype == OQ_INT8 && out[0]->dims[2] == 3 && out[1]->dtype == OQ_INT64);
-    const int8_t *yv = out[0]->data;
-    const int64_t *iv = out[1]->data;
+    CHECK_OK(run_op(&oq_op_maxpool, &b.node, &x, 1, 0, NULL, out, n_out));
+    CHECK(out[0]->dtype == dt && out[0]->dims[2] == oh && out[0]->dims[3] == ow);
+    CHECK(n_out == 1 || out[1]->dtype == OQ_INT64);
     int bad = 0;
-    for (int c = 0; c < 2; c++)
-        for (int oy = 0; oy < 3; oy++)
-            for (int ox = 0; ox < 3; ox++) {
-                int best = -1000, bi = -1;
-                for (int ky = 0; ky < 3; ky++)
-                    for (int kx = 0; kx < 3; kx++) {
-                        int iy = oy * 2 + ky - 1, ix = ox * 2 + kx - 1;
-                        if (iy < 0 || ix < 0 || iy >= 5 || ix >= 5)
+    for (int64_t c = 0; c < 2; c++)
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                int best = -1000;
+                int64_t bi = -1;
+                for (int64_t ky = 0; ky < 3; ky++)
+                    for (int64_t kx = 0; kx < 3; kx++) {
+                        int64_t iy = oy * 2 + ky - 1, ix = ox * 2 + kx - 1, at = c * h * w + iy * w + ix;
+                        if (iy < 0 || ix < 0 || iy >= h || ix >= w)
                             continue;
-                        int v = xv[c * 25 + iy * 5 + ix];
+                        int v = dt == OQ_INT8 ? ((int8_t *)x->data)[at] : ((uint8_t *)x->data)[at];
                         if (v > best)
-                            best = v, bi = c * 25 + iy * 5 + ix;
+                            best = v, bi = at;
                     }
-                int o = c * 9 + oy * 3 + ox;
-                bad |= yv[o] != best || iv[o] != bi;
+                int64_t o = (c * oh + oy) * ow + ox;
+                int got = dt == OQ_INT8 ? ((int8_t *)out[0]->data)[o] : ((uint8_t *)out[0]->data)[o];
+                bad |= got != best || (n_out == 2 && ((int64_t *)out[1]->data)[o] != bi);
             }
     CHECK(!bad);
     oq_tensor_destroy(x), oq_tensor_destroy(out[0]), oq_tensor_destroy(out[1]);
+}
+
+static void test_pool(void)
+{
+    const oq_dtype types[2] = {OQ_INT8, OQ_UINT8};
+    for (int t = 0; t < 2; t++)
+        for (size_t n_out = 1; n_out <= 2; n_out++) {
+            test_pool_case(types[t], n_out, 5, 5);
+            test_pool_case(types[t], n_out, 9, 37);
+        }
 }
 
 int main(void)
