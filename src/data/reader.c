@@ -48,6 +48,8 @@ struct oq_data_reader {
     oq_tensor **cur;
     void *scratch;          /* conversion buffer (float64 files) */
     size_t scratch_bytes;
+    int64_t *labels;        /* one per sample (opt.labels), or NULL */
+    int64_t last_first, last_n; /* samples of the batch last returned by next */
 };
 
 oq_reader_options oq_reader_options_default(void)
@@ -449,9 +451,60 @@ void oq_data_reader_destroy(oq_data_reader *r)
     free(r->dtypes);
     free(r->cur);
     free(r->scratch);
+    free(r->labels);
     if (r->f)
         fclose(r->f);
     free(r);
+}
+
+/* Reads the labels file: integers, first axis = samples, `samples` of them. */
+static oq_status load_labels(oq_data_reader *r, const char *path, int64_t samples)
+{
+    oq_tensor *t = NULL;
+    oq_status st = oq_npy_load(path, &t);
+    if (st != OQ_OK)
+        return oq_error_context(st, "labels file '%s'", path);
+    int64_t n = t->ndim > 0 ? t->dims[0] : 1, numel = oq_tensor_numel(t);
+    if (t->ndim > 2 || (t->ndim == 2 && t->dims[1] != 1))
+        st = oq_error(OQ_E_SHAPE, "labels file '%s': expected one label per sample (shape [N] or [N,1]), got rank %d",
+                      path, t->ndim);
+    else if (n != samples)
+        st = oq_error(OQ_E_SHAPE, "labels file '%s' holds %lld labels but the data holds %lld samples", path,
+                      (long long)n, (long long)samples);
+    else if (!(r->labels = oq_malloc((size_t)(numel > 0 ? numel : 1) * sizeof *r->labels)))
+        st = oq_error(OQ_E_NOMEM, "out of memory");
+    for (int64_t i = 0; st == OQ_OK && i < numel; i++) {
+        switch (t->dtype) {
+        case OQ_INT64: r->labels[i] = ((const int64_t *)t->data)[i]; break;
+        case OQ_INT32: r->labels[i] = ((const int32_t *)t->data)[i]; break;
+        case OQ_INT16: r->labels[i] = ((const int16_t *)t->data)[i]; break;
+        case OQ_INT8: r->labels[i] = ((const int8_t *)t->data)[i]; break;
+        case OQ_UINT8: r->labels[i] = ((const uint8_t *)t->data)[i]; break;
+        case OQ_UINT16: r->labels[i] = ((const uint16_t *)t->data)[i]; break;
+        case OQ_UINT32: r->labels[i] = ((const uint32_t *)t->data)[i]; break;
+        default:
+            st = oq_error(OQ_E_TYPE, "labels file '%s' holds %s values; class labels must be integers", path,
+                          oq_dtype_name(t->dtype));
+        }
+    }
+    oq_tensor_destroy(t);
+    return st;
+}
+
+oq_status oq_data_reader_labels(const oq_data_reader *r, const int64_t **labels, size_t *n)
+{
+    if (!r || !labels || !n)
+        return oq_error(OQ_E_INVALID_ARG, "oq_data_reader_labels: NULL argument");
+    *labels = r->labels && r->last_n > 0 ? r->labels + r->last_first : NULL;
+    *n = *labels ? (size_t)r->last_n : 0;
+    return OQ_OK;
+}
+
+const char *oq_data_reader_class_name(const oq_data_reader *r, int64_t label)
+{
+    (void)r;
+    (void)label;
+    return NULL; /* .npy/.npz sources have no class names */
 }
 
 oq_status oq_data_reader_open(const char *source, const oq_model *m, const oq_reader_options *opt,
@@ -507,6 +560,12 @@ oq_status oq_data_reader_open(const char *source, const oq_model *m, const oq_re
             st = oq_error(OQ_E_INVALID_ARG, "calibration data '%s' holds no complete batch of %lld samples", source,
                           (long long)r->batch);
     }
+    if (st == OQ_OK && o.labels) {
+        int64_t all = 0;
+        for (size_t i = 0; i < r->n_files; i++)
+            all += r->files[i].n;
+        st = load_labels(r, o.labels, all);
+    }
     free(vis);
     if (st != OQ_OK) {
         oq_data_reader_destroy(r);
@@ -527,6 +586,7 @@ oq_status oq_data_reader_rewind(oq_data_reader *r)
     r->fi = 0;
     r->si = 0;
     r->delivered = 0;
+    r->last_n = 0;
     return OQ_OK;
 }
 
@@ -570,6 +630,7 @@ oq_status oq_data_reader_next(oq_data_reader *r, const oq_tensor *const **batch)
     int64_t want = r->batch;
     if (r->total - r->delivered < want)
         want = r->total - r->delivered;
+    r->last_n = 0;
     if (want <= 0) {
         *batch = NULL;
         return OQ_OK;
@@ -612,6 +673,8 @@ oq_status oq_data_reader_next(oq_data_reader *r, const oq_tensor *const **batch)
     }
     if (st != OQ_OK)
         return st;
+    r->last_first = r->delivered;
+    r->last_n = want;
     r->delivered += want;
     *batch = (const oq_tensor *const *)r->cur;
     return OQ_OK;

@@ -199,6 +199,41 @@ static void test_reader(oq_model *m)
     }
     CHECK(seen == 10 && batches == 3);
     oq_data_reader_destroy(r);
+    /* labels in step with the batches; count and type checked */
+    int64_t ld = 10;
+    oq_tensor *lab = NULL;
+    CHECK_OK(oq_tensor_create(OQ_INT32, 1, &ld, &lab));
+    for (int i = 0; i < 10; i++)
+        ((int32_t *)lab->data)[i] = 100 + i;
+    CHECK_OK(oq_npy_save("/tmp/oq_test_r_y.npy", lab));
+    ro.labels = "/tmp/oq_test_r_y.npy";
+    CHECK_OK(oq_data_reader_open("/tmp/oq_test_r.npy", m, &ro, &r));
+    seen = 0;
+    int label_bad = 0;
+    for (int pass = 0; pass < 2 && r; pass++) {
+        seen = 0;
+        while (oq_data_reader_next(r, &b) == OQ_OK && b) {
+            const int64_t *lv;
+            size_t ln;
+            CHECK_OK(oq_data_reader_labels(r, &lv, &ln));
+            label_bad |= !lv || ln != (size_t)b[0]->dims[0];
+            for (size_t i = 0; lv && i < ln; i++)
+                label_bad |= lv[i] != 100 + seen + (int64_t)i;
+            seen += b[0]->dims[0];
+        }
+        CHECK_OK(oq_data_reader_rewind(r));
+    }
+    CHECK(!label_bad && seen == 10);
+    oq_data_reader_destroy(r);
+    ro.labels = "/tmp/oq_test_r.npy"; /* float values, 10 samples of [1,28,28] */
+    CHECK(oq_data_reader_open("/tmp/oq_test_r.npy", m, &ro, &r) != OQ_OK);
+    CHECK(strstr(oq_last_error(), "oq_test_r.npy") != NULL);
+    ro.labels = "/tmp/oq_test_r_y.npy";
+    CHECK(oq_data_reader_open("/tmp/oq_test_r.npy,/tmp/oq_test_r.npy", m, &ro, &r) == OQ_E_SHAPE);
+    CHECK(strstr(oq_last_error(), "10 labels") != NULL);
+    ro.labels = NULL;
+    oq_tensor_destroy(lab);
+    remove("/tmp/oq_test_r_y.npy");
     /* a list spanning two files, capped */
     ro.max_samples = 15;
     CHECK_OK(oq_data_reader_open("/tmp/oq_test_r.npy,/tmp/oq_test_r.npy", m, &ro, &r));
