@@ -14,6 +14,7 @@ typedef struct oq_pass_ctx {
     void (*report)(void *user, const char *pass, const char *msg);
     void *report_user;
     int64_t target_opset; /* upgrade_opset: default-domain opset to reach; 0 means 13 */
+    int no_qdq_fusion;    /* session pipeline: leave QDQ patterns as they are (int8 emulated in float) */
 } oq_pass_ctx;
 
 /* Conv/Gemm followed by Relu or constant Clip: the activation moves into the

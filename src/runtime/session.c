@@ -56,6 +56,7 @@ oq_status oq_session_create(const oq_model *m, const oq_session_options *opt, oq
         return oq_error(OQ_E_NOMEM, "out of memory");
     oq_status st = oq_model_clone(m, &s->model);
     oq_pass_ctx pctx = {0};
+    pctx.no_qdq_fusion = o.emulate_qdq;
     if (st == OQ_OK)
         st = oq_passes_run_default(s->model, &pctx);
     /* After the passes: an operator they remove (Dropout, Identity) need not have a kernel. */

@@ -68,6 +68,12 @@ static void test_rewrite(const oq_model *m, float *out_step)
     oq_model_destroy(c);
 }
 
+static void count_value(void *user, const char *name, const oq_tensor *t)
+{
+    (void)name, (void)t;
+    ++*(size_t *)user;
+}
+
 static void test_numerics(const oq_model *m, float step)
 {
     int64_t dims[4] = {1, 3, 32, 32};
@@ -86,8 +92,23 @@ static void test_numerics(const oq_model *m, float step)
     oq_tensor *yi = NULL, *yf = NULL;
     CHECK_OK(oq_session_create(m, NULL, &s));
     const oq_tensor *in[1] = {x};
-    if (s)
+    size_t fused_values = 0, emulated_values = 0;
+    if (s) {
+        oq_session_set_observer(s, count_value, &fused_values);
         CHECK_OK(oq_session_run(s, in, 1, &yi, 1));
+    }
+    /* emulated: a session that keeps the QDQ pairs (int8 emulated in float) */
+    oq_session_options eo = oq_session_options_default();
+    eo.emulate_qdq = 1;
+    oq_session *se = NULL;
+    oq_tensor *ye = NULL;
+    CHECK_OK(oq_session_create(m, &eo, &se));
+    if (se) {
+        oq_session_set_observer(se, count_value, &emulated_values);
+        CHECK_OK(oq_session_run(se, in, 1, &ye, 1));
+    }
+    /* the fused graph is far smaller than the one that keeps every Q/DQ node */
+    CHECK(fused_values > 0 && emulated_values > fused_values + 10);
     /* float: the original QDQ graph executed as it is, no passes */
     oq_exec *e = NULL;
     CHECK_OK(oq_exec_create(m, m->graph, NULL, NULL, 0, &e));
@@ -103,6 +124,17 @@ static void test_numerics(const oq_model *m, float step)
         printf("qdq_cnn: max |integer - float| = %g (%.3f steps of %g)\n", worst, worst / step, (double)step);
         CHECK(step > 0 && worst <= step * 1.0001);
     }
+    if (ye && yf) {
+        double worst = 0;
+        for (int64_t i = 0; i < oq_tensor_numel(ye) && i < oq_tensor_numel(yf); i++) {
+            double d = fabs((double)((float *)ye->data)[i] - ((float *)yf->data)[i]);
+            worst = d > worst ? d : worst;
+        }
+        printf("qdq_cnn: max |emulated - float| = %g\n", worst);
+        CHECK(oq_tensor_numel(ye) == 10 && worst <= step * 1.0001);
+    }
+    oq_tensor_destroy(ye);
+    oq_session_destroy(se);
     oq_tensor_destroy(yi);
     oq_tensor_destroy(yf);
     oq_exec_destroy(e);
