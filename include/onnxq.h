@@ -175,6 +175,17 @@ const oq_value_desc *oq_session_output(const oq_session *s, size_t i);
 oq_status oq_session_run(oq_session *s, const oq_tensor *const *in, size_t n_in, oq_tensor **out, size_t n_out);
 void oq_session_destroy(oq_session *s);
 
+/* Per-node time of a session created with opt.profile set, summed over every run so far
+ * (main graph; a node with subgraphs includes their time). */
+typedef struct oq_node_profile {
+    const char *name;    /* node name, or "<op_type>#<index>" when it has none */
+    const char *op_type;
+    double total_ms;
+    int64_t runs;
+} oq_node_profile;
+/* *out: a caller-owned array (free with free()) valid while s lives; n nodes in execution order. */
+oq_status oq_session_profile(const oq_session *s, oq_node_profile **out, size_t *n);
+
 /* ==== quantization (src/quant, src/data/reader*.c) ======================== */
 
 /* Calibration data: a stream of batches holding one tensor per model input.

@@ -512,8 +512,10 @@ static oq_status run_node(oq_exec *e, size_t idx)
     }
     double t0 = e->profile ? oq_now() : 0;
     st = en->def->run(&en->op, en->in_ptrs, en->out_ptrs);
-    if (e->profile)
+    if (e->profile) {
         en->time_total += oq_now() - t0;
+        en->runs++;
+    }
     if (st != OQ_OK && !strstr(oq_last_error(), en->op.label))
         st = oq_error_context(st, "node '%s' (%s)", en->op.label, en->op.node->op_type);
     return st;

@@ -32,7 +32,8 @@ typedef struct exec_node {
     const oq_tensor **in_ptrs;
     oq_tensor **out_ptrs;
     bool skip;               /* evaluated at creation (Constant) */
-    double time_total;       /* profiling */
+    double time_total;       /* profiling: seconds (oq_now) summed over runs */
+    int64_t runs;
 } exec_node;
 
 typedef void (*oq_value_observer)(void *user, const char *name, const oq_tensor *t);

@@ -145,3 +145,29 @@ void oq_session_destroy(oq_session *s)
     free(s->outputs);
     free(s);
 }
+
+oq_status oq_session_profile(const oq_session *s, oq_node_profile **out, size_t *n)
+{
+    if (!s || !out || !n)
+        return oq_error(OQ_E_INVALID_ARG, "oq_session_profile: NULL argument");
+    const oq_exec *e = s->exec;
+    if (!e->profile)
+        return oq_error(OQ_E_INVALID_ARG, "the session was created without the profile option");
+    oq_node_profile *p = oq_calloc(e->n_nodes + 1, sizeof *p);
+    if (!p)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < e->n_nodes; i++) {
+        const exec_node *en = &e->nodes[i];
+        if (en->skip)
+            continue;
+        p[k].name = en->op.label;
+        p[k].op_type = en->op.node->op_type;
+        p[k].total_ms = en->time_total * 1e3;
+        p[k].runs = en->runs;
+        k++;
+    }
+    *out = p;
+    *n = k;
+    return OQ_OK;
+}
