@@ -292,6 +292,13 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
 
 /* ==== end quantization ===================================================== */
 
+/* ==== HTML report (src/eval/html.c) ======================================== */
+
+/* Renders the JSON reports of docs/reports.md (any mix of compare, eval, bench and
+ * debug) into one self-contained HTML page at out_path (tables and inline SVG bar
+ * charts; no scripts, nothing fetched). out_path is written through a temporary file. */
+oq_status oq_report_html(const char *const *paths, size_t n, const char *title, const char *out_path);
+
 #ifdef __cplusplus
 }
 #endif

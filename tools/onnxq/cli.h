@@ -37,6 +37,7 @@ int cli_calib_option(int argc, char **argv, int *i, cli_calib *c, const char *us
 /* Opens the data reader for m and hooks the progress bar (unless quiet). */
 oq_status cli_calib_open(cli_calib *c, const oq_model *m, oq_data_reader **r);
 int cmd_optimize(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Prints "onnxq: error: <oq_last_error()>" (or the status text) and returns CLI_EXIT_FAIL. */
 int cli_fail(oq_status st);

@@ -15,6 +15,7 @@ static const char usage[] =
     "  calibrate  record activation ranges over calibration data (JSON table)\n"
     "  quantize   quantize a model to int8 (static with calibration, or dynamic)\n"
     "  optimize run the graph preparation passes (folding, fusions, opset upgrade) and save\n"
+    "  report  render JSON reports of compare/eval/bench/debug into one HTML page\n"
     "\n"
     "  onnxq <command> --help   options of a command\n"
     "  onnxq --version          print the version\n";
@@ -32,6 +33,7 @@ static const command commands[] = {
     {"calibrate", cmd_calibrate},
     {"quantize", cmd_quantize},
     {"optimize", cmd_optimize},
+    {"report", cmd_report},
 };
 
 static const command *find_command(const char *name)
