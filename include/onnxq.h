@@ -292,6 +292,70 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
 
 /* ==== end quantization ===================================================== */
 
+/* ==== evaluation (src/eval) ================================================= */
+
+/* Streaming difference between a reference (float model) and a test (quantized
+ * model) output, accumulated over batches without keeping them. The first axis
+ * is the sample axis (a rank-0/1 tensor is one sample); the class axis is the
+ * last axis (rank >= 2 and last dim >= 2): one argmax per row. */
+typedef struct oq_diff_stats {
+    int64_t count;           /* elements compared */
+    int64_t samples;         /* samples compared */
+    double sum_abs_diff;     /* sum |ref - test| */
+    double max_abs_diff;
+    double sum_sample_max;   /* sum over samples of max |ref - test| within the sample */
+    double sum_ref_sq, sum_test_sq, sum_err_sq, sum_dot; /* for SQNR and cosine */
+    int64_t argmax_rows;     /* rows compared by argmax; 0: no class axis */
+    int64_t argmax_disagree; /* rows whose argmax differs */
+} oq_diff_stats;
+
+void oq_diff_stats_init(oq_diff_stats *st);
+/* Adds one batch. ref and test must have the same shape (OQ_E_SHAPE otherwise,
+ * naming ref->name); any real dtype, read as double. */
+oq_status oq_diff_stats_update(oq_diff_stats *st, const oq_tensor *ref, const oq_tensor *test);
+/* Results; NaN when nothing was compared. */
+double oq_diff_stats_mean_abs(const oq_diff_stats *st);
+double oq_diff_stats_mean_sample_max(const oq_diff_stats *st);
+/* 10*log10(sum ref^2 / sum err^2) in dB: +inf when the error is 0 (reports write null). */
+double oq_diff_stats_sqnr_db(const oq_diff_stats *st);
+/* dot(ref, test) / (|ref| |test|); 1 when both are all zeros, NaN when only one is. */
+double oq_diff_stats_cosine(const oq_diff_stats *st);
+/* Fraction of rows whose argmax differs; NaN when there is no class axis. */
+double oq_diff_stats_argmax_disagreement(const oq_diff_stats *st);
+/* Merges b into a (per-thread or per-file statistics). */
+void oq_diff_stats_merge(oq_diff_stats *a, const oq_diff_stats *b);
+
+/* Top-1 / top-k accuracy of class scores against integer labels. */
+typedef struct oq_accuracy {
+    int k;              /* the k of top-k (5 by default) */
+    int64_t samples;
+    int64_t top1_hits;
+    int64_t topk_hits;  /* label among the k highest scores (ties: lower index first) */
+} oq_accuracy;
+void oq_accuracy_init(oq_accuracy *a, int k);
+/* scores: rank >= 1 with the class axis last; one row per label (rows = numel / last
+ * dim must equal n_labels, OQ_E_SHAPE otherwise). A label outside [0, classes) is a
+ * miss, not an error. */
+oq_status oq_accuracy_update(oq_accuracy *a, const oq_tensor *scores, const int64_t *labels, size_t n_labels);
+double oq_accuracy_top1(const oq_accuracy *a); /* NaN when no samples */
+double oq_accuracy_topk(const oq_accuracy *a);
+
+/* Latency summary of n times (any unit, usually ms). Percentiles interpolate
+ * linearly between order statistics (numpy's default). */
+typedef struct oq_latency_stats {
+    size_t n;
+    double median, p10, p90, mean, min, max;
+} oq_latency_stats;
+oq_status oq_latency_stats_compute(const double *times, size_t n, oq_latency_stats *out);
+
+/* Peak resident set size of the process in bytes (Linux VmHWM); -1 when unknown. */
+int64_t oq_peak_rss_bytes(void);
+/* Resets the peak to the current RSS (Linux: "5" into /proc/self/clear_refs).
+ * Returns 1 when reset, 0 when the system does not allow it. */
+int oq_peak_rss_reset(void);
+
+/* ==== end evaluation ======================================================= */
+
 /* ==== HTML report (src/eval/html.c) ======================================== */
 
 /* Renders the JSON reports of docs/reports.md (any mix of compare, eval, bench and

@@ -1,57 +1,84 @@
-/* onnxq bench: latency of one model on one input — warm-up runs, then timed
- * runs summarized as median / p10 / p90 / mean and throughput (text or JSON). */
+/* onnxq bench: latency of one or more models on one input each — warm-up
+ * runs, then timed runs summarized as median / p10 / p90 / mean, throughput
+ * and peak memory (src/eval), with the ratio to the first model (text, JSON
+ * lines, or the "bench" report of docs/reports.md). */
 #include "cli.h"
+#include "../../src/eval/eval.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
-    "usage: onnxq bench MODEL [-i NAME=FILE.npy]... [--random] [--seed S] [--threads N]\n"
-    "                   [--warmup W] [--iters K] [--json]\n"
+    "usage: onnxq bench MODEL... [-i NAME=FILE.npy]... [--random] [--seed S] [--threads N]\n"
+    "                   [--batch B] [--warmup W] [--iters K] [--json] [--report FILE]\n"
     "\n"
-    "Runs MODEL W times to warm up, then K timed times on the same input, and prints\n"
-    "the median, 10th and 90th percentile and mean latency in ms and the throughput.\n"
+    "Runs each MODEL W times to warm up, then K timed times on the same input, and prints\n"
+    "the median, 10th and 90th percentile and mean latency in ms, the throughput and the\n"
+    "peak memory; with several models, also the speed ratio to the first one.\n"
     "\n"
     "options:\n"
     "  -i, --input NAME=FILE.npy  feed input NAME from a .npy file; repeatable\n"
     "  --random                   fill inputs not given with random data\n"
     "  --seed S                   seed of the random data (default 1)\n"
     "  --threads N                worker threads (0 = one per core; default 0)\n"
+    "  --batch B                  size of a symbolic batch dim of random inputs (default 1)\n"
     "  --warmup W                 untimed runs first (default 3)\n"
     "  --iters K                  timed runs (default 20)\n"
-    "  --json                     print one JSON object\n"
+    "  --json                     print one JSON object per model (one line each)\n"
+    "  --report FILE              write the result as JSON (docs/reports.md, kind \"bench\")\n"
+    "  --label TEXT               name of the run in the report (default: the first model's file name)\n"
     "  -h, --help                 show this help\n";
 
-static int cmp_double(const void *a, const void *b)
+typedef struct bench_result {
+    const char *path;
+    int64_t bytes, batch, peak_rss;
+    oq_latency_stats lat;
+} bench_result;
+
+/* Loads, warms up and times one model; fills r. */
+static oq_status bench_model(bench_result *r, const cli_inputs *in, int threads, long warmup, long iters)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    oq_model *m = NULL;
+    oq_session *s = NULL;
+    oq_tensor **inputs = NULL;
+    size_t n_in = 0;
+    oq_status st = cli_open(r->path, threads, &m, &s);
+    if (st == OQ_OK)
+        st = cli_inputs_load(in, s, &inputs, &n_in);
+    r->batch = n_in && inputs[0]->ndim >= 1 ? inputs[0]->dims[0] : 1;
+    if (st == OQ_OK && (st = oq_bench_run(s, (const oq_tensor *const *)inputs, n_in, (int)warmup, (int)iters,
+                                          &r->lat)) != OQ_OK)
+        cli_error_context(st, "running '%s'", r->path);
+    r->peak_rss = oq_peak_rss_bytes();
+    cli_tensors_free(inputs, n_in);
+    oq_session_destroy(s);
+    oq_model_destroy(m);
+    return st;
 }
 
-/* Linear interpolation between the nearest ranks (numpy's default). */
-static double percentile(const double *sorted, size_t n, double p)
+static double throughput(const bench_result *r)
 {
-    double pos = p * (double)(n - 1);
-    size_t lo = (size_t)pos;
-    if (lo + 1 >= n)
-        return sorted[n - 1];
-    return sorted[lo] + (pos - (double)lo) * (sorted[lo + 1] - sorted[lo]);
+    return r->lat.median > 0 ? (double)r->batch * 1000.0 / r->lat.median : 0;
 }
 
 int cmd_bench(int argc, char **argv)
 {
-    const char *model_path = NULL, *val = NULL;
-    long threads = 0, seed = 1, warmup = 3, iters = 20;
+    const char *val = NULL, *report = NULL, *label = NULL;
+    long threads = 0, seed = 1, warmup = 3, iters = 20, batch = 0;
     bool json = false;
     cli_inputs in = {0};
+    bench_result *models = calloc((size_t)argc, sizeof *models);
+    size_t n_models = 0;
     int rc = 0;
+    if (!models)
+        return cli_fail(cli_error(OQ_E_NOMEM, "out of memory"));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r;
         if (cli_is_help(a)) {
             fputs(usage, stdout);
-            cli_inputs_free(&in);
-            return 0;
+            goto done;
         }
         if ((r = cli_opt(argc, argv, &i, "-i", "--input", &val)) != 0) {
             if (r < 0) {
@@ -82,6 +109,23 @@ int cmd_bench(int argc, char **argv)
                 rc = cli_usage_error(usage, "--iters needs a number from 1 to 1000000");
                 goto done;
             }
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--batch", &val)) != 0) {
+            if (r < 0 || !cli_parse_long(val, 1, 1 << 20, &batch)) {
+                rc = cli_usage_error(usage, "--batch needs a positive count");
+                goto done;
+            }
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--report", &val)) != 0) {
+            if (r < 0) {
+                rc = cli_usage_error(usage, "--report needs a file name");
+                goto done;
+            }
+            report = val;
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--label", &val)) != 0) {
+            if (r < 0) {
+                rc = cli_usage_error(usage, "--label needs a text");
+                goto done;
+            }
+            label = val;
         } else if (strcmp(a, "--random") == 0) {
             in.random = true;
         } else if (strcmp(a, "--json") == 0) {
@@ -89,83 +133,106 @@ int cmd_bench(int argc, char **argv)
         } else if (a[0] == '-' && a[1]) {
             rc = cli_usage_error(usage, "unknown option '%s' for bench", a);
             goto done;
-        } else if (!model_path) {
-            model_path = a;
         } else {
-            rc = cli_usage_error(usage, "unexpected argument '%s' (inputs are given with -i)", a);
-            goto done;
+            models[n_models++].path = a;
         }
     }
-    if (!model_path) {
+    if (!n_models) {
         rc = cli_usage_error(usage, "bench needs a MODEL file");
         goto done;
     }
     in.seed = (uint64_t)seed;
-
-    oq_model *m = NULL;
-    oq_session *s = NULL;
-    oq_tensor **inputs = NULL, **outputs = NULL;
-    size_t n_in = 0, n_out = 0;
-    double *times = calloc((size_t)iters, sizeof *times);
-    oq_status st = times ? OQ_OK : cli_error(OQ_E_NOMEM, "out of memory");
-    if (st == OQ_OK)
-        st = cli_open(model_path, (int)threads, &m, &s);
-    if (st == OQ_OK)
-        st = cli_inputs_load(&in, s, &inputs, &n_in);
-    if (st == OQ_OK) {
-        n_out = oq_session_output_count(s);
-        outputs = calloc(n_out ? n_out : 1, sizeof *outputs);
-        if (!outputs)
-            st = cli_error(OQ_E_NOMEM, "out of memory");
-    }
-    for (long k = 0; st == OQ_OK && k < warmup + iters; k++) {
-        double t0 = cli_now_ms();
-        st = oq_session_run(s, (const oq_tensor *const *)inputs, n_in, outputs, n_out);
-        double dt = cli_now_ms() - t0;
-        if (k >= warmup)
-            times[k - warmup] = dt;
-        for (size_t j = 0; j < n_out; j++) {
-            oq_tensor_destroy(outputs[j]);
-            outputs[j] = NULL;
+    in.batch = batch;
+    /* The peak of one model must not include the previous ones: reset it between models. */
+    bool rss_reset = true;
+    for (size_t k = 0; k < n_models; k++) {
+        if (!oq_peak_rss_reset())
+            rss_reset = false;
+        models[k].bytes = cli_file_bytes(models[k].path);
+        oq_status st = bench_model(&models[k], &in, (int)threads, warmup, iters);
+        if (st != OQ_OK) {
+            rc = cli_fail(st);
+            goto done;
         }
     }
-    if (st == OQ_OK) {
-        size_t n = (size_t)iters;
-        double sum = 0;
-        for (size_t k = 0; k < n; k++)
-            sum += times[k];
-        qsort(times, n, sizeof *times, cmp_double);
-        double median = percentile(times, n, 0.5), p10 = percentile(times, n, 0.1),
-               p90 = percentile(times, n, 0.9), mean = sum / (double)n;
-        double throughput = mean > 0 ? 1000.0 / mean : 0;
-        int used = cli_threads_used((int)threads);
+    int used = cli_threads_used((int)threads);
+    for (size_t k = 0; k < n_models; k++) {
+        const bench_result *b = &models[k];
+        double ratio = b->lat.median > 0 ? models[0].lat.median / b->lat.median : NAN;
         if (json) {
+            /* keys of the original single-model form kept (bench/float/run.sh reads median_ms) */
             fputs("{\"model\":", stdout);
-            cli_json_string(stdout, model_path);
-            printf(",\"threads\":%d,\"warmup\":%ld,\"iters\":%ld,\"median_ms\":%.6f,\"p10_ms\":%.6f,"
+            cli_json_string(stdout, b->path);
+            printf(",\"threads\":%d,\"warmup\":%ld,\"iters\":%ld,\"batch\":%lld,\"median_ms\":%.6f,\"p10_ms\":%.6f,"
                    "\"p90_ms\":%.6f,\"mean_ms\":%.6f,\"min_ms\":%.6f,\"max_ms\":%.6f,\"throughput_per_s\":%.3f,"
-                   "\"isa\":",
-                   used, warmup, iters, median, p10, p90, mean, times[0], times[n - 1], throughput);
+                   "\"peak_rss_bytes\":%lld,\"ratio_to_first\":%.6f,\"isa\":",
+                   used, warmup, iters, (long long)b->batch, b->lat.median, b->lat.p10, b->lat.p90, b->lat.mean,
+                   b->lat.min, b->lat.max, throughput(b), (long long)b->peak_rss, ratio);
             cli_json_string(stdout, cli_isa_name());
             fputs("}\n", stdout);
+        } else if (n_models == 1) {
+            printf("model:      %s\n", b->path);
+            printf("threads:    %d   isa: %s   batch: %lld   warm-up: %ld   iterations: %ld\n", used, cli_isa_name(),
+                   (long long)b->batch, warmup, iters);
+            printf("median:     %.4g ms\n", b->lat.median);
+            printf("p10 / p90:  %.4g / %.4g ms\n", b->lat.p10, b->lat.p90);
+            printf("mean:       %.4g ms   (min %.4g, max %.4g)\n", b->lat.mean, b->lat.min, b->lat.max);
+            printf("throughput: %.2f samples/s\n", throughput(b));
+            if (b->peak_rss >= 0)
+                printf("peak rss:   %.1f MiB\n", (double)b->peak_rss / 1048576.0);
         } else {
-            printf("model:      %s\n", model_path);
-            printf("threads:    %d   isa: %s   warm-up: %ld   iterations: %ld\n", used, cli_isa_name(), warmup,
-                   iters);
-            printf("median:     %.4g ms\n", median);
-            printf("p10 / p90:  %.4g / %.4g ms\n", p10, p90);
-            printf("mean:       %.4g ms   (min %.4g, max %.4g)\n", mean, times[0], times[n - 1]);
-            printf("throughput: %.2f runs/s\n", throughput);
+            if (k == 0)
+                printf("threads: %d   isa: %s   warm-up: %ld   iterations: %ld\n\n%-40s %6s %10s %10s %10s %12s %10s "
+                       "%8s\n",
+                       used, cli_isa_name(), warmup, iters, "model", "batch", "median_ms", "p10_ms", "p90_ms",
+                       "samples/s", "peak_MiB", "ratio");
+            printf("%-40s %6lld %10.4g %10.4g %10.4g %12.2f %10.1f %7.2fx\n", b->path, (long long)b->batch,
+                   b->lat.median, b->lat.p10, b->lat.p90, throughput(b),
+                   b->peak_rss >= 0 ? (double)b->peak_rss / 1048576.0 : NAN, ratio);
         }
-    } else {
-        rc = cli_fail(st);
     }
-    free(times);
-    cli_tensors_free(outputs, n_out);
-    cli_tensors_free(inputs, n_in);
-    oq_session_destroy(s);
-    oq_model_destroy(m);
+    if (!rss_reset && n_models > 1 && !json)
+        printf("(peak memory could not be reset between models: each peak includes the models before it)\n");
+    if (report) {
+        FILE *f = NULL;
+        oq_status st = oq_report_open(report, &f);
+        if (st != OQ_OK) {
+            rc = cli_fail(st);
+            goto done;
+        }
+        oq_json j;
+        oq_json_init(&j, f);
+        oq_json_begin_object(&j, false);
+        oq_report_header(&j, "bench", label ? label : cli_base_name(models[0].path), ONNXQ_VERSION, used);
+        oq_json_kv_int(&j, "batch", models[0].batch);
+        oq_json_kv_int(&j, "warmup", warmup);
+        oq_json_kv_int(&j, "iters", iters);
+        oq_json_kv_bool(&j, "peak_rss_reset", rss_reset);
+        oq_json_key(&j, "models");
+        oq_json_begin_array(&j, false);
+        for (size_t k = 0; k < n_models; k++) {
+            const bench_result *b = &models[k];
+            oq_json_begin_object(&j, true);
+            oq_json_kv_string(&j, "path", b->path);
+            oq_json_kv_string(&j, "label", cli_base_name(b->path));
+            oq_json_kv_int(&j, "bytes", b->bytes);
+            oq_json_kv_int(&j, "batch", b->batch);
+            oq_json_kv_latency(&j, "latency_ms", &b->lat, true);
+            oq_json_kv_number(&j, "throughput_per_s", throughput(b));
+            if (b->peak_rss >= 0)
+                oq_json_kv_int(&j, "peak_rss_bytes", b->peak_rss);
+            else
+                oq_json_kv_number(&j, "peak_rss_bytes", NAN);
+            oq_json_kv_number(&j, "ratio_to_first", b->lat.median > 0 ? models[0].lat.median / b->lat.median : NAN);
+            oq_json_end_object(&j);
+        }
+        oq_json_end_array(&j);
+        oq_json_end_object(&j);
+        if ((st = oq_report_close(f, report)) != OQ_OK)
+            rc = cli_fail(st);
+    }
 done:
+    free(models);
     cli_inputs_free(&in);
     return rc;
 }

@@ -38,6 +38,28 @@ int cli_calib_option(int argc, char **argv, int *i, cli_calib *c, const char *us
 oq_status cli_calib_open(cli_calib *c, const oq_model *m, oq_data_reader **r);
 int cmd_optimize(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+/* Measuring commands (measure.c): progress bar on stderr, sizes, sessions with options. */
+typedef struct cli_progress {
+    const char *what;
+    bool quiet, shown;
+    double start_ms, last_ms;
+} cli_progress;
+void cli_progress_init(cli_progress *p, const char *what, bool quiet);
+void cli_progress_update(cli_progress *p, int64_t done, int64_t total);
+void cli_progress_end(cli_progress *p); /* ends a bar left unfinished (on error) */
+int64_t cli_file_bytes(const char *path); /* -1 when it cannot be read */
+const char *cli_base_name(const char *path);
+/* Like cli_open, with every session option (emulate_qdq, ...). */
+oq_status cli_open_options(const char *path, const oq_session_options *so, oq_model **model, oq_session **session);
+/* Prepends "<formatted>: " to the current error message; returns st. */
+oq_status cli_error_context(oq_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* Prints "onnxq: error: <oq_last_error()>" (or the status text) and returns CLI_EXIT_FAIL. */
 int cli_fail(oq_status st);
@@ -68,6 +90,7 @@ typedef struct cli_inputs {
     size_t n_specs, cap_specs;
     bool random;
     uint64_t seed;
+    int64_t batch; /* random inputs: size of a symbolic first (batch) dim; 0: 1 */
 } cli_inputs;
 /* Records one -i value; false when out of memory. */
 bool cli_inputs_add(cli_inputs *in, const char *spec);

@@ -116,14 +116,14 @@ static uint64_t rng_next(uint64_t *s)
 
 static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
 
-static oq_status random_input(const oq_value_desc *d, uint64_t *rng, oq_tensor **out)
+static oq_status random_input(const oq_value_desc *d, int64_t batch, uint64_t *rng, oq_tensor **out)
 {
     if (d->ndim < 0)
         return oq_error(OQ_E_SHAPE, "input '%s' has no declared shape; give it with -i %s=FILE.npy", d->name,
                         d->name);
     int64_t dims[OQ_MAX_DIMS];
     for (int k = 0; k < d->ndim; k++)
-        dims[k] = d->dims[k] < 0 ? 1 : d->dims[k];
+        dims[k] = d->dims[k] >= 0 ? d->dims[k] : k == 0 && batch > 0 ? batch : 1;
     oq_tensor *t;
     oq_status st = oq_tensor_create(d->dtype, d->ndim, dims, &t);
     if (st != OQ_OK)
@@ -233,7 +233,7 @@ oq_status cli_inputs_load(const cli_inputs *in, const oq_session *s, oq_tensor *
             if ((st = check_input(d, t[i], files[i])) != OQ_OK)
                 goto error;
         } else if (in->random) {
-            if ((st = random_input(d, &rng, &t[i])) != OQ_OK)
+            if ((st = random_input(d, in->batch, &rng, &t[i])) != OQ_OK)
                 goto error;
         } else {
             st = oq_error(OQ_E_INVALID_ARG, "input '%s' is not given (use -i %s=FILE.npy or --random)", d->name,

@@ -10,7 +10,9 @@ static const char usage[] =
     "commands:\n"
     "  info    describe a model: inputs, outputs, opsets, operators, parameters\n"
     "  run     run a model once on .npy inputs (or random data) and save the outputs\n"
-    "  bench   measure a model's latency\n"
+    "  bench   measure the latency and peak memory of one or more models\n"
+    "  compare run a float model and its quantized version on the same inputs: difference, speed, size\n"
+    "  eval    top-1 / top-5 accuracy of one or more models on labelled data\n"
     "  convert load a model and save it again (optionally with external data)\n"
     "  calibrate  record activation ranges over calibration data (JSON table)\n"
     "  quantize   quantize a model to int8 (static with calibration, or dynamic)\n"
@@ -34,6 +36,8 @@ static const command commands[] = {
     {"quantize", cmd_quantize},
     {"optimize", cmd_optimize},
     {"report", cmd_report},
+    {"compare", cmd_compare},
+    {"eval", cmd_eval},
 };
 
 static const command *find_command(const char *name)
