@@ -298,16 +298,31 @@ static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fol
 oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool all_ops, const char ***names,
                                size_t *count)
 {
-    plan p;
+    plan p, unfolded;
+    memset(&unfolded, 0, sizeof unfolded);
     oq_status st = make_plan(g, all_ops ? NULL : rules, true, false, &p);
+    /* For every configuration, also the ranges an unfolded activation needs: with its
+     * producer excluded (kept in float), a Relu is quantized on its own and its input's
+     * range is needed too. */
+    if (st == OQ_OK && all_ops)
+        st = make_plan(g, NULL, false, false, &unfolded);
     const char **out = NULL;
     size_t n = 0;
-    if (st == OQ_OK && !(out = oq_calloc(p.n_t + 1, sizeof *out)))
+    if (st == OQ_OK && !(out = oq_calloc(p.n_t + unfolded.n_t + 1, sizeof *out)))
         st = oq_error(OQ_E_NOMEM, "out of memory");
     for (size_t i = 0; st == OQ_OK && i < p.n_t; i++)
         if (p.t[i].root == i)
             out[n++] = p.t[i].name;
+    for (size_t i = 0; st == OQ_OK && i < unfolded.n_t; i++) {
+        bool have = false;
+        for (size_t k = 0; k < n && !have; k++)
+            have = !strcmp(out[k], unfolded.t[i].name);
+        if (unfolded.t[i].root == i && !have)
+            out[n++] = unfolded.t[i].name;
+    }
     plan_free(&p);
+    if (all_ops)
+        plan_free(&unfolded);
     if (st != OQ_OK) {
         free(out);
         return st;
