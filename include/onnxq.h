@@ -356,6 +356,33 @@ int oq_peak_rss_reset(void);
 
 /* ==== end evaluation ======================================================= */
 
+/* ==== per-layer debugging (src/eval/debug.c) =============================== */
+
+/* One quantized activation of a QDQ model (a QuantizeLinear on a float tensor)
+ * matched to the same tensor of the float model it was made from. */
+typedef struct oq_layer_report {
+    char *tensor;          /* the tensor's name in the float model */
+    char *node, *op_type;  /* the node writing it in the quantized model (name as --exclude takes it) */
+    oq_diff_stats out;     /* quantized model vs float model at this tensor (earlier layers' error included) */
+    oq_diff_stats own;     /* this layer alone: the float model's values of its inputs fed into the
+                              layer's quantized pattern; count 0 when it could not run alone */
+    double weight_sqnr_db; /* dequantized weights vs the float weights (after BatchNorm folding); NaN: none */
+} oq_layer_report;
+
+typedef struct oq_debug_options {
+    int threads;  /* session threads; 0: one per core */
+    int emulate;  /* run the quantized model int8 emulated in float (QDQ pairs kept) */
+    void (*progress)(void *user, int64_t done, int64_t total);
+    void *progress_user;
+} oq_debug_options;
+oq_debug_options oq_debug_options_default(void);
+
+/* Runs both models over the data and measures every matched layer; *out is sorted
+ * worst first (lowest SQNR of `out`). Free with oq_layer_reports_destroy. */
+oq_status oq_debug_layers(const oq_model *flt, const oq_model *quant, oq_data_reader *data,
+                          const oq_debug_options *opt, oq_layer_report **out, size_t *n);
+void oq_layer_reports_destroy(oq_layer_report *r, size_t n);
+
 /* ==== HTML report (src/eval/html.c) ======================================== */
 
 /* Renders the JSON reports of docs/reports.md (any mix of compare, eval, bench and

@@ -38,6 +38,7 @@ int cli_calib_option(int argc, char **argv, int *i, cli_calib *c, const char *us
 oq_status cli_calib_open(cli_calib *c, const oq_model *m, oq_data_reader **r);
 int cmd_optimize(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_debug(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 

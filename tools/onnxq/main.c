@@ -18,6 +18,7 @@ static const char usage[] =
     "  quantize   quantize a model to int8 (static with calibration, or dynamic)\n"
     "  optimize run the graph preparation passes (folding, fusions, opset upgrade) and save\n"
     "  report  render JSON reports of compare/eval/bench/debug into one HTML page\n"
+    "  debug   rank the layers of a quantized model by the error they add (numeric suite)\n"
     "\n"
     "  onnxq <command> --help   options of a command\n"
     "  onnxq --version          print the version\n";
@@ -36,6 +37,7 @@ static const command commands[] = {
     {"quantize", cmd_quantize},
     {"optimize", cmd_optimize},
     {"report", cmd_report},
+    {"debug", cmd_debug},
     {"compare", cmd_compare},
     {"eval", cmd_eval},
 };

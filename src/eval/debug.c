@@ -1,0 +1,522 @@
+/* eval/debug: the numeric suite. Matches every activation a QDQ model quantizes
+ * (QuantizeLinear on a float tensor X) to X in the float model, runs both models
+ * over the same data and measures, per layer:
+ *   - the error of X in the quantized model against the float model (errors of
+ *     all layers before it included),
+ *   - the error the layer adds on its own: the float model's values of the
+ *     layer's inputs fed into a session holding only that layer's quantized
+ *     pattern (DQ inputs -> op -> Q -> DQ), which runs on the integer kernels
+ *     (or emulated in float with emulate),
+ *   - the SQNR of its dequantized weights against the float model's weights
+ *     (after the same preparation passes the quantizer runs: BatchNorm folding).
+ * Values are streamed batch by batch; one batch of the float model's quantized
+ * tensors is kept at a time. */
+#include "eval/eval.h"
+#include "core/core.h"
+#include "ir/graph.h"
+#include "passes/pass.h"
+#include "runtime/exec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct layer {
+    const char *x;      /* float tensor (name in the quantized model) */
+    const char *ref;    /* its name in the float model */
+    const char *xq;     /* QuantizeLinear output */
+    const char *ydq;    /* DequantizeLinear output reading xq, or NULL */
+    float scale;
+    int32_t zp;
+    const oq_node *producer; /* node writing x in the quantized model; NULL for a graph input */
+    oq_session *own;    /* the layer alone, or NULL */
+    size_t *own_in;     /* float tensors feeding `own`, as layer indices (the stored values) */
+    size_t n_own_in;
+    oq_layer_report *rep;
+} layer;
+
+typedef struct debug_ctx {
+    layer *layers;
+    size_t n;
+    oq_strmap by_ref, by_xq; /* float name -> layer, QuantizeLinear output -> layer */
+    oq_tensor **ref_vals;    /* this batch's float values per layer */
+    oq_status st;
+} debug_ctx;
+
+static float scalar_f(const oq_tensor *t, float dflt)
+{
+    return t && oq_tensor_numel(t) == 1 ? (float)oq_tensor_get_f64(t, 0) : dflt;
+}
+
+static bool produces(const oq_graph *g, const char *name, const oq_node **by)
+{
+    for (size_t i = 0; i < g->n_inputs; i++)
+        if (!strcmp(g->inputs[i].name, name)) {
+            *by = NULL;
+            return true;
+        }
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t k = 0; k < g->nodes[i].n_outputs; k++)
+            if (!strcmp(g->nodes[i].outputs[k], name)) {
+                *by = &g->nodes[i];
+                return true;
+            }
+    return false;
+}
+
+static const oq_node *first_reader(const oq_graph *g, const char *name, const char *op_type, size_t *slot)
+{
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t k = 0; k < g->nodes[i].n_inputs; k++)
+            if (!strcmp(g->nodes[i].inputs[k], name) && (!op_type || !strcmp(g->nodes[i].op_type, op_type))) {
+                if (slot)
+                    *slot = k;
+                return &g->nodes[i];
+            }
+    return NULL;
+}
+
+/* ---- weights ---- */
+
+/* SQNR (dB) of the dequantized DequantizeLinear input (an initializer) against w. */
+static double weight_sqnr(const oq_graph *qg, const oq_node *dq, const oq_tensor *w)
+{
+    const oq_tensor *q = oq_graph_initializer(qg, dq->inputs[0]);
+    const oq_tensor *s = dq->n_inputs > 1 ? oq_graph_initializer(qg, dq->inputs[1]) : NULL;
+    const oq_tensor *z = dq->n_inputs > 2 && dq->inputs[2][0] ? oq_graph_initializer(qg, dq->inputs[2]) : NULL;
+    if (!q || !s || !w || w->dtype != OQ_FLOAT || oq_tensor_numel(q) != oq_tensor_numel(w) || q->ndim < 1)
+        return NAN;
+    int64_t axis = oq_node_attr_int(dq, "axis", 1), ns = oq_tensor_numel(s);
+    if (axis < 0)
+        axis += q->ndim;
+    int64_t inner = 1, ch = ns > 1 && axis < q->ndim ? q->dims[axis] : 1;
+    for (int d = (int)axis + 1; ns > 1 && d < q->ndim; d++)
+        inner *= q->dims[d];
+    if (ns > 1 && ns != ch)
+        return NAN;
+    double sig = 0, err = 0;
+    const float *wf = w->data;
+    for (int64_t i = 0, n = oq_tensor_numel(q); i < n; i++) {
+        int64_t c = ns > 1 ? i / inner % ch : 0;
+        double sc = oq_tensor_get_f64(s, c), zp = z ? oq_tensor_get_f64(z, ns > 1 && oq_tensor_numel(z) > 1 ? c : 0) : 0;
+        double v = (oq_tensor_get_f64(q, i) - zp) * sc;
+        sig += (double)wf[i] * wf[i];
+        err += (v - wf[i]) * (v - wf[i]);
+    }
+    return err > 0 ? 10 * log10(sig / err) : INFINITY;
+}
+
+/* Weight SQNR of node n of the quantized graph: its first input written by a
+ * DequantizeLinear of an int8/uint8 initializer, against the same input of the
+ * node with the same name in the prepared float graph. */
+static double node_weight_sqnr(const oq_graph *qg, const oq_node *n, const oq_graph *fg)
+{
+    if (!n || !n->name || !n->name[0])
+        return NAN;
+    const oq_node *fn = NULL;
+    for (size_t i = 0; i < fg->n_nodes && !fn; i++)
+        if (fg->nodes[i].name && !strcmp(fg->nodes[i].name, n->name))
+            fn = &fg->nodes[i];
+    for (size_t k = 1; fn && k < n->n_inputs && k < fn->n_inputs; k++) {
+        const oq_node *dq = NULL;
+        if (!produces(qg, n->inputs[k], &dq) || !dq || strcmp(dq->op_type, "DequantizeLinear"))
+            continue;
+        const oq_tensor *q = oq_graph_initializer(qg, dq->inputs[0]);
+        if (!q || (q->dtype != OQ_INT8 && q->dtype != OQ_UINT8))
+            continue;
+        return weight_sqnr(qg, dq, oq_graph_initializer(fg, fn->inputs[k]));
+    }
+    return NAN;
+}
+
+/* ---- the layer alone ---- */
+
+/* A copy of the quantized model reduced to what computes l->ydq from the float
+ * tensors at the layer's quantized inputs, which become the graph inputs. */
+static oq_status build_own(const oq_model *q, debug_ctx *c, layer *l, const oq_session_options *so)
+{
+    const oq_graph *qg = q->graph;
+    const oq_node *n = l->producer;
+    /* the layer's quantized inputs: DQ(Q(x_in)) with x_in a known layer */
+    size_t idx[OQ_MAX_DIMS * 2], k_in = 0;
+    for (size_t k = 0; k < n->n_inputs && k_in < sizeof idx / sizeof idx[0]; k++) {
+        const oq_node *dq = NULL, *qn = NULL;
+        if (!n->inputs[k][0] || !produces(qg, n->inputs[k], &dq) || !dq || strcmp(dq->op_type, "DequantizeLinear"))
+            continue;
+        if (!produces(qg, dq->inputs[0], &qn) || !qn || strcmp(qn->op_type, "QuantizeLinear"))
+            continue;
+        size_t li;
+        if (oq_strmap_get(&c->by_xq, qn->outputs[0], &li))
+            idx[k_in++] = li;
+    }
+    if (!k_in || !l->ydq)
+        return OQ_OK;
+    oq_model *m = NULL;
+    oq_status st = oq_model_clone(q, &m);
+    if (st != OQ_OK)
+        return st;
+    oq_graph *g = m->graph;
+    /* keep the nodes l->ydq depends on, stopping at the inputs' float tensors */
+    oq_strmap need;
+    bool *keep = oq_calloc(g->n_nodes + 1, sizeof *keep);
+    st = keep ? oq_strmap_init(&need, 64) : oq_error(OQ_E_NOMEM, "out of memory");
+    if (st == OQ_OK) {
+        oq_strmap_put(&need, l->ydq, 1);
+        for (size_t i = g->n_nodes; i-- > 0;) {
+            const oq_node *nd = &g->nodes[i];
+            bool wanted = false, stop = false;
+            for (size_t o = 0; o < nd->n_outputs; o++) {
+                size_t v;
+                wanted |= oq_strmap_get(&need, nd->outputs[o], &v);
+                for (size_t j = 0; j < k_in; j++)
+                    stop |= !strcmp(nd->outputs[o], c->layers[idx[j]].x);
+            }
+            if (!wanted || stop)
+                continue;
+            keep[i] = true;
+            for (size_t k = 0; k < nd->n_inputs && st == OQ_OK; k++)
+                if (nd->inputs[k][0])
+                    st = oq_strmap_put(&need, nd->inputs[k], 1);
+        }
+        oq_strmap_free(&need);
+    }
+    for (size_t i = g->n_nodes; st == OQ_OK && i-- > 0;)
+        if (!keep[i])
+            oq_graph_remove_node(g, i);
+    free(keep);
+    /* inputs: the float tensors; output: the layer's dequantized output */
+    if (st == OQ_OK) {
+        for (size_t i = 0; i < g->n_inputs; i++)
+            oq_value_info_clear(&g->inputs[i]);
+        for (size_t i = 0; i < g->n_outputs; i++)
+            oq_value_info_clear(&g->outputs[i]);
+        free(g->inputs);
+        free(g->outputs);
+        g->n_inputs = g->n_outputs = 0;
+        g->inputs = oq_calloc(k_in, sizeof *g->inputs);
+        g->outputs = oq_calloc(1, sizeof *g->outputs);
+        if (!g->inputs || !g->outputs)
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    for (size_t j = 0; st == OQ_OK && j < k_in; j++) {
+        oq_value_info *vi = &g->inputs[g->n_inputs++];
+        vi->dtype = OQ_FLOAT;
+        vi->ndim = -1;
+        if (!(vi->name = oq_strdup(c->layers[idx[j]].x)))
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    if (st == OQ_OK) {
+        g->outputs[0].dtype = OQ_FLOAT;
+        g->outputs[0].ndim = -1;
+        g->n_outputs = 1;
+        if (!(g->outputs[0].name = oq_strdup(l->ydq)))
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    if (st == OQ_OK)
+        st = oq_session_create(m, so, &l->own);
+    if (st == OQ_OK && oq_session_input_count(l->own) == k_in) {
+        l->own_in = oq_calloc(k_in, sizeof *l->own_in);
+        if (!l->own_in)
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+        /* session inputs are in graph-input order, which is idx order */
+        for (size_t j = 0; st == OQ_OK && j < k_in; j++)
+            l->own_in[j] = idx[j];
+        l->n_own_in = k_in;
+    }
+    oq_model_destroy(m);
+    if (st != OQ_OK) {
+        oq_session_destroy(l->own);
+        l->own = NULL;
+        /* a layer that cannot run alone keeps own = n/a; not an error of the whole run */
+        st = OQ_OK;
+    }
+    return st;
+}
+
+/* ---- observers ---- */
+
+static void observe_float(void *user, const char *name, const oq_tensor *t)
+{
+    debug_ctx *c = user;
+    size_t li;
+    if (c->st != OQ_OK || !oq_strmap_get(&c->by_ref, name, &li) || t->dtype != OQ_FLOAT)
+        return;
+    oq_tensor_destroy(c->ref_vals[li]);
+    c->ref_vals[li] = NULL;
+    c->st = oq_tensor_clone(t, &c->ref_vals[li]);
+}
+
+/* Dequantized copy of t (uint8/int8 with l's scale and zero point, or float as it is). */
+static oq_status dequantized(const layer *l, const oq_tensor *t, float **out)
+{
+    int64_t n = oq_tensor_numel(t);
+    float *v = oq_malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    if (!v)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        if (t->dtype == OQ_UINT8)
+            v[i] = (float)(((const uint8_t *)t->data)[i] - l->zp) * l->scale;
+        else if (t->dtype == OQ_INT8)
+            v[i] = (float)(((const int8_t *)t->data)[i] - l->zp) * l->scale;
+        else
+            v[i] = (float)oq_tensor_get_f64(t, i);
+    }
+    *out = v;
+    return OQ_OK;
+}
+
+static void add_diff(oq_diff_stats *st, const oq_tensor *ref, const float *test, int64_t n)
+{
+    if (!ref || oq_tensor_numel(ref) != n)
+        return;
+    int64_t samples = ref->ndim > 0 ? ref->dims[0] : 1;
+    oq_diff_stats_add_f32(st, ref->data, test, n, samples, 0);
+}
+
+static void observe_quant(void *user, const char *name, const oq_tensor *t)
+{
+    debug_ctx *c = user;
+    size_t li;
+    if (c->st != OQ_OK || !oq_strmap_get(&c->by_xq, name, &li))
+        return;
+    layer *l = &c->layers[li];
+    float *v = NULL;
+    c->st = dequantized(l, t, &v);
+    if (c->st == OQ_OK)
+        add_diff(&l->rep->out, c->ref_vals[li], v, oq_tensor_numel(t));
+    free(v);
+}
+
+/* ---- the run ---- */
+
+oq_debug_options oq_debug_options_default(void)
+{
+    oq_debug_options o;
+    memset(&o, 0, sizeof o);
+    return o;
+}
+
+void oq_layer_reports_destroy(oq_layer_report *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free(r[i].tensor);
+        free(r[i].node);
+        free(r[i].op_type);
+    }
+    free(r);
+}
+
+static int cmp_report(const void *a, const void *b)
+{
+    double x = oq_diff_stats_sqnr_db(&((const oq_layer_report *)a)->out);
+    double y = oq_diff_stats_sqnr_db(&((const oq_layer_report *)b)->out);
+    if (isnan(x))
+        x = INFINITY;
+    if (isnan(y))
+        y = INFINITY;
+    return x < y ? -1 : x > y;
+}
+
+static oq_status collect_layers(const oq_model *flt, const oq_model *q, debug_ctx *c)
+{
+    const oq_graph *qg = q->graph, *fg = flt->graph;
+    c->layers = oq_calloc(qg->n_nodes + 1, sizeof *c->layers);
+    if (!c->layers)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    oq_status st = oq_strmap_init(&c->by_ref, qg->n_nodes + 1);
+    if (st == OQ_OK)
+        st = oq_strmap_init(&c->by_xq, qg->n_nodes + 1);
+    for (size_t i = 0; st == OQ_OK && i < qg->n_nodes; i++) {
+        const oq_node *qn = &qg->nodes[i];
+        if (strcmp(qn->op_type, "QuantizeLinear") || qn->n_inputs < 2 || oq_graph_initializer(qg, qn->inputs[0]))
+            continue;
+        layer l;
+        memset(&l, 0, sizeof l);
+        l.x = qn->inputs[0];
+        l.xq = qn->outputs[0];
+        const oq_node *dq = first_reader(qg, l.xq, "DequantizeLinear", NULL), *by = NULL;
+        l.ydq = dq ? dq->outputs[0] : NULL;
+        const oq_tensor *s = oq_graph_initializer(qg, qn->inputs[1]);
+        const oq_tensor *z = qn->n_inputs > 2 && qn->inputs[2][0] ? oq_graph_initializer(qg, qn->inputs[2]) : NULL;
+        if (!s || oq_tensor_numel(s) != 1)
+            continue; /* per-axis activations: not written by onnxq's quantizer */
+        l.scale = scalar_f(s, 1);
+        l.zp = (int32_t)scalar_f(z, 0);
+        if (produces(fg, l.x, &by))
+            l.ref = l.x;
+        else if (l.ydq && produces(fg, l.ydq, &by))
+            l.ref = l.ydq; /* a graph output the quantizer renamed on its float side */
+        else
+            continue;
+        size_t seen;
+        if (oq_strmap_get(&c->by_ref, l.ref, &seen) || oq_strmap_get(&c->by_xq, l.xq, &seen))
+            continue;
+        produces(qg, l.x, &l.producer);
+        c->layers[c->n] = l;
+        st = oq_strmap_put(&c->by_ref, l.ref, c->n);
+        if (st == OQ_OK)
+            st = oq_strmap_put(&c->by_xq, l.xq, c->n);
+        c->n++;
+    }
+    if (st == OQ_OK && c->n == 0)
+        st = oq_error(OQ_E_INVALID_ARG,
+                      "'%s' holds no QuantizeLinear of a float tensor that '%s' also computes: debug compares a QDQ "
+                      "model with the float model it was made from",
+                      q->path ? q->path : "quantized model", flt->path ? flt->path : "float model");
+    return st;
+}
+
+oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader *data, const oq_debug_options *opt,
+                          oq_layer_report **out, size_t *n_out)
+{
+    if (!flt || !q || !data || !out || !n_out)
+        return oq_error(OQ_E_INVALID_ARG, "oq_debug_layers: NULL argument");
+    oq_debug_options o = opt ? *opt : oq_debug_options_default();
+    debug_ctx c;
+    memset(&c, 0, sizeof c);
+    oq_model *prepared = NULL;
+    oq_session *fs = NULL, *qs = NULL;
+    oq_layer_report *rep = NULL;
+    oq_tensor **fo = NULL, **qo = NULL;
+    oq_status st = collect_layers(flt, q, &c);
+    if (st == OQ_OK) {
+        rep = oq_calloc(c.n, sizeof *rep);
+        c.ref_vals = oq_calloc(c.n, sizeof *c.ref_vals);
+        if (!rep || !c.ref_vals)
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    /* the float weights as the quantizer saw them: after its preparation passes */
+    if (st == OQ_OK)
+        st = oq_model_clone(flt, &prepared);
+    if (st == OQ_OK) {
+        oq_pass_ctx pctx = {0};
+        st = oq_passes_run_prepare(prepared, &pctx);
+    }
+    oq_session_options so = oq_session_options_default();
+    so.threads = o.threads;
+    oq_session_options qso = so;
+    qso.emulate_qdq = o.emulate;
+    for (size_t i = 0; st == OQ_OK && i < c.n; i++) {
+        layer *l = &c.layers[i];
+        l->rep = &rep[i];
+        oq_diff_stats_init(&rep[i].out);
+        oq_diff_stats_init(&rep[i].own);
+        rep[i].weight_sqnr_db = NAN;
+        rep[i].tensor = oq_strdup(l->ref);
+        rep[i].node = oq_strdup(l->producer ? (l->producer->name && l->producer->name[0] ? l->producer->name
+                                                                                           : l->producer->op_type)
+                                            : l->x);
+        rep[i].op_type = oq_strdup(l->producer ? l->producer->op_type : "(graph input)");
+        if (!rep[i].tensor || !rep[i].node || !rep[i].op_type)
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+        if (st == OQ_OK && l->producer) {
+            rep[i].weight_sqnr_db = node_weight_sqnr(q->graph, l->producer, prepared->graph);
+            st = build_own(q, &c, l, &qso);
+        }
+    }
+    if (st == OQ_OK)
+        st = oq_session_create(flt, &so, &fs);
+    if (st == OQ_OK)
+        st = oq_session_create(q, &qso, &qs);
+    size_t nfo = fs ? oq_session_output_count(fs) : 0, nqo = qs ? oq_session_output_count(qs) : 0;
+    if (st == OQ_OK) {
+        fo = oq_calloc(nfo + 1, sizeof *fo);
+        qo = oq_calloc(nqo + 1, sizeof *qo);
+        if (!fo || !qo)
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    if (st == OQ_OK) {
+        oq_session_set_observer(fs, observe_float, &c);
+        oq_session_set_observer(qs, observe_quant, &c);
+        st = oq_data_reader_rewind(data);
+    }
+    int64_t done = 0, total = oq_data_reader_sample_count(data);
+    while (st == OQ_OK) {
+        const oq_tensor *const *batch = NULL;
+        st = oq_data_reader_next(data, &batch);
+        if (st != OQ_OK || !batch)
+            break;
+        size_t n_in = oq_data_reader_input_count(data);
+        /* graph inputs are no node's output: the observer does not see them */
+        for (size_t k = 0; k < n_in && k < oq_session_input_count(fs); k++)
+            observe_float(&c, oq_session_input(fs, k)->name, batch[k]);
+        st = c.st;
+        if (st == OQ_OK)
+            st = oq_session_run(fs, batch, n_in, fo, nfo);
+        if (st == OQ_OK)
+            st = c.st;
+        if (st == OQ_OK)
+            st = oq_session_run(qs, batch, n_in, qo, nqo);
+        if (st == OQ_OK)
+            st = c.st;
+        /* each layer alone, fed the float model's values */
+        for (size_t i = 0; st == OQ_OK && i < c.n; i++) {
+            layer *l = &c.layers[i];
+            if (!l->producer) {
+                rep[i].own = rep[i].out; /* the input's own error is its quantization */
+                continue;
+            }
+            if (!l->own)
+                continue;
+            const oq_tensor *in[OQ_MAX_DIMS * 2];
+            bool ok = true;
+            for (size_t j = 0; j < l->n_own_in; j++)
+                ok &= (in[j] = c.ref_vals[l->own_in[j]]) != NULL;
+            oq_tensor *y = NULL;
+            if (!ok || oq_session_run(l->own, in, l->n_own_in, &y, 1) != OQ_OK || !y) {
+                oq_tensor_destroy(y);
+                continue; /* shapes the layer alone cannot take: own stays n/a */
+            }
+            float *v = NULL;
+            st = dequantized(l, y, &v);
+            if (st == OQ_OK)
+                add_diff(&rep[i].own, c.ref_vals[i], v, oq_tensor_numel(y));
+            free(v);
+            oq_tensor_destroy(y);
+        }
+        for (size_t k = 0; k < nfo; k++) {
+            oq_tensor_destroy(fo[k]);
+            fo[k] = NULL;
+        }
+        for (size_t k = 0; k < nqo; k++) {
+            oq_tensor_destroy(qo[k]);
+            qo[k] = NULL;
+        }
+        done += batch[0]->ndim > 0 ? batch[0]->dims[0] : 1;
+        if (o.progress)
+            o.progress(o.progress_user, done, total);
+    }
+    /* a layer the quantized session never showed (fused away under another name) has no result */
+    size_t kept = 0;
+    for (size_t i = 0; st == OQ_OK && i < c.n; i++) {
+        if (rep[i].out.count == 0) {
+            free(rep[i].tensor), free(rep[i].node), free(rep[i].op_type);
+            continue;
+        }
+        rep[kept++] = rep[i];
+    }
+    if (st == OQ_OK)
+        qsort(rep, kept, sizeof *rep, cmp_report);
+    for (size_t i = 0; i < c.n; i++) {
+        oq_session_destroy(c.layers[i].own);
+        free(c.layers[i].own_in);
+        if (c.ref_vals)
+            oq_tensor_destroy(c.ref_vals[i]);
+    }
+    free(fo);
+    free(qo);
+    free(c.ref_vals);
+    free(c.layers);
+    oq_strmap_free(&c.by_ref);
+    oq_strmap_free(&c.by_xq);
+    oq_session_destroy(fs);
+    oq_session_destroy(qs);
+    oq_model_destroy(prepared);
+    if (st != OQ_OK) {
+        oq_layer_reports_destroy(rep, st == OQ_OK ? kept : c.n);
+        return st;
+    }
+    *out = rep;
+    *n_out = kept;
+    return OQ_OK;
+}
