@@ -245,8 +245,10 @@ static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fol
         }
         if ((qn->why = blocker(p, n, qn->kind)) != NULL)
             continue;
-        if (qn->kind == K_SHARED) {
-            /* data movement is worth it only when int8 already flows in */
+        if (qn->kind == K_SHARED || qn->kind == K_ACT) {
+            /* data movement, or an activation, is worth it only when int8 already flows in:
+             * otherwise quantizing its input just adds a second rounding (a Relu after a
+             * Conv kept in float) */
             size_t t = find_t(p, n->inputs[0]);
             if (t == SIZE_MAX || !p->t[t].quant_producer) {
                 qn->why = "input is float";
@@ -310,14 +312,17 @@ oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool
     size_t n = 0;
     if (st == OQ_OK && !(out = oq_calloc(p.n_t + unfolded.n_t + 1, sizeof *out)))
         st = oq_error(OQ_E_NOMEM, "out of memory");
+    /* for every configuration: every tensor of either plan, not only the roots — a tensor
+     * that shares its range with another (a MaxPool's output) becomes a root of its own
+     * when the node joining them is kept in float */
     for (size_t i = 0; st == OQ_OK && i < p.n_t; i++)
-        if (p.t[i].root == i)
+        if (p.t[i].root == i || all_ops)
             out[n++] = p.t[i].name;
     for (size_t i = 0; st == OQ_OK && i < unfolded.n_t; i++) {
         bool have = false;
         for (size_t k = 0; k < n && !have; k++)
             have = !strcmp(out[k], unfolded.t[i].name);
-        if (unfolded.t[i].root == i && !have)
+        if (!have)
             out[n++] = unfolded.t[i].name;
     }
     plan_free(&p);
@@ -669,6 +674,21 @@ oq_status quant_static_qdq(quant_ctx *q)
                     free(dq);
                 }
             }
+        }
+    }
+    /* A float node reading a folded activation's output must read the dequantized value:
+     * the clamp now lives in that tensor's quantization, the producer's float output has
+     * none (a Gemm kept in float after a quantized Gemm whose Relu was folded). */
+    for (size_t i = 0; st == OQ_OK && i < n_orig; i++) {
+        if (p.nodes[i].q || p.nodes[i].folded)
+            continue;
+        for (size_t s = 0; s < g->nodes[i].n_inputs; s++) {
+            const char *in = oq_node_input(&g->nodes[i], s);
+            size_t pi = in ? oq_graph_producer(g, in) : SIZE_MAX, ti;
+            if (pi == SIZE_MAX || pi >= n_orig || !p.nodes[pi].folded)
+                continue;
+            if ((ti = find_t(&p, in)) != SIZE_MAX && p.t[ti].dq)
+                set_input(&g->nodes[i], s, p.t[ti].dq);
         }
     }
     /* tally, then drop the folded activations */
