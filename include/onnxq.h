@@ -383,6 +383,25 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *quant, oq_data_re
                           const oq_debug_options *opt, oq_layer_report **out, size_t *n);
 void oq_layer_reports_destroy(oq_layer_report *r, size_t n);
 
+/* Quantize to an agreement target: static quantization with opt->table, then, while
+ * the top-1 agreement with the float model on `data` is below target, keep one more
+ * layer in float — the one adding the most error on its own (oq_debug_layers). */
+typedef struct oq_target_options {
+    double target;     /* top-1 agreement to reach, in (0, 1] */
+    int max_excluded;  /* layers it may keep in float; 0: 16 */
+    int threads;
+    void (*report)(void *user, const char *line); /* one line per step, or NULL */
+    void *report_user;
+} oq_target_options;
+typedef struct oq_target_result {
+    double agreement;  /* of the returned model */
+    int reached;       /* agreement >= target */
+    int steps;         /* layers kept in float by the search */
+    char *excluded;    /* their node names, comma-separated (free()) */
+} oq_target_result;
+oq_status oq_quantize_to_target(const oq_model *in, const oq_quant_options *opt, const oq_target_options *t,
+                                oq_data_reader *data, oq_model **out, oq_target_result *res);
+
 /* ==== HTML report (src/eval/html.c) ======================================== */
 
 /* Renders the JSON reports of docs/reports.md (any mix of compare, eval, bench and

@@ -123,4 +123,7 @@ oq_status oq_report_open(const char *path, FILE **out);
 /* Closes it, reporting a write error (disk full) with the file name. */
 oq_status oq_report_close(FILE *f, const char *path);
 
+/* Operators that only move or select values (their quantized output shares the input's range). */
+bool oq_op_moves_data(const char *op);
+
 #endif

@@ -33,6 +33,10 @@ static const char usage[] =
     "  --dynamic-form fused|matmulinteger   dynamic output: com.microsoft DynamicQuantizeMatMul (default)\n"
     "                           or DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul\n"
     "  --no-prepare             skip constant folding / BatchNorm folding / cleanup\n"
+    "  --target-agreement A     static: keep the fewest layers in float (worst first, by\n"
+    "                           `onnxq debug`'s own-error ranking) until the top-1 agreement\n"
+    "                           with the float model reaches A (0.99 = 99%%)\n"
+    "  --eval-data DATA         data the agreement is measured on (default: the --calib data)\n"
     "  -q, --quiet              no per-tensor lines, no progress bar\n"
     "  -h, --help               show this help\n";
 
@@ -51,7 +55,8 @@ static long file_bytes(const char *path)
 
 int cmd_quantize(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *table_path = NULL, *v;
+    const char *in = NULL, *out = NULL, *table_path = NULL, *eval_data = NULL, *v;
+    double target = 0;
     oq_quant_options o = oq_quant_options_default();
     cli_calib c;
     cli_calib_init(&c);
@@ -118,6 +123,15 @@ int cmd_quantize(int argc, char **argv)
             if (r < 0)
                 return cli_usage_error(usage, "--rules needs a file");
             o.rules_path = v;
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--target-agreement", &v)) != 0) {
+            char *end = NULL;
+            target = r > 0 ? strtod(v, &end) : 0;
+            if (r < 0 || !end || *end || !(target > 0 && target <= 1))
+                return cli_usage_error(usage, "--target-agreement needs a fraction in (0, 1], e.g. 0.99");
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--eval-data", &v)) != 0) {
+            if (r < 0)
+                return cli_usage_error(usage, "--eval-data needs a file or folder");
+            eval_data = v;
         } else if (!strcmp(argv[i], "--symmetric-activation")) {
             o.activation_symmetric = 1;
         } else if (!strcmp(argv[i], "--per-tensor")) {
@@ -144,6 +158,10 @@ int cmd_quantize(int argc, char **argv)
         return cli_usage_error(usage, "static quantization needs --calib DATA or --table FILE (or use --mode dynamic)");
     if (o.mode == OQ_QUANT_DYNAMIC && (c.data || table_path))
         return cli_usage_error(usage, "dynamic quantization takes no calibration data");
+    if (target > 0 && o.mode != OQ_QUANT_STATIC)
+        return cli_usage_error(usage, "--target-agreement is for static quantization");
+    if (target > 0 && !eval_data && !c.data)
+        return cli_usage_error(usage, "--target-agreement needs --eval-data DATA (or --calib DATA)");
     if (!quiet) {
         o.report = print_line;
     }
@@ -157,10 +175,31 @@ int cmd_quantize(int argc, char **argv)
         st = cli_calib_open(&c, m, &r);
         o.calib = c.opt;
     }
-    o.table = t;
     double t0 = cli_now_ms();
-    if (st == OQ_OK)
+    oq_data_reader *er = NULL;
+    oq_target_result tr = {0};
+    if (st == OQ_OK && target > 0 && !t) {
+        /* one calibration serves every step of the search */
+        st = oq_calibrate(m, &o.calib, r, &t);
+    }
+    o.table = t;
+    if (st == OQ_OK && target > 0) {
+        oq_reader_options ro = oq_reader_options_default();
+        st = eval_data ? oq_data_reader_open(eval_data, m, &ro, &er) : OQ_OK;
+        oq_target_options to = {0};
+        to.target = target;
+        to.threads = c.opt.threads;
+        to.report = print_line;
+        if (st == OQ_OK)
+            st = oq_quantize_to_target(m, &o, &to, er ? er : r, &q, &tr);
+        if (st == OQ_OK)
+            printf("%s: top-1 agreement %.2f%% %s the target %.2f%%, %d layer%s kept in float%s%s\n", out,
+                   100 * tr.agreement, tr.reached ? "meets" : "MISSES", 100 * target, tr.steps,
+                   tr.steps == 1 ? "" : "s", tr.steps ? ": " : "", tr.steps ? tr.excluded : "");
+    } else if (st == OQ_OK)
         st = oq_quantize(m, &o, r, &q);
+    free(tr.excluded);
+    oq_data_reader_destroy(er);
     if (st == OQ_OK)
         st = oq_model_save(q, out, NULL);
     oq_model_destroy(q);
