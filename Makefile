@@ -2,7 +2,6 @@
 # commands: each installs what it needs (apt-get, npm), builds and runs.
 JOBS ?= 2
 BUILD ?= build
-DEMO_MODEL ?= tests/fixtures/fmnist_cnn/model.onnx
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps build demo test test-release test-sanitize fuzz e2e bench clean
@@ -17,8 +16,7 @@ build:
 	cmake --build $(BUILD) -j$(JOBS)
 
 demo: deps build
-	$(BUILD)/onnxq info $(DEMO_MODEL)
-	$(BUILD)/onnxq run $(DEMO_MODEL) --random -o $(BUILD)/demo-out
+	scripts/demo.sh $(BUILD)/onnxq $(BUILD)/demo
 
 test: deps
 	$(MAKE) test-release
