@@ -91,6 +91,26 @@ print(f"target search: step 0 {steps[0]:.2f}% -> {got:.2f}% ({final.group(2) if 
 sys.exit(0 if ok else 1)
 PY
 
+# run --emulate: a QDQ model run emulated in float stays within one output step of the integer run
+Q=$SRC/tests/fixtures/qdq_cnn.onnx
+"$ONNXQ" run "$Q" --random -o "$WORK/int" >/dev/null || fail "run qdq_cnn"
+"$ONNXQ" run "$Q" --random --emulate -o "$WORK/emu" >/dev/null || fail "run --emulate"
+$PY - "$Q" "$WORK/int" "$WORK/emu" <<'PY' || fail "emulated run differs from the integer run by more than one step"
+import glob, os, sys, numpy as np, onnx
+from onnx import numpy_helper
+m = onnx.load(sys.argv[1])
+init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+for n in m.graph.node:  # PyTorch exports scales as Constant nodes
+    if n.op_type == "Constant":
+        init[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+dq = [n for n in m.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == m.graph.output[0].name][0]
+step = float(init[dq.input[1]]) if dq.input[1] in init else None
+(fi,), (fe,) = glob.glob(sys.argv[2] + "/*.npy"), glob.glob(sys.argv[3] + "/*.npy")
+d = np.abs(np.load(fi) - np.load(fe)).max()
+print(f"run --emulate: max |integer - emulated| = {d:.3g} (step {step})")
+sys.exit(0 if step and d <= step * 1.001 else 1)
+PY
+
 # errors: a model that is not a QDQ quantization of the float one; missing data
 if "$ONNXQ" debug "$F" "$F" --data "$X" -q 2>"$WORK/err"; then fail "float vs float accepted"; fi
 grep -q "QuantizeLinear" "$WORK/err" || fail "float vs float: $(cat "$WORK/err")"

@@ -7,7 +7,7 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: onnxq run MODEL [-i NAME=FILE.npy]... [-o DIR] [--threads N] [--random] [--seed S]\n"
+    "usage: onnxq run MODEL [-i NAME=FILE.npy]... [-o DIR] [--threads N] [--random] [--seed S] [--emulate]\n"
     "\n"
     "Runs MODEL once and prints each output's type, shape, min/max/mean and first values.\n"
     "\n"
@@ -20,6 +20,8 @@ static const char usage[] =
     "  --random                   fill inputs not given with random data (floats in [-1,1),\n"
     "                             integers in [0,10), symbolic dimensions set to 1)\n"
     "  --seed S                   seed of the random data (default 1)\n"
+    "  --emulate                  a QDQ model runs int8 emulated in float (its QuantizeLinear/\n"
+    "                             DequantizeLinear pairs kept) instead of on integer kernels\n"
     "  -h, --help                 show this help\n";
 
 #define SHOW_VALUES 6
@@ -108,6 +110,7 @@ int cmd_run(int argc, char **argv)
 {
     const char *model_path = NULL, *dir = NULL, *val = NULL;
     long threads = 0, seed = 1;
+    bool emulate = false;
     cli_inputs in = {0};
     int rc = 0;
     for (int i = 1; i < argc; i++) {
@@ -145,6 +148,8 @@ int cmd_run(int argc, char **argv)
             }
         } else if (strcmp(a, "--random") == 0) {
             in.random = true;
+        } else if (strcmp(a, "--emulate") == 0) {
+            emulate = true;
         } else if (a[0] == '-' && a[1]) {
             rc = cli_usage_error(usage, "unknown option '%s' for run", a);
             goto done;
@@ -165,7 +170,10 @@ int cmd_run(int argc, char **argv)
     oq_session *s = NULL;
     oq_tensor **inputs = NULL, **outputs = NULL;
     size_t n_in = 0, n_out = 0;
-    oq_status st = cli_open(model_path, (int)threads, &m, &s);
+    oq_session_options so = oq_session_options_default();
+    so.threads = (int)threads;
+    so.emulate_qdq = emulate;
+    oq_status st = cli_open_options(model_path, &so, &m, &s);
     if (st == OQ_OK)
         st = cli_inputs_load(&in, s, &inputs, &n_in);
     if (st == OQ_OK) {
