@@ -24,6 +24,8 @@ static size_t readers_in_attrs(const oq_node *n, const char *name)
 static size_t readers_in(const oq_graph *g, const char *name)
 {
     size_t c = 0;
+    if (!name)
+        return 0;
     for (size_t i = 0; i < g->n_nodes; i++) {
         const oq_node *n = &g->nodes[i];
         for (size_t k = 0; k < n->n_inputs; k++)
@@ -39,6 +41,8 @@ size_t oq_graph_count_readers(const oq_graph *g, const char *name) { return read
 
 bool oq_graph_is_output(const oq_graph *g, const char *name)
 {
+    if (!name)
+        return false;
     for (size_t i = 0; i < g->n_outputs; i++)
         if (!strcmp(g->outputs[i].name, name))
             return true;
@@ -173,6 +177,8 @@ char *oq_graph_unique_name(const oq_graph *g, const char *base, const char *suff
 
 size_t oq_graph_producer(const oq_graph *g, const char *name)
 {
+    if (!name) /* an omitted input (oq_node_input gives NULL) has no producer */
+        return SIZE_MAX;
     for (size_t i = 0; i < g->n_nodes; i++)
         for (size_t k = 0; k < g->nodes[i].n_outputs; k++)
             if (!strcmp(g->nodes[i].outputs[k], name))
