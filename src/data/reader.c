@@ -3,6 +3,7 @@
  * splits or groups samples (first axis) into batches shaped for the model's
  * inputs, and keeps only the current batch in memory. */
 #include "core/core.h"
+#include "data/image.h"
 #include "ir/graph.h"
 #include "quant/quant.h"
 
@@ -50,6 +51,17 @@ struct oq_data_reader {
     size_t scratch_bytes;
     int64_t *labels;        /* one per sample (opt.labels), or NULL */
     int64_t last_first, last_n; /* samples of the batch last returned by next */
+    /* image folders */
+    int images;
+    char **img_paths;
+    int64_t *img_labels;    /* class subfolder index per image, or NULL (flat folder) */
+    size_t n_img;
+    char **classes;
+    size_t n_classes;
+    oq_image_spec spec;
+    int64_t img_dims[4];    /* the model input with the batch dim left out at [0] */
+    int64_t img_h, img_w, img_c;
+    bool nchw;
 };
 
 oq_reader_options oq_reader_options_default(void)
@@ -452,6 +464,13 @@ void oq_data_reader_destroy(oq_data_reader *r)
     free(r->cur);
     free(r->scratch);
     free(r->labels);
+    for (size_t i = 0; i < r->n_img; i++)
+        free(r->img_paths[i]);
+    free(r->img_paths);
+    free(r->img_labels);
+    for (size_t i = 0; i < r->n_classes; i++)
+        free(r->classes[i]);
+    free(r->classes);
     if (r->f)
         fclose(r->f);
     free(r);
@@ -502,9 +521,170 @@ oq_status oq_data_reader_labels(const oq_data_reader *r, const int64_t **labels,
 
 const char *oq_data_reader_class_name(const oq_data_reader *r, int64_t label)
 {
-    (void)r;
-    (void)label;
-    return NULL; /* .npy/.npz sources have no class names */
+    if (!r || label < 0 || (size_t)label >= r->n_classes)
+        return NULL; /* .npy/.npz sources and flat image folders have no class names */
+    return r->classes[label];
+}
+
+/* ---- image folders ---- */
+
+static oq_status push_str(char ***arr, size_t *n, size_t *cap, const char *a, const char *b)
+{
+    size_t len = strlen(a) + (b ? strlen(b) + 1 : 0) + 1;
+    char *s = oq_malloc(len);
+    if (!s || oq_grow((void **)arr, cap, *n + 1, sizeof **arr) != OQ_OK) {
+        free(s);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    if (b)
+        snprintf(s, len, "%s/%s", a, b);
+    else
+        snprintf(s, len, "%s", a);
+    (*arr)[(*n)++] = s;
+    return OQ_OK;
+}
+
+/* Sorted image files of dir (into paths), and sorted subfolder names (into subs, may be NULL). */
+static oq_status scan_dir(const char *dir, char ***paths, size_t *n, size_t *cap, char ***subs, size_t *n_subs,
+                          size_t *cap_subs)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return oq_error(OQ_E_IO, "cannot open folder '%s'", dir);
+    size_t first = *n, first_sub = n_subs ? *n_subs : 0;
+    oq_status st = OQ_OK;
+    struct dirent *de;
+    while (st == OQ_OK && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (oq_is_image_file(de->d_name)) {
+            st = push_str(paths, n, cap, dir, de->d_name);
+            continue;
+        }
+        if (!subs)
+            continue;
+        char full[4096];
+        struct stat sb;
+        snprintf(full, sizeof full, "%s/%s", dir, de->d_name);
+        if (stat(full, &sb) == 0 && S_ISDIR(sb.st_mode))
+            st = push_str(subs, n_subs, cap_subs, de->d_name, NULL);
+    }
+    closedir(d);
+    if (*n > first)
+        qsort(*paths + first, *n - first, sizeof **paths, cmp_str);
+    if (subs && *n_subs > first_sub)
+        qsort(*subs + first_sub, *n_subs - first_sub, sizeof **subs, cmp_str);
+    return st;
+}
+
+/* A folder of images, or of class subfolders of images (labels: subfolder index). Returns
+ * OQ_OK with r->images 0 when `source` is not such a folder. */
+static oq_status list_images(oq_data_reader *r, const char *source)
+{
+    struct stat sb;
+    if (strchr(source, ',') || stat(source, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return OQ_OK;
+    size_t cap = 0, cap_sub = 0, n_sub = 0;
+    char **subs = NULL;
+    oq_status st = scan_dir(source, &r->img_paths, &r->n_img, &cap, &subs, &n_sub, &cap_sub);
+    if (st == OQ_OK && r->n_img == 0 && n_sub > 0) {
+        /* class subfolders: the label of an image is its subfolder's index in sorted order */
+        size_t cap_l = 0;
+        for (size_t k = 0; k < n_sub && st == OQ_OK; k++) {
+            char dir[4096];
+            size_t before = r->n_img;
+            snprintf(dir, sizeof dir, "%s/%s", source, subs[k]);
+            st = scan_dir(dir, &r->img_paths, &r->n_img, &cap, NULL, NULL, NULL);
+            if (st == OQ_OK && r->n_img > before) {
+                size_t cls = r->n_classes;
+                st = oq_grow((void **)&r->img_labels, &cap_l, r->n_img, sizeof *r->img_labels) == OQ_OK
+                         ? OQ_OK
+                         : oq_error(OQ_E_NOMEM, "out of memory");
+                for (size_t i = before; st == OQ_OK && i < r->n_img; i++)
+                    r->img_labels[i] = (int64_t)cls;
+                size_t cap_c = r->n_classes;
+                if (st == OQ_OK)
+                    st = push_str(&r->classes, &r->n_classes, &cap_c, subs[k], NULL);
+            }
+        }
+    }
+    for (size_t k = 0; k < n_sub; k++)
+        free(subs[k]);
+    free(subs);
+    r->images = st == OQ_OK && r->n_img > 0;
+    return st;
+}
+
+/* The model input an image batch fills: one rank-4 float or uint8 input. */
+static oq_status image_input(oq_data_reader *r, const oq_value_info *vi, const char *source, const char *spec)
+{
+    oq_status st = oq_image_spec_parse(spec, &r->spec);
+    if (st != OQ_OK)
+        return st;
+    if (r->n_inputs != 1 || vi->ndim != 4 || (vi->dtype != OQ_FLOAT && vi->dtype != OQ_UINT8))
+        return oq_error(OQ_E_INVALID_ARG,
+                        "image folder '%s': the model must have one float or uint8 input of rank 4 (input '%s' "
+                        "has rank %d, %s)",
+                        source, vi->name, vi->ndim, oq_dtype_name(vi->dtype));
+    const int64_t *d = vi->dims;
+    if (r->spec.layout)
+        r->nchw = r->spec.layout == 1;
+    else if (d[1] == 1 || d[1] == 3)
+        r->nchw = true;
+    else if (d[3] == 1 || d[3] == 3)
+        r->nchw = false;
+    else
+        return oq_error(OQ_E_INVALID_ARG,
+                        "image folder '%s': cannot tell the layout of input '%s'; give layout=nchw|nhwc in the "
+                        "image spec", source, vi->name);
+    r->img_c = r->nchw ? d[1] : d[3];
+    r->img_h = r->nchw ? d[2] : d[1];
+    r->img_w = r->nchw ? d[3] : d[2];
+    if (r->spec.crop_h > 0) {
+        if ((r->img_h > 0 && r->img_h != r->spec.crop_h) || (r->img_w > 0 && r->img_w != r->spec.crop_w))
+            return oq_error(OQ_E_SHAPE, "image folder '%s': crop %lldx%lld does not match input '%s' (%lldx%lld)",
+                            source, (long long)r->spec.crop_h, (long long)r->spec.crop_w, vi->name,
+                            (long long)r->img_h, (long long)r->img_w);
+        r->img_h = r->spec.crop_h;
+        r->img_w = r->spec.crop_w;
+    }
+    if (r->img_c != 1 && r->img_c != 3)
+        return oq_error(OQ_E_INVALID_ARG, "image folder '%s': input '%s' has %lld channels (images give 1 or 3)",
+                        source, vi->name, (long long)r->img_c);
+    if (r->img_h <= 0 || r->img_w <= 0)
+        return oq_error(OQ_E_INVALID_ARG,
+                        "image folder '%s': input '%s' has a free height/width; give crop=HxW in the image spec",
+                        source, vi->name);
+    r->img_dims[1] = r->nchw ? r->img_c : r->img_h;
+    r->img_dims[2] = r->nchw ? r->img_h : r->img_w;
+    r->img_dims[3] = r->nchw ? r->img_w : r->img_c;
+    return OQ_OK;
+}
+
+static oq_status next_images(oq_data_reader *r, int64_t want)
+{
+    int64_t dims[4] = {want, r->img_dims[1], r->img_dims[2], r->img_dims[3]};
+    oq_tensor *t = r->cur[0];
+    oq_status st = OQ_OK;
+    if (!t || !oq_shape_equal(t->ndim, t->dims, 4, dims)) {
+        oq_tensor_destroy(t);
+        r->cur[0] = NULL;
+        if ((st = oq_tensor_create(r->dtypes[0], 4, dims, &r->cur[0])) != OQ_OK)
+            return st;
+        t = r->cur[0];
+    }
+    size_t per = t->nbytes / (size_t)want;
+    for (int64_t i = 0; i < want && st == OQ_OK; i++) {
+        const char *path = r->img_paths[r->delivered + i];
+        uint8_t *px = NULL;
+        int w = 0, h = 0;
+        st = oq_image_load(path, (int)r->img_c, &px, &w, &h);
+        if (st == OQ_OK)
+            oq_image_preprocess(px, w, h, (int)r->img_c, &r->spec, r->img_h, r->img_w, r->nchw, t->dtype,
+                                (char *)t->data + per * (size_t)i);
+        free(px);
+    }
+    return st;
 }
 
 oq_status oq_data_reader_open(const char *source, const oq_model *m, const oq_reader_options *opt,
@@ -536,6 +716,37 @@ oq_status oq_data_reader_open(const char *source, const oq_model *m, const oq_re
     }
     if (st == OQ_OK && r->n_inputs == 0)
         st = oq_error(OQ_E_INVALID_ARG, "the model has no inputs to feed");
+    if (st == OQ_OK)
+        st = list_images(r, source);
+    if (st == OQ_OK && r->images) {
+        st = image_input(r, vis[0], source, o.image_spec);
+        if (st == OQ_OK) {
+            r->total = (int64_t)r->n_img;
+            int64_t fixed = vis[0]->dims[0];
+            r->batch = fixed > 0 ? fixed : o.batch_size ? (int64_t)o.batch_size : DEFAULT_BATCH;
+            r->max_samples = (int64_t)o.max_samples;
+            if (r->max_samples > 0 && r->total > r->max_samples)
+                r->total = r->max_samples;
+            if (fixed > 0)
+                r->total -= r->total % fixed;
+            if (r->total == 0)
+                st = oq_error(OQ_E_INVALID_ARG, "image folder '%s' holds no complete batch of %lld images", source,
+                              (long long)r->batch);
+        }
+        if (st == OQ_OK && o.labels)
+            st = load_labels(r, o.labels, (int64_t)r->n_img);
+        else if (st == OQ_OK && r->img_labels) {
+            r->labels = r->img_labels;
+            r->img_labels = NULL;
+        }
+        free(vis);
+        if (st != OQ_OK) {
+            oq_data_reader_destroy(r);
+            return st;
+        }
+        *out = r;
+        return OQ_OK;
+    }
     if (st == OQ_OK)
         st = list_sources(r, source);
     for (size_t i = 0; st == OQ_OK && i < r->n_files; i++) {
@@ -636,6 +847,15 @@ oq_status oq_data_reader_next(oq_data_reader *r, const oq_tensor *const **batch)
         return OQ_OK;
     }
     oq_status st = OQ_OK;
+    if (r->images) {
+        if ((st = next_images(r, want)) != OQ_OK)
+            return st;
+        r->last_first = r->delivered;
+        r->last_n = want;
+        r->delivered += want;
+        *batch = (const oq_tensor *const *)r->cur;
+        return OQ_OK;
+    }
     for (size_t k = 0; k < r->n_inputs && st == OQ_OK; k++) {
         const array_loc *a = &r->files[0].arrays[k];
         int64_t dims[OQ_MAX_DIMS];
