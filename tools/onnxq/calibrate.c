@@ -27,6 +27,8 @@ static const char usage[] =
     "  --bins N            histogram bins (default 2048)\n"
     "  --samples N         use at most N samples\n"
     "  --batch N           samples per run when the batch dimension is free (default 32)\n"
+    "  --image-spec SPEC   image folders: resize=N,crop=N|HxW,order=rgb|bgr,layout=nchw|nhwc,\n"
+    "                      scale=255,mean=a:b:c,std=a:b:c (default: fit the model's input, [0,1])\n"
     "  --threads N         threads (default: all cores)\n"
     "  -q, --quiet         no progress bar\n"
     "  -h, --help          show this help\n";
@@ -64,6 +66,10 @@ int cli_calib_option(int argc, char **argv, int *i, cli_calib *c, const char *us
         if (r < 0 || !cli_parse_long(v, 1, 0x7fffffffL, &n))
             return cli_usage_error(usage_text, "--samples takes a positive count");
         c->reader.max_samples = (size_t)n;
+    } else if ((r = cli_opt(argc, argv, i, NULL, "--image-spec", &v)) != 0) {
+        if (r < 0)
+            return cli_usage_error(usage_text, "--image-spec needs a spec such as resize=256,crop=224");
+        c->reader.image_spec = v;
     } else if ((r = cli_opt(argc, argv, i, NULL, "--batch", &v)) != 0) {
         if (r < 0 || !cli_parse_long(v, 1, 1 << 20, &n))
             return cli_usage_error(usage_text, "--batch takes a positive count");

@@ -26,6 +26,8 @@ static const char usage[] =
     "  --random N         N seeded random inputs of the model's input shapes instead\n"
     "  --seed S           seed of the random inputs (default 1)\n"
     "  --labels L.npy     integer labels, one per sample: adds top-1 of both models\n"
+    "                     (an image folder with class subfolders labels its images itself)\n"
+    "  --image-spec SPEC  image folders: resize=N,crop=N|HxW,order,layout,scale,mean,std\n"
     "  --samples N        use at most N samples of DATA\n"
     "  --batch N          samples per run when the batch dimension is free (default 1)\n"
     "  --threads N        threads of each session (0 = one per core; default 0)\n"
@@ -92,6 +94,7 @@ static void write_model(oq_json *j, const char *key, const char *path, int64_t b
 
 int cmd_compare(int argc, char **argv)
 {
+    const char *image_spec = NULL;
     const char *paths[2] = {NULL, NULL}, *data = NULL, *labels = NULL, *label = NULL, *report = NULL, *v;
     long random_n = 0, seed = 1, samples = 0, batch = 1, threads = 0;
     bool emulate = false, quiet = false;
@@ -116,6 +119,10 @@ int cmd_compare(int argc, char **argv)
             if (r < 0)
                 return cli_usage_error(usage, "--labels needs a .npy file");
             labels = v;
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--image-spec", &v)) != 0) {
+            if (r < 0)
+                return cli_usage_error(usage, "--image-spec needs a spec such as resize=256,crop=224");
+            image_spec = v;
         } else if ((r = cli_opt(argc, argv, &i, NULL, "--samples", &v)) != 0) {
             if (r < 0 || !cli_parse_long(v, 1, 0x7fffffffL, &samples))
                 return cli_usage_error(usage, "--samples needs a positive count");
@@ -179,6 +186,7 @@ int cmd_compare(int argc, char **argv)
         ro.batch_size = (size_t)batch;
         ro.max_samples = (size_t)samples;
         ro.labels = labels;
+        ro.image_spec = image_spec;
         if ((st = oq_data_reader_open(data, m[0], &ro, &reader)) == OQ_OK)
             oq_batch_source_reader(&src, reader);
     } else if (st == OQ_OK) {

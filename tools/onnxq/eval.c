@@ -20,7 +20,9 @@ static const char usage[] =
     "\n"
     "options:\n"
     "  --data DATA        labelled inputs (required)\n"
-    "  --labels L.npy     integer labels, one per sample (first axis)\n"
+    "  --labels L.npy     integer labels, one per sample (first axis); an image folder with\n"
+    "                     class subfolders labels its images itself\n"
+    "  --image-spec SPEC  image folders: resize=N,crop=N|HxW,order,layout,scale,mean,std\n"
     "  --top K            the k of top-k (default 5)\n"
     "  --output NAME      output holding the class scores (default: the first)\n"
     "  --samples N        use at most N samples\n"
@@ -121,6 +123,12 @@ int cmd_eval(int argc, char **argv)
                 goto done;
             }
             ro.labels = v;
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--image-spec", &v)) != 0) {
+            if (r < 0) {
+                rc = cli_usage_error(usage, "--image-spec needs a spec such as resize=256,crop=224");
+                goto done;
+            }
+            ro.image_spec = v;
         } else if ((r = cli_opt(argc, argv, &i, NULL, "--top", &v)) != 0) {
             if (r < 0 || !cli_parse_long(v, 1, 1000000, &top)) {
                 rc = cli_usage_error(usage, "--top needs a positive number");
