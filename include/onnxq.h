@@ -290,6 +290,13 @@ oq_quant_options oq_quant_options_default(void);
  * is NULL (ignored otherwise). */
 oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_reader *calib, oq_model **out);
 
+/* Image models: makes the single float image input X a uint8 input (values 0-255, in the
+ * spec's layout) and puts the normalization of `image_spec` (see oq_reader_options:
+ * scale, mean, std, layout) into the graph as Cast -> [Transpose] -> Mul -> Add. Run it
+ * before oq_quantize; calibration data then is uint8 images. Works on m in place: on
+ * failure m is unusable (use a copy). */
+oq_status oq_model_uint8_input(oq_model *m, const char *image_spec);
+
 /* ==== end quantization ===================================================== */
 
 /* ==== evaluation (src/eval) ================================================= */

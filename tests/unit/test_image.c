@@ -173,8 +173,64 @@ static void test_folder(void)
     oq_model_destroy(m);
 }
 
+/* --uint8-input: the rewritten model on raw pixels equals the float model on normalized
+ * pixels, in the model's layout and transposed (nhwc uint8 into an nchw model) */
+static void test_uint8_input(void)
+{
+    const char *specs[2] = {"mean=0.2860,std=0.3530", "layout=nhwc,mean=0.2860,std=0.3530"};
+    for (int v = 0; v < 2; v++) {
+        oq_model *m = NULL, *u = NULL;
+        CHECK_OK(oq_model_load("tests/fixtures/fmnist_cnn/model.onnx", NULL, &m));
+        CHECK_OK(oq_model_load("tests/fixtures/fmnist_cnn/model.onnx", NULL, &u));
+        if (!m || !u) {
+            oq_model_destroy(m), oq_model_destroy(u);
+            return;
+        }
+        CHECK_OK(oq_model_uint8_input(u, specs[v]));
+        int64_t fd[4] = {2, 1, 28, 28}, ud[4] = {2, 1, 28, 28};
+        if (v == 1)
+            ud[1] = 28, ud[3] = 1;
+        oq_tensor *xf = NULL, *xu = NULL, *yf = NULL, *yu = NULL;
+        CHECK_OK(oq_tensor_create(OQ_FLOAT, 4, fd, &xf));
+        CHECK_OK(oq_tensor_create(OQ_UINT8, 4, ud, &xu));
+        for (int i = 0; xf && xu && i < 2 * 784; i++) {
+            uint8_t px = (uint8_t)((i * 37 + i / 97) % 256);
+            ((uint8_t *)xu->data)[i] = px; /* [2,28,28,1] and [2,1,28,28] hold the same order */
+            ((float *)xf->data)[i] = (px / 255.0f - 0.2860f) / 0.3530f;
+        }
+        oq_session *sf = NULL, *su = NULL;
+        CHECK_OK(oq_session_create(m, NULL, &sf));
+        CHECK_OK(oq_session_create(u, NULL, &su));
+        CHECK(su && oq_session_input(su, 0)->dtype == OQ_UINT8 && oq_session_input(su, 0)->dims[3] == ud[3]);
+        const oq_tensor *inf[1] = {xf}, *inu[1] = {xu};
+        if (sf && su) {
+            CHECK_OK(oq_session_run(sf, inf, 1, &yf, 1));
+            CHECK_OK(oq_session_run(su, inu, 1, &yu, 1));
+        }
+        if (yf && yu) {
+            double worst = 0;
+            for (int64_t i = 0; i < oq_tensor_numel(yf); i++)
+                worst = fmax(worst, fabs(((float *)yf->data)[i] - ((float *)yu->data)[i]));
+            CHECK(worst < 1e-4);
+        }
+        oq_tensor_destroy(xf), oq_tensor_destroy(xu), oq_tensor_destroy(yf), oq_tensor_destroy(yu);
+        oq_session_destroy(sf), oq_session_destroy(su);
+        oq_model_destroy(m), oq_model_destroy(u);
+    }
+    oq_model *m = NULL;
+    CHECK_OK(oq_model_load("tests/fixtures/fmnist_mlp/model.onnx", NULL, &m));
+    if (m)
+        CHECK_OK(oq_model_uint8_input(m, NULL)); /* [N,1,28,28]: an image too */
+    oq_model_destroy(m);
+    CHECK_OK(oq_model_load("tests/fixtures/lstm_small/model.onnx", NULL, &m));
+    if (m)
+        CHECK(oq_model_uint8_input(m, NULL) == OQ_E_INVALID_ARG && strstr(oq_last_error(), "rank 4"));
+    oq_model_destroy(m);
+}
+
 int main(void)
 {
+    test_uint8_input();
     test_spec();
     test_resize();
     test_folder();

@@ -33,6 +33,9 @@ static const char usage[] =
     "  --dynamic-form fused|matmulinteger   dynamic output: com.microsoft DynamicQuantizeMatMul (default)\n"
     "                           or DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul\n"
     "  --no-prepare             skip constant folding / BatchNorm folding / cleanup\n"
+    "  --uint8-input            the output takes uint8 images (0-255, layout of --image-spec);\n"
+    "                           the spec's scale/mean/std move into the model; calibrate on\n"
+    "                           an image folder (or uint8 arrays)\n"
     "  --target-agreement A     static: keep the fewest layers in float (worst first, by\n"
     "                           `onnxq debug`'s own-error ranking) until the top-1 agreement\n"
     "                           with the float model reaches A (0.99 = 99%%)\n"
@@ -57,6 +60,7 @@ int cmd_quantize(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *table_path = NULL, *eval_data = NULL, *v;
     double target = 0;
+    bool uint8_input = false;
     oq_quant_options o = oq_quant_options_default();
     cli_calib c;
     cli_calib_init(&c);
@@ -140,6 +144,8 @@ int cmd_quantize(int argc, char **argv)
             o.per_channel = 1;
         } else if (!strcmp(argv[i], "--reduce-range")) {
             o.reduce_range = 1;
+        } else if (!strcmp(argv[i], "--uint8-input")) {
+            uint8_input = true;
         } else if (!strcmp(argv[i], "--no-prepare")) {
             o.prepare = 0;
         } else if (argv[i][0] == '-' && argv[i][1]) {
@@ -169,6 +175,12 @@ int cmd_quantize(int argc, char **argv)
     oq_data_reader *r = NULL;
     oq_calib_table *t = NULL;
     oq_status st = oq_model_load(in, NULL, &m);
+    if (st == OQ_OK && uint8_input) {
+        st = oq_model_uint8_input(m, c.reader.image_spec);
+        if (st == OQ_OK && !quiet)
+            printf("input takes uint8 images; normalization %s folded into the model\n",
+                   c.reader.image_spec ? c.reader.image_spec : "(scale=255)");
+    }
     if (st == OQ_OK && table_path)
         st = oq_calib_table_load(table_path, &t);
     if (st == OQ_OK && c.data && !table_path) {
