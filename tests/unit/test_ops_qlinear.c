@@ -367,6 +367,30 @@ static void test_qgemm_and_float(oq_threadpool *tp2)
             bad += fabs(((float *)yd->data)[i * N + j] - real) > err + 1e-5;
         }
     CHECK(bad == 0);
+    /* ... and exactly the DynamicQuantizeLinear rule for A (range with 0, scale = range / 255,
+     * x / scale rounded half to even, saturated): the result equals the integer product of
+     * A quantized that way, up to float rounding of the final scaling */
+    {
+        float lo = 0, hi = 0;
+        const float *xa = af->data;
+        int64_t na = 2 * M * K;
+        for (int64_t i = 0; i < na; i++)
+            lo = xa[i] < lo ? xa[i] : lo, hi = xa[i] > hi ? xa[i] : hi;
+        float sa = (hi - lo) / 255.0f, za = nearbyintf(-lo / sa);
+        bad = 0;
+        for (int64_t i = 0; i < 2 * M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                int64_t acc = 0;
+                for (int64_t p = 0; p < K; p++) {
+                    float v = nearbyintf(xa[i * K + p] / sa) + za;
+                    int32_t qa = (int32_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                    acc += (int64_t)(qa - (int32_t)za) * (q8v(bu, p * N + j) - 131);
+                }
+                double want = (double)acc * sa * ((float *)bs->data)[j] + ((float *)fbias->data)[j];
+                bad += fabs(((float *)yd->data)[i * N + j] - want) > 1e-5 * (1 + fabs(want));
+            }
+        CHECK(bad == 0);
+    }
     oq_tensor *all[] = {a, b, as, bs, ys, az, bz, yz, c, a8, bu, fbias, az8, bzu, y, af, yd};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         oq_tensor_destroy(all[i]);
