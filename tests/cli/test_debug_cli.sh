@@ -95,6 +95,10 @@ PY
 Q=$SRC/tests/fixtures/qdq_cnn.onnx
 "$ONNXQ" run "$Q" --random -o "$WORK/int" >/dev/null || fail "run qdq_cnn"
 "$ONNXQ" run "$Q" --random --emulate -o "$WORK/emu" >/dev/null || fail "run --emulate"
+# the session log says what was fused (and, with --emulate, nothing is)
+ONNXQ_LOG=info "$ONNXQ" run "$Q" --random 2>&1 >/dev/null | grep -q "fuse_qdq: .* [1-9][0-9]* nodes fused into integer operators" ||
+    fail "ONNXQ_LOG=info does not report the QDQ fusion"
+if ONNXQ_LOG=info "$ONNXQ" run "$Q" --random --emulate 2>&1 >/dev/null | grep -q "fuse_qdq"; then fail "--emulate fused"; fi
 $PY - "$Q" "$WORK/int" "$WORK/emu" <<'PY' || fail "emulated run differs from the integer run by more than one step"
 import glob, os, sys, numpy as np, onnx
 from onnx import numpy_helper

@@ -71,6 +71,8 @@ int cli_usage_error(const char *usage, const char *fmt, ...)
 #endif
     ;
 bool cli_is_help(const char *arg);
+/* ONNXQ_LOG=error|warn|info|debug: how much of the library's log reaches stderr (main calls it). */
+void cli_log_from_env(void);
 /* Records a failure as the library does (oq_last_error) and returns st. */
 oq_status cli_error(oq_status st, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -261,7 +261,7 @@ static void log_to_stderr(oq_log_level level, const char *msg, void *user)
 
 /* ONNXQ_LOG=error|warn|info|debug sets how much of the library's log reaches stderr
  * (info shows, among others, which QDQ nodes were fused and which stayed float). */
-static void log_level_from_env(void)
+void cli_log_from_env(void)
 {
     static const char *const names[] = {"error", "warn", "info", "debug"};
     const char *v = getenv("ONNXQ_LOG");
@@ -272,7 +272,6 @@ static void log_level_from_env(void)
 
 oq_status cli_open(const char *path, int threads, oq_model **model, oq_session **session)
 {
-    log_level_from_env();
     oq_load_options lo = oq_load_options_default();
     lo.check_operators = 1;
     oq_model *m = NULL;

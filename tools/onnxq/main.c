@@ -54,6 +54,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return cli_usage_error(usage, "no command given");
+    cli_log_from_env();
     const char *cmd = argv[1];
     if (cli_is_help(cmd)) {
         fputs(usage, stdout);
