@@ -446,8 +446,8 @@ static oq_status quant_const(quant_ctx *q, oq_graph *g, size_t ni, size_t slot, 
         char lb[200];
         return oq_error_context(st, "node '%s'", label(n, lb, sizeof lb));
     }
-    char lb[200];
-    label(n, lb, sizeof lb);
+    char lbuf[200];
+    const char *lb = label(n, lbuf, sizeof lbuf); /* the node's name, or lbuf */
     if (is_weight)
         quant_report(q, "[%zu/%zu] %s  %.2f MiB -> %.2f MiB  %s  sqnr %.1f dB", ++*counter, total, lb,
                      mib((int64_t)w->nbytes), mib((int64_t)tq->nbytes), axis >= 0 ? "per-channel" : "per-tensor",

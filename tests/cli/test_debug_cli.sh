@@ -14,7 +14,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 PY=/usr/bin/python3
 
 "$ONNXQ" calibrate "$F" --calib "$X" -o "$WORK/table.json" -q >/dev/null || fail "calibrate"
-"$ONNXQ" quantize "$F" "$WORK/q.onnx" --table "$WORK/table.json" -q >/dev/null || fail "quantize"
+"$ONNXQ" quantize "$F" "$WORK/q.onnx" --table "$WORK/table.json" >"$WORK/quantize.txt" || fail "quantize"
+# one line per quantized weight, named after its node (the names once came out as stack garbage)
+grep -q '^\[1/3\] /0/Conv  .* per-channel  sqnr' "$WORK/quantize.txt" || fail "per-weight lines: $(head -5 "$WORK/quantize.txt")"
 "$ONNXQ" debug "$F" "$WORK/q.onnx" --data "$X" --samples 64 -q --report "$WORK/ok.json" >"$WORK/ok.txt" || fail "debug"
 "$ONNXQ" debug "$F" "$WORK/q.onnx" --data "$X" --samples 64 -q --emulate --report "$WORK/emu.json" >/dev/null ||
     fail "debug --emulate"
