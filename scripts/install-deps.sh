@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PKGS=(build-essential cmake protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
       clang libclang-rt-14-dev python3-numpy python3-onnx chromium libjpeg-dev libpng-dev)
-[[ "${1:-}" == "--e2e" ]] && PKGS+=(python3-torch python3-torchvision dataset-fashion-mnist libopenblas0-openmp libdnnl-dev)
+[[ "${1:-}" == "--e2e" ]] && PKGS+=(python3-torch python3-torchvision dataset-fashion-mnist libopenblas0-openmp libdnnl-dev python3-skimage python3-pil espeak-ng)
 # node/npm: keep whatever provides them (e.g. a newer nodejs that bundles npm), else take Debian's.
 command -v node >/dev/null || PKGS+=(nodejs)
 command -v npm >/dev/null || PKGS+=(npm)
