@@ -303,14 +303,24 @@ static void bin_range(void *ctx, size_t s, size_t e)
     const bcast *bc = &j->bc;
     size_t inner = bc->inner, r = s / inner, c = s % inner;
     int mode = bc->str[0][bc->nd - 1] == 0 ? 1 : bc->str[1][bc->nd - 1] == 0 ? 2 : 0;
+    /* both operands constant along the row: out is wider than either (a variadic Max/Min/Sum
+     * folds its inputs pairwise into the shape of all of them) */
+    bool both = bc->str[0][bc->nd - 1] == 0 && bc->str[1][bc->nd - 1] == 0;
     size_t off[MAX_IN];
     while (s < e) {
         size_t len = inner - c < e - s ? inner - c : e - s;
         bcast_row(bc, r, off);
         const char *pa = j->a + (off[0] + (mode == 1 ? 0 : c)) * j->esa;
-        const char *pb = j->b + (off[1] + (mode == 2 ? 0 : c)) * j->esa;
+        const char *pb = j->b + (off[1] + (mode == 2 || both ? 0 : c)) * j->esa;
         char *po = j->o + s * j->eso;
-        if (j->half)
+        if (both) {
+            if (j->half)
+                bin_half_call(j, (const uint16_t *)pa, (const uint16_t *)pb, po, 1, 0);
+            else
+                j->fn(pa, pb, po, 1, 0);
+            for (size_t i = 1; i < len; i++)
+                memcpy(po + i * j->eso, po, j->eso);
+        } else if (j->half)
             bin_half_call(j, (const uint16_t *)pa, (const uint16_t *)pb, po, len, mode);
         else
             j->fn(pa, pb, po, len, mode);

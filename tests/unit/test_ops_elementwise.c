@@ -210,6 +210,18 @@ static void test_pow_and_variadic(void)
     CHECK_NEAR(fat(out[0], 1), 5.0, 1e-6);
     free_all(out, 1);
     free_all(v, 3);
+
+    /* the first two inputs are both narrower than the result: the pairwise step broadcasts
+     * both operands along the row (it once read past the one-element inputs) */
+    tnode_init(&t, "Max");
+    float p[1] = {3}, q[1] = {-2}, r[5] = {1, 5, 2, 8, -9};
+    oq_tensor *w[3] = {mkf(1, (int64_t[]){1}, p), mkf(1, (int64_t[]){1}, q), mkf(1, (int64_t[]){5}, r)};
+    CHECK_OK(run_op(&oq_op_max, &t, 13, w, 3, out, 1, NULL));
+    const float want[5] = {3, 5, 3, 8, 3};
+    for (int i = 0; i < 5; i++)
+        CHECK(fat(out[0], (size_t)i) == want[i]);
+    free_all(out, 1);
+    free_all(w, 3);
 }
 
 static void test_parallel_matches_serial(void)
