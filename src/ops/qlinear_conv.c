@@ -83,6 +83,8 @@ static bool is_q8(oq_dtype t) { return t == OQ_UINT8 || t == OQ_INT8; }
  * shifted by 128 with x ^ 0x80; the zero point shifts with them). */
 static void pack_weights(const qconv_state *s, const oq_tensor *w, size_t group, uint8_t *dst, int32_t *rowsum)
 {
+    if (w->dims[0] <= 0 || group == 0)
+        return; /* no output channels: nothing to pack */
     size_t m = (size_t)w->dims[0], mg = m / group, kg = (size_t)(oq_tensor_numel(w) / w->dims[0]);
     uint8_t x = w->dtype == OQ_UINT8 ? 0x80 : 0;
     for (size_t g = 0; g < group; g++)
