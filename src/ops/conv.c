@@ -186,7 +186,7 @@ static oq_status conv_prepare(oq_op_node *n)
     if (group < 1)
         return oq_op_error(n, OQ_E_INVALID_ARG, "group must be >= 1, got %lld", (long long)group);
     const oq_tensor *w = n->consts[1];
-    if (w && w->dtype == OQ_FLOAT && w->ndim >= 3 && w->dims[0] % group == 0 && !(w->dims[1] == 1 && group > 1)) {
+    if (w && w->dtype == OQ_FLOAT && w->ndim >= 3 && w->dims[0] > 0 && w->dims[0] % group == 0 && !(w->dims[1] == 1 && group > 1)) {
         /* depthwise (W[:,1]) reads the raw weights; everything else packs them per group */
         size_t mg = (size_t)(w->dims[0] / group), kg = (size_t)(oq_tensor_numel(w) / w->dims[0]);
         s->packed_size = oq_f32_gemm_packed_a_size(s->v, mg, kg);
