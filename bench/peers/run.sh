@@ -4,7 +4,7 @@
 # onednn engine), batch 1 (batch 32 for the Fashion-MNIST models), 1 and 2 threads, interleaved rounds; the best
 # median of each. int8 files: `onnxq quantize` (static QDQ, 32 random calibration inputs, for the conv nets and the
 # CNN; dynamic for the BERT-style encoder and the MLP). Ratios are onnxq / peer: below 1, onnxq is faster.
-# Env: ONNXQ="cmd" overrides build/onnxq; PEER_MODELS="resnet18 ..."; BENCH_ITERS (20); BENCH_WARMUP (3); BENCH_ROUNDS (2).
+# Env: ONNXQ="cmd" overrides build/onnxq; PEER_MODELS="resnet18 ..."; TORCH_OMP_WAIT (PASSIVE); BENCH_ITERS (20); BENCH_WARMUP (3); BENCH_ROUNDS (2).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
@@ -14,6 +14,9 @@ W="$ROOT/.cache/bench-peers"
 ITERS="${BENCH_ITERS:-20}" WARMUP="${BENCH_WARMUP:-3}" ROUNDS="${BENCH_ROUNDS:-2}"
 export LD_LIBRARY_PATH="/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 MODELS="${PEER_MODELS:-resnet18 mobilenet_v2 bert_encoder fmnist_mlp fmnist_cnn}"
+# libgomp's default spin-waiting makes torch's 2-thread runs 4-25x slower than 1 thread when other processes share
+# the two cores; PASSIVE (sleep at barriers) is the fair setting on this shared machine
+TORCH_OMP_WAIT="${TORCH_OMP_WAIT:-PASSIVE}"
 mkdir -p "$W"
 
 scripts/install-deps.sh --e2e
@@ -60,7 +63,7 @@ for name in $MODELS; do
         q+=("$($ONNXQ bench "$f" $args --threads "$t" --warmup "$WARMUP" --iters "$ITERS" --json | median || echo nan)")
         # shellcheck disable=SC2086
         o+=("$(node scripts/ort_run.js bench "$f" $args --threads "$t" --warmup "$WARMUP" --iters "$ITERS" | median || echo nan)")
-        p+=("$($PY bench/peers/torch_bench.py "$name" "$prec" "$t" "$WARMUP" "$ITERS" | median || echo nan)")
+        p+=("$(OMP_WAIT_POLICY="$TORCH_OMP_WAIT" $PY bench/peers/torch_bench.py "$name" "$prec" "$t" "$WARMUP" "$ITERS" | median || echo nan)")
       done
       $PY - "$name" "$prec" "$t" "${q[*]}" "${o[*]}" "${p[*]}" <<'PYEOF'
 import math, sys
@@ -72,4 +75,4 @@ PYEOF
     done
   done
 done
-echo "PyTorch int8 engine: onednn (Debian's torch 1.13 has no fbgemm)"
+echo "PyTorch int8 engine: onednn (Debian's torch 1.13 has no fbgemm); torch OMP_WAIT_POLICY=$TORCH_OMP_WAIT"
