@@ -248,7 +248,11 @@ static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options
     int64_t done = 0;
     oq_status st = quant_static_tensors(prep->graph, NULL, true, &names, &n);
     if (st == OQ_OK && n == 0)
-        st = oq_error(OQ_E_UNSUPPORTED, "the model has no operator onnxq can quantize statically");
+        st = quant_subgraph_quantizable(prep->graph)
+                 ? oq_error(OQ_E_UNSUPPORTED, "the model has no operator onnxq can quantize statically outside its "
+                            "If/Loop subgraphs, and subgraph bodies are not quantized yet (%zu Conv/MatMul/Gemm/"
+                            "LSTM/GRU nodes there stay float)", quant_subgraph_quantizable(prep->graph))
+                 : oq_error(OQ_E_UNSUPPORTED, "the model has no operator onnxq can quantize statically");
     if (st == OQ_OK && (!(exposed = oq_calloc(n + 1, sizeof *exposed)) || !(c.obs = oq_calloc(n + 1, sizeof *c.obs))))
         st = oq_error(OQ_E_NOMEM, "out of memory");
     if (st == OQ_OK)

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+void quant_range_f32__avx512(const float *x, size_t n, float *mn, float *mx); /* observer_range-avx512.c */
+
 static bool uses_histogram(oq_calib_method m)
 {
     return m == OQ_CALIB_ENTROPY || m == OQ_CALIB_PERCENTILE || m == OQ_CALIB_MSE;
@@ -63,6 +65,11 @@ void oq_observer_update(oq_observer *o, const float *x, size_t n, double ma_weig
 {
     if (n == 0)
         return;
+    float mn, mx;
+    if (oq_isa_level() >= OQ_ISA_AVX512) {
+        quant_range_f32__avx512(x, n, &mn, &mx);
+        goto have_range;
+    }
     /* eight independent lanes, so the compiler turns this into vector min/max */
     float mn8[8], mx8[8];
     for (int k = 0; k < 8; k++)
@@ -78,12 +85,13 @@ void oq_observer_update(oq_observer *o, const float *x, size_t n, double ma_weig
         mn8[0] = x[i] < mn8[0] ? x[i] : mn8[0];
         mx8[0] = x[i] > mx8[0] ? x[i] : mx8[0];
     }
-    float mn = mn8[0], mx = mx8[0];
+    mn = mn8[0], mx = mx8[0];
     for (int k = 1; k < 8; k++) {
         mn = mn8[k] < mn ? mn8[k] : mn;
         mx = mx8[k] > mx ? mx8[k] : mx;
     }
-    if (isnan(mn) || isnan(mx))
+have_range:
+    if (isnan(mn) || isnan(mx) || mn > mx)
         return; /* a NaN batch says nothing about the range */
     if (o->method == OQ_CALIB_MOVING_AVERAGE && o->batches > 0) {
         o->min += ma_weight * (mn - o->min);

@@ -122,6 +122,8 @@ void quant_note_float(quant_ctx *q, const oq_node *n, const char *why);
  * caller-freed array of names borrowed from g. all_ops: ignore rules (calibrate for every configuration). */
 oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool all_ops, const char ***names,
                                size_t *count);
+/* Conv/MatMul/Gemm/LSTM/GRU nodes inside g's If/Loop/Scan bodies (which stay float: subgraphs are not quantized yet). */
+size_t quant_subgraph_quantizable(const oq_graph *g);
 oq_status quant_static_qdq(quant_ctx *q);
 oq_status quant_qdq_to_qoperator(quant_ctx *q);
 oq_status quant_dynamic(quant_ctx *q);

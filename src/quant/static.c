@@ -172,6 +172,55 @@ static bool act_slot(const plan *p, const oq_node *n, enum kind k, size_t slot)
     }
 }
 
+/* Nodes inside g (and its own subgraphs) that have an int8 form, or LSTM/GRU: what a node's
+ * subgraphs hold that stays float, since subgraph bodies are not quantized yet. */
+static size_t subgraph_quantizable(const oq_graph *g, int depth)
+{
+    size_t n = 0;
+    for (size_t i = 0; g && depth < 16 && i < g->n_nodes; i++) {
+        const oq_node *nd = &g->nodes[i];
+        if (kind_of(nd) == K_WEIGHTED || (oq_domain_is_default(nd->domain) && (!strcmp(nd->op_type, "LSTM") ||
+                                                                            !strcmp(nd->op_type, "GRU"))))
+            n++;
+        for (size_t a = 0; a < nd->n_attrs; a++) {
+            if (nd->attrs[a].type == OQ_ATTR_GRAPH)
+                n += subgraph_quantizable(nd->attrs[a].g, depth + 1);
+            for (size_t k = 0; k < nd->attrs[a].n_graphs; k++)
+                n += subgraph_quantizable(nd->attrs[a].graphs[k], depth + 1);
+        }
+    }
+    return n;
+}
+
+size_t quant_subgraph_quantizable(const oq_graph *g)
+{
+    size_t n = 0;
+    for (size_t i = 0; g && i < g->n_nodes; i++)
+        for (size_t a = 0; a < g->nodes[i].n_attrs; a++) {
+            const oq_attr *at = &g->nodes[i].attrs[a];
+            if (at->type == OQ_ATTR_GRAPH)
+                n += subgraph_quantizable(at->g, 1);
+            for (size_t k = 0; k < at->n_graphs; k++)
+                n += subgraph_quantizable(at->graphs[k], 1);
+        }
+    return n;
+}
+
+/* The reason a node with subgraphs stays float, naming what its bodies hold (static buffer). */
+static const char *subgraph_why(const oq_node *n, const char *why)
+{
+    static _Thread_local char buf[160];
+    oq_graph tmp = {0};
+    tmp.nodes = (oq_node *)n;
+    tmp.n_nodes = 1;
+    size_t k = subgraph_quantizable(&tmp, 0);
+    if (!k)
+        return why;
+    snprintf(buf, sizeof buf, "its subgraphs hold %zu Conv/MatMul/Gemm/LSTM/GRU node%s that stay float "
+             "(subgraph bodies are not quantized yet)", k, k == 1 ? "" : "s");
+    return buf;
+}
+
 /* Can node n run in int8 at all (types, constant weights)? Returns the reason if not. */
 static const char *blocker(const plan *p, const oq_node *n, enum kind k)
 {
@@ -698,7 +747,7 @@ oq_status quant_static_qdq(quant_ctx *q)
         if (p.nodes[i].q)
             q->n_quant_nodes++;
         else
-            quant_note_float(q, &g->nodes[i], p.nodes[i].why);
+            quant_note_float(q, &g->nodes[i], subgraph_why(&g->nodes[i], p.nodes[i].why));
     }
     size_t folded = 0;
     for (size_t i = n_orig; st == OQ_OK && i-- > 0;)

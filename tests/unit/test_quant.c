@@ -145,6 +145,44 @@ static void test_observers(void)
     oq_observer_free(&ob);
 }
 
+/* min/max over every length 1..70 (vector body and tails) with the extremes at every position; a
+ * NaN inside a batch is skipped, a batch of NaNs leaves the range alone */
+static void test_observer_minmax(void)
+{
+    oq_calib_options o = oq_calib_options_default();
+    o.method = OQ_CALIB_MINMAX;
+    float x[70];
+    for (int n = 1; n <= 70; n++)
+        for (int at = 0; at < n; at++) {
+            oq_observer ob;
+            CHECK_OK(oq_observer_init(&ob, &o));
+            for (int k = 0; k < n; k++)
+                x[k] = (float)(k % 7) - 3.0f;
+            x[at] = at % 2 ? -50.0f : 60.0f;
+            oq_observer_update(&ob, x, (size_t)n, 0.01);
+            double lo = x[0], hi = x[0];
+            for (int k = 1; k < n; k++) {
+                lo = x[k] < lo ? x[k] : lo;
+                hi = x[k] > hi ? x[k] : hi;
+            }
+            CHECK(lo == (at % 2 ? -50 : lo) && hi == (at % 2 ? hi : 60));
+            CHECK(ob.min == lo && ob.max == hi);
+            oq_observer_free(&ob);
+        }
+    oq_observer ob;
+    CHECK_OK(oq_observer_init(&ob, &o));
+    for (int k = 0; k < 40; k++)
+        x[k] = (float)k;
+    x[17] = NAN;
+    oq_observer_update(&ob, x, 40, 0.01);
+    CHECK(ob.min == 0 && ob.max == 39 && ob.batches == 1);
+    for (int k = 0; k < 40; k++)
+        x[k] = NAN;
+    oq_observer_update(&ob, x, 40, 0.01);
+    CHECK(ob.min == 0 && ob.max == 39 && ob.batches == 1);
+    oq_observer_free(&ob);
+}
+
 static void put16(FILE *f, unsigned v) { fputc(v & 255, f), fputc(v >> 8 & 255, f); }
 static void put32(FILE *f, unsigned v) { put16(f, v & 0xffff), put16(f, v >> 16); }
 
@@ -405,6 +443,7 @@ int main(void)
     test_qparams();
     test_weights();
     test_observers();
+    test_observer_minmax();
     oq_model *cnn = NULL, *mlp = NULL;
     CHECK_OK(oq_model_load("tests/fixtures/fmnist_cnn/model.onnx", NULL, &cnn));
     CHECK_OK(oq_model_load("tests/fixtures/fmnist_mlp/model.onnx", NULL, &mlp));
