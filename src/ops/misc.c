@@ -370,6 +370,9 @@ static oq_status einsum_parse(const oq_op_node *n, const oq_tensor *const *in, e
             if (j < k) {
                 if (p->size[lab[j]] < 0)
                     return oq_op_error(n, OQ_E_INVALID_ARG, "output label %d of '%s' is not in any input", j, eq);
+                for (int q = 0; q < j; q++)
+                    if (lab[q] == lab[j])
+                        return oq_op_error(n, OQ_E_INVALID_ARG, "output label %d of '%s' appears twice", j, eq);
                 p->out_lab[o++] = lab[j];
             }
         }
