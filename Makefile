@@ -3,8 +3,11 @@
 JOBS ?= 2
 BUILD ?= build
 FUZZ_SECONDS ?= 60
+# The fuzz smoke run of `make test`: a fixed number of executions (about a minute
+# here), fixed seed, fresh corpus, so every machine runs the same inputs.
+FUZZ_RUNS ?= 1500000
 
-.PHONY: all deps build demo test test-release test-sanitize fuzz e2e bench clean
+.PHONY: all deps build demo test test-release test-sanitize fuzz fuzz-smoke e2e bench clean
 
 all: build
 
@@ -21,7 +24,7 @@ demo: deps build
 test: deps
 	$(MAKE) test-release
 	$(MAKE) test-sanitize
-	$(MAKE) fuzz
+	$(MAKE) fuzz-smoke
 
 test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
@@ -32,8 +35,12 @@ test-sanitize:
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS) -L 'unit|robustness|conformance'
 
+# Exploration: runs for FUZZ_SECONDS and keeps what it finds in build-fuzz/corpus.
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	scripts/fuzz.sh --runs $(FUZZ_RUNS)
 
 e2e:
 	tests/e2e/run.sh
