@@ -109,6 +109,7 @@ model)
     r "$onnxq" convert "$work/conv/missing.onnx" "$work/conv/x.onnx"; expect_fail; expect_error_line; expect_err 'missing.onnx'
 
     r "$onnxq" bench "$mlp" --random --warmup 1 --iters 3 --threads 1; expect_ok; expect_out 'median:'; expect_out 'throughput'
+    r "$onnxq" bench "$mlp" --random --warmup 0 --iters 2 --threads 1 --profile; expect_ok; expect_out "profile of"; expect_out "^Gemm "; expect_out "slowest nodes"
     r "$onnxq" bench "$sym/model.onnx" -i "x=$sym/input_0.npy" --warmup 0 --iters 2 --json; expect_ok
     cp "$out" "$work/bench.json"
     check_json "$work/bench.json" model threads iters median_ms p10_ms p90_ms mean_ms isa

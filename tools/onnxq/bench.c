@@ -11,7 +11,7 @@
 
 static const char usage[] =
     "usage: onnxq bench MODEL... [-i NAME=FILE.npy]... [--random] [--seed S] [--threads N]\n"
-    "                   [--batch B] [--warmup W] [--iters K] [--json] [--report FILE]\n"
+    "                   [--batch B] [--warmup W] [--iters K] [--json] [--report FILE] [--profile]\n"
     "\n"
     "Runs each MODEL W times to warm up, then K timed times on the same input, and prints\n"
     "the median, 10th and 90th percentile and mean latency in ms, the throughput and the\n"
@@ -28,6 +28,8 @@ static const char usage[] =
     "  --json                     print one JSON object per model (one line each)\n"
     "  --report FILE              write the result as JSON (docs/reports.md, kind \"bench\")\n"
     "  --label TEXT               name of the run in the report (default: the first model's file name)\n"
+    "  --profile                  also print where the time goes: per operator type and the slowest\n"
+    "                             nodes, in ms per run (averaged over warm-up and timed runs)\n"
     "  -h, --help                 show this help\n";
 
 typedef struct bench_result {
@@ -36,20 +38,86 @@ typedef struct bench_result {
     oq_latency_stats lat;
 } bench_result;
 
+typedef struct op_time {
+    double ms; /* first: what by_ms_desc compares */
+    const char *op_type;
+    size_t nodes;
+} op_time;
+
+static int by_ms_desc(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x < y) - (x > y);
+}
+
+/* The per-node profile of s, grouped by operator type, and the slowest nodes. */
+static void print_profile(const oq_session *s, const char *path)
+{
+    oq_node_profile *p = NULL;
+    size_t n = 0;
+    if (oq_session_profile(s, &p, &n) != OQ_OK || !n) {
+        free(p);
+        return;
+    }
+    op_time *ops = calloc(n, sizeof *ops);
+    /* (ms, index) pairs sorted by ms: the first member is what qsort compares */
+    struct { double ms; size_t i; } *order = calloc(n, sizeof *order);
+    if (!ops || !order)
+        goto done;
+    size_t n_ops = 0;
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        double ms = p[i].runs ? p[i].total_ms / (double)p[i].runs : 0;
+        total += ms;
+        order[i].ms = ms;
+        order[i].i = i;
+        size_t k = 0;
+        while (k < n_ops && strcmp(ops[k].op_type, p[i].op_type) != 0)
+            k++;
+        if (k == n_ops)
+            ops[n_ops++].op_type = p[i].op_type;
+        ops[k].ms += ms;
+        ops[k].nodes++;
+    }
+    qsort(ops, n_ops, sizeof *ops, by_ms_desc);
+    qsort(order, n, sizeof *order, by_ms_desc);
+    printf("\nprofile of %s: %.4g ms per run in %zu nodes\n%-28s %6s %10s %7s\n", path, total, n, "op type", "nodes",
+           "ms/run", "share");
+    for (size_t k = 0; k < n_ops; k++)
+        printf("%-28s %6zu %10.4f %6.1f%%\n", ops[k].op_type, ops[k].nodes, ops[k].ms,
+               total > 0 ? 100 * ops[k].ms / total : 0.0);
+    printf("\nslowest nodes\n%-40s %-24s %10s %7s\n", "node", "op type", "ms/run", "share");
+    for (size_t k = 0; k < n && k < 15; k++) {
+        const oq_node_profile *e = &p[order[k].i];
+        printf("%-40s %-24s %10.4f %6.1f%%\n", e->name, e->op_type, order[k].ms,
+               total > 0 ? 100 * order[k].ms / total : 0.0);
+    }
+done:
+    free(order);
+    free(ops);
+    free(p);
+}
+
 /* Loads, warms up and times one model; fills r. */
-static oq_status bench_model(bench_result *r, const cli_inputs *in, int threads, long warmup, long iters)
+static oq_status bench_model(bench_result *r, const cli_inputs *in, int threads, long warmup, long iters,
+                             bool profile)
 {
     oq_model *m = NULL;
     oq_session *s = NULL;
     oq_tensor **inputs = NULL;
     size_t n_in = 0;
-    oq_status st = cli_open(r->path, threads, &m, &s);
+    oq_session_options so = oq_session_options_default();
+    so.threads = threads;
+    so.profile = profile;
+    oq_status st = cli_open_options(r->path, &so, &m, &s);
     if (st == OQ_OK)
         st = cli_inputs_load(in, s, &inputs, &n_in);
     r->batch = n_in && inputs[0]->ndim >= 1 ? inputs[0]->dims[0] : 1;
     if (st == OQ_OK && (st = oq_bench_run(s, (const oq_tensor *const *)inputs, n_in, (int)warmup, (int)iters,
                                           &r->lat)) != OQ_OK)
         cli_error_context(st, "running '%s'", r->path);
+    if (st == OQ_OK && profile)
+        print_profile(s, r->path);
     r->peak_rss = oq_peak_rss_bytes();
     cli_tensors_free(inputs, n_in);
     oq_session_destroy(s);
@@ -66,7 +134,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *val = NULL, *report = NULL, *label = NULL;
     long threads = 0, seed = 1, warmup = 3, iters = 20, batch = 0;
-    bool json = false;
+    bool json = false, profile = false;
     cli_inputs in = {0};
     bench_result *models = calloc((size_t)argc, sizeof *models);
     size_t n_models = 0;
@@ -130,6 +198,8 @@ int cmd_bench(int argc, char **argv)
             in.random = true;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--profile") == 0) {
+            profile = true;
         } else if (a[0] == '-' && a[1]) {
             rc = cli_usage_error(usage, "unknown option '%s' for bench", a);
             goto done;
@@ -149,7 +219,7 @@ int cmd_bench(int argc, char **argv)
         if (!oq_peak_rss_reset())
             rss_reset = false;
         models[k].bytes = cli_file_bytes(models[k].path);
-        oq_status st = bench_model(&models[k], &in, (int)threads, warmup, iters);
+        oq_status st = bench_model(&models[k], &in, (int)threads, warmup, iters, profile && !json);
         if (st != OQ_OK) {
             rc = cli_fail(st);
             goto done;
