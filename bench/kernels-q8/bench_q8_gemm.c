@@ -51,6 +51,55 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static double peak_macs_v
 #undef SUM
 }
 
+/* int8 MACs per second of one core's AMX unit: 4 independent tdpbusd chains
+ * (16 x 16 x 64 MACs each) over 4 input tiles already loaded. */
+typedef struct amx_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_config;
+__attribute__((target("amx-tile,amx-int8"))) static double peak_macs_amx(void)
+{
+    static int8_t tiles[16 * 64] __attribute__((aligned(64)));
+    amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int i = 0; i < 8; i++) {
+        cfg.colsb[i] = 64;
+        cfg.rows[i] = 16;
+    }
+    for (size_t i = 0; i < sizeof tiles; i++)
+        tiles[i] = (int8_t)(i % 7);
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, tiles, 64);
+    _tile_loadd(5, tiles, 64);
+    _tile_loadd(6, tiles, 64);
+    _tile_loadd(7, tiles, 64);
+    const long iters = 2 * 1000 * 1000;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = oq_now();
+        for (long it = 0; it < iters; it++) {
+            _tile_dpbusd(0, 4, 6);
+            _tile_dpbusd(1, 4, 7);
+            _tile_dpbusd(2, 5, 6);
+            _tile_dpbusd(3, 5, 7);
+        }
+        double r = (double)iters * 4 * 16 * 16 * 64 / (oq_now() - t0);
+        best = r > best ? r : best;
+    }
+    int32_t sink[16 * 16] __attribute__((aligned(64)));
+    _tile_stored(0, sink, 64);
+    _tile_release();
+    if (sink[0] == 12345)
+        printf(" ");
+    return best;
+}
+
 typedef struct shape {
     char name[64];
     size_t m, n, k;
@@ -127,6 +176,12 @@ int main(int argc, char **argv)
     const oq_q8_gemm_variant *v = oq_q8_gemm_default(OQ_Q8_U8S8);
     double peak = oq_cpu()->avx512vnni ? peak_macs_vnni() : 0;
     printf("variant %s, 1 thread; measured VNNI peak %.1f GMAC/s = %.1f GOPS\n", v->name, peak / 1e9, 2 * peak / 1e9);
+    if (v->isa == OQ_ISA_AMX) {
+        /* %peak below is of the unit the variant uses */
+        peak = peak_macs_amx();
+        printf("measured AMX-INT8 peak %.1f GMAC/s = %.1f GOPS (the %%peak columns below)\n", peak / 1e9,
+               2 * peak / 1e9);
+    }
 #ifdef BENCH_HAVE_DNNL
     printf("%-20s %5s %5s %5s | %8s %6s | %8s %6s | %s\n", "shape", "M", "N", "K", "onnxq", "%peak", "oneDNN",
            "%peak", "onnxq/oneDNN speed");

@@ -68,9 +68,12 @@ void oq_parallel_for(oq_threadpool *tp, size_t n, oq_task_fn fn, void *ctx);
 int oq_cpu_count(void);
 
 /* CPU features, read once (cpuid + xgetbv). ONNXQ_ISA caps the level. */
-typedef enum oq_isa { OQ_ISA_PORTABLE = 0, OQ_ISA_AVX2 = 1, OQ_ISA_AVX512 = 2, OQ_ISA_AVX512VNNI = 3 } oq_isa;
+/* AMX: AVX512-VNNI plus the AMX-INT8 tile unit, usable once the kernel grants
+ * the process its tile state (Linux arch_prctl ARCH_REQ_XCOMP_PERM). */
+typedef enum oq_isa { OQ_ISA_PORTABLE = 0, OQ_ISA_AVX2 = 1, OQ_ISA_AVX512 = 2, OQ_ISA_AVX512VNNI = 3, OQ_ISA_AMX = 4 } oq_isa;
 typedef struct oq_cpu_info {
     bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, avx512bf16, avxvnni;
+    bool amx_int8; /* CPU, XCR0 and the OS permission all say yes */
 } oq_cpu_info;
 const oq_cpu_info *oq_cpu(void);
 oq_isa oq_isa_level(void);   /* best level the CPU and ONNXQ_ISA allow */

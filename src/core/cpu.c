@@ -8,6 +8,10 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static oq_cpu_info info;
 static oq_isa level;
@@ -19,6 +23,20 @@ static uint64_t xgetbv0(void)
     uint32_t eax, edx;
     __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
     return ((uint64_t)edx << 32) | eax;
+}
+
+/* Linux keeps the 8 KiB of AMX tile data off until a process asks for it. */
+static bool amx_permitted(void)
+{
+#if defined(__linux__)
+    enum { ARCH_GET_XCOMP_PERM = 0x1022, ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
+        return false;
+    unsigned long bits = 0;
+    return syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &bits) == 0 && (bits & (1ul << XFEATURE_XTILEDATA));
+#else
+    return false;
+#endif
 }
 #endif
 
@@ -39,6 +57,9 @@ static void detect(void)
             info.avx512bw = zmm && (b & (1u << 30));
             info.avx512vl = zmm && (b & (1u << 31));
             info.avx512vnni = zmm && (c & (1u << 11));
+            /* AMX-TILE (edx 24) and AMX-INT8 (edx 25), tile state enabled in XCR0 (bits 17, 18) */
+            bool amx = (d & (1u << 24)) && (d & (1u << 25)) && (xcr0 & 0x60000) == 0x60000;
+            info.amx_int8 = amx && zmm && amx_permitted();
         }
         if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) {
             info.avx512bf16 = zmm && (a & (1u << 5));
@@ -53,6 +74,8 @@ static void detect(void)
         level = OQ_ISA_AVX512;
     if (level == OQ_ISA_AVX512 && info.avx512vnni)
         level = OQ_ISA_AVX512VNNI;
+    if (level == OQ_ISA_AVX512VNNI && info.amx_int8)
+        level = OQ_ISA_AMX;
     const char *cap = getenv("ONNXQ_ISA");
     if (cap && *cap) {
         oq_isa want = level;
@@ -64,8 +87,10 @@ static void detect(void)
             want = OQ_ISA_AVX512;
         else if (!strcmp(cap, "avx512vnni"))
             want = OQ_ISA_AVX512VNNI;
+        else if (!strcmp(cap, "amx"))
+            want = OQ_ISA_AMX;
         else
-            oq_log(OQ_LOG_WARN, "ONNXQ_ISA=%s is not one of portable, avx2, avx512, avx512vnni; ignored", cap);
+            oq_log(OQ_LOG_WARN, "ONNXQ_ISA=%s is not one of portable, avx2, avx512, avx512vnni, amx; ignored", cap);
         if (want < level)
             level = want;
     }
@@ -85,6 +110,6 @@ oq_isa oq_isa_level(void)
 
 const char *oq_isa_name(oq_isa isa)
 {
-    static const char *names[] = {"portable", "avx2", "avx512", "avx512vnni"};
-    return (unsigned)isa <= OQ_ISA_AVX512VNNI ? names[isa] : "unknown";
+    static const char *names[] = {"portable", "avx2", "avx512", "avx512vnni", "amx"};
+    return (unsigned)isa <= OQ_ISA_AMX ? names[isa] : "unknown";
 }

@@ -151,7 +151,9 @@ static void test_gemm(void)
 {
     static const size_t shapes[][3] = {{1, 1, 1},  {1, 1, 3},   {2, 5, 4},   {3, 7, 5},    {1, 33, 17},
                                        {9, 1, 8},  {8, 32, 16}, {13, 45, 31}, {17, 70, 64}, {5, 100, 300},
-                                       {1, 200, 9}, {33, 40, 0}, {16, 600, 600}};
+                                       {1, 200, 9}, {33, 40, 0}, {16, 600, 600},
+                                       /* AMX: 32-row tiles, k in blocks of 64 (exact, one past, many) */
+                                       {40, 33, 64}, {70, 65, 129}, {64, 31, 1000}};
     size_t count;
     const oq_q8_gemm_variant *vs = oq_q8_gemm_variants(&count);
     for (size_t vi = 0; vi < count; vi++) {

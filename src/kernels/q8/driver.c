@@ -11,7 +11,8 @@
 #endif
 
 static const oq_q8_gemm_variant variants[] = {
-#define OQ_Q8_GEMM_VARIANT(fn, isa, flavour, mr, nr) {#fn, isa, flavour, mr, nr, fn},
+#define OQ_Q8_GEMM_VARIANT(fn, isa, flavour, mr, nr)                                                             \
+    {#fn, isa, flavour, mr, nr, fn, (isa) == OQ_ISA_AMX ? 64 : 4, (isa) == OQ_ISA_AMX ? 15 * (nr) * 4 + 64 : 0},
 #include "kernels/q8/q8-gemm.inc"
 #undef OQ_Q8_GEMM_VARIANT
 };
@@ -44,8 +45,59 @@ const oq_q8_gemm_variant *oq_q8_gemm_default(oq_q8_flavour flavour)
 
 static size_t roundup(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
-size_t oq_q8_packed_a_size(const oq_q8_gemm_variant *v, size_t m, size_t k) { return roundup(m, v->mr) * roundup(k, 4); }
-size_t oq_q8_packed_b_size(const oq_q8_gemm_variant *v, size_t k, size_t n) { return roundup(n, v->nr) * roundup(k, 4); }
+size_t oq_q8_packed_a_size(const oq_q8_gemm_variant *v, size_t m, size_t k) { return roundup(m, v->mr) * roundup(k, v->ka); }
+size_t oq_q8_packed_b_size(const oq_q8_gemm_variant *v, size_t k, size_t n)
+{
+    return roundup(n, v->nr) * roundup(k, 4) + v->b_slack;
+}
+
+/* A rows into the AMX layout (blocks of ka k values, mr rows each); returns nothing
+ * but fills sums with the row sums as the flavour reads the bytes. */
+static void pack_rows_blocked(size_t lines, size_t k, size_t w, size_t ka, const uint8_t *src, size_t ls, size_t ps,
+                              uint8_t x, bool is_signed, uint8_t *dst, int32_t *sums)
+{
+    size_t kp = roundup(k, ka);
+    for (size_t l0 = 0; l0 < lines; l0 += w) {
+        size_t lw = lines - l0 < w ? lines - l0 : w;
+        uint8_t *panel = dst + l0 * kp;
+        if (lw < w || k < kp)
+            memset(panel, 0, w * kp);
+        for (size_t l = 0; l < lw; l++) {
+            const uint8_t *s = src + (l0 + l) * ls;
+            int32_t sum = 0;
+            size_t q0 = 0;
+#if defined(__SSE2__)
+            if (ps == 1 && ka % 16 == 0) {
+                /* whole blocks 16 bytes at a time, sums by psadbw (signed: on b ^ 0x80, minus 128 each) */
+                const __m128i vx = _mm_set1_epi8((char)x), flip = _mm_set1_epi8(is_signed ? (char)0x80 : 0);
+                const __m128i zero = _mm_setzero_si128();
+                __m128i acc = zero;
+                for (; q0 + ka <= k; q0 += ka) {
+                    uint8_t *d = panel + q0 * w + l * ka;
+                    for (size_t p = 0; p < ka; p += 16) {
+                        __m128i v = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s + q0 + p)), vx);
+                        _mm_storeu_si128((__m128i *)(d + p), v);
+                        acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_xor_si128(v, flip), zero));
+                    }
+                }
+                sum = _mm_cvtsi128_si32(acc) + _mm_cvtsi128_si32(_mm_unpackhi_epi64(acc, acc));
+                sum -= is_signed ? (int32_t)(128 * q0) : 0;
+            }
+#endif
+            for (size_t q = q0; q < k; q += ka) {
+                size_t n = k - q < ka ? k - q : ka;
+                uint8_t *d = panel + q * w + l * ka;
+                for (size_t p = 0; p < n; p++) {
+                    uint8_t b = s[(q + p) * ps] ^ x;
+                    d[p] = b;
+                    sum += is_signed ? (int32_t)(int8_t)b : (int32_t)b;
+                }
+            }
+            if (sums)
+                sums[l0 + l] = sum;
+        }
+    }
+}
 
 /* Line l of a panel from element p on (see pack_panels); returns the sum. */
 static int32_t pack_line(const uint8_t *s, size_t p, size_t k, size_t ps, uint8_t x, bool is_signed, uint8_t *panel,
@@ -132,10 +184,19 @@ static void pack_panels(size_t lines, size_t k, size_t w, const uint8_t *src, si
     }
 }
 
+static void pack_a_panels(const oq_q8_gemm_variant *v, size_t m, size_t k, const uint8_t *a, size_t rs, size_t cs,
+                          uint8_t x, uint8_t *dst, int32_t *rowsum)
+{
+    if (v->ka == 4)
+        pack_panels(m, k, v->mr, a, rs, cs, x, v->flavour == OQ_Q8_S8U8, dst, rowsum);
+    else
+        pack_rows_blocked(m, k, v->mr, v->ka, a, rs, cs, x, v->flavour == OQ_Q8_S8U8, dst, rowsum);
+}
+
 void oq_q8_pack_a(const oq_q8_gemm_variant *v, size_t m, size_t k, const uint8_t *a, size_t rs, size_t cs, uint8_t x,
                   uint8_t *dst, int32_t *rowsum)
 {
-    pack_panels(m, k, v->mr, a, rs, cs, x, v->flavour == OQ_Q8_S8U8, dst, rowsum);
+    pack_a_panels(v, m, k, a, rs, cs, x, dst, rowsum);
 }
 
 void oq_q8_pack_b(const oq_q8_gemm_variant *v, size_t k, size_t n, const uint8_t *b, size_t rs, size_t cs, uint8_t x,
@@ -180,7 +241,7 @@ static size_t shared_bytes(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g
 static size_t thread_bytes(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g)
 {
     size_t nc = block_n(v, g);
-    return (g->b_packed ? 0 : align64(nc * roundup(g->k, 4))) + 4 * align64(nc * 4);
+    return (g->b_packed ? 0 : align64(nc * roundup(g->k, 4) + v->b_slack)) + 4 * align64(nc * 4);
 }
 
 size_t oq_q8_gemm_workspace_size(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, size_t n_threads)
@@ -220,8 +281,8 @@ static void prep_rows(void *p, size_t panel, size_t thread)
     const oq_q8_gemm_args *g = r->g;
     size_t mr = r->v->mr, i0 = panel * mr, ie = i0 + mr < g->m ? i0 + mr : g->m;
     if (!g->a_packed)
-        pack_panels(ie - i0, g->k, mr, g->a + i0 * g->a_rs, g->a_rs, g->a_cs, g->a_xor, r->v->flavour == OQ_Q8_S8U8,
-                    (uint8_t *)r->a_packed + i0 * roundup(g->k, 4), r->rowsum_ws + i0);
+        pack_a_panels(r->v, ie - i0, g->k, g->a + i0 * g->a_rs, g->a_rs, g->a_cs, g->a_xor,
+                      (uint8_t *)r->a_packed + i0 * roundup(g->k, r->v->ka), r->rowsum_ws + i0);
     uint32_t k = (uint32_t)g->k;
     for (size_t i = i0; i < ie; i++) {
         uint32_t za = (uint32_t)(r->za ? r->za[i] : r->za0), rs = (uint32_t)r->rowsum[i];
@@ -250,7 +311,7 @@ static void run_task(void *p, size_t task, size_t thread)
     size_t m0 = chunk * r->m_chunk, me = m0 + r->m_chunk < g->m ? m0 + r->m_chunk : g->m;
     if (m0 >= me)
         return;
-    size_t k4 = roundup(g->k, 4), kg = k4 / 4;
+    size_t k4 = roundup(g->k, 4), kg = k4 / 4, ka = roundup(g->k, v->ka);
     uint8_t *ws = r->thread_ws + thread * r->thread_stride;
     const uint8_t *bp;
     const int32_t *cs;
@@ -260,7 +321,7 @@ static void run_task(void *p, size_t task, size_t thread)
     } else {
         uint8_t *dst = ws;
         /* column sums only meet A's zero point: symmetric weights (zp 0) skip them */
-        int32_t *sums = r->za || r->za0 ? (int32_t *)(ws + align64(r->nc * k4)) : NULL;
+        int32_t *sums = r->za || r->za0 ? (int32_t *)(ws + align64(r->nc * k4 + v->b_slack)) : NULL;
         if (g->pack_b)
             g->pack_b(g->pack_ctx, n0, nb, v->nr, dst, sums);
         else
@@ -268,7 +329,7 @@ static void run_task(void *p, size_t task, size_t thread)
                         dst, sums);
         bp = dst;
         cs = sums;
-        ws += align64(r->nc * k4);
+        ws += align64(r->nc * k4 + v->b_slack);
     }
     int32_t *col_off = (int32_t *)(ws + align64(r->nc * 4)), *c1 = col_off + align64(r->nc * 4) / 4;
     uint32_t k = (uint32_t)g->k;
@@ -297,7 +358,7 @@ static void run_task(void *p, size_t task, size_t thread)
         size_t nr = nb - j0 < v->nr ? nb - j0 : v->nr;
         for (size_t i0 = ib; i0 < ibe; i0 += v->mr) {
             size_t mr = ibe - i0 < v->mr ? ibe - i0 : v->mr;
-            const uint8_t *ap = r->a_packed + i0 * k4;
+            const uint8_t *ap = r->a_packed + i0 * ka;
             oq_q8_gemm_tile t = {
                 .row_off = r->row_off + i0,
                 .col_off = col_off + j0,
@@ -321,6 +382,14 @@ void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void 
 {
     if (!g->m || !g->n)
         return;
+    /* A few rows (a GEMV) would leave most of an AMX tile empty: the VNNI kernel
+     * of the same flavour reads the same packed B (c4 panels of 32 columns) and
+     * needs no more workspace, so it takes over when A is packed here. */
+    if (v->isa == OQ_ISA_AMX && !g->a_packed && g->m <= 8) {
+        const oq_q8_gemm_variant *f = oq_q8_gemm_for_isa(v->flavour, OQ_ISA_AVX512VNNI);
+        if (f && f->nr == v->nr)
+            v = f;
+    }
     run_ctx r = {.v = v, .g = g};
     r.za0 = g->a_zp;
     r.zb0 = g->b_zp;

@@ -50,12 +50,20 @@ typedef OQ_Q8_GEMM_UKERNEL_FUNCTION((*oq_q8_gemm_ukernel_fn));
 #include "kernels/q8/q8-gemm.inc"
 #undef OQ_Q8_GEMM_VARIANT
 
+/* Packed layouts. B: panels of nr columns, k in groups of 4 ("c4"): group g holds
+ * nr x 4 bytes. A: panels of mr rows, k in blocks of ka bytes: block q holds
+ * mr x ka bytes (ka = 4 is c4, as vpdpbusd broadcasts it; ka = 64 is the AMX
+ * layout, rows of 64 k values a tile row loads), k padded with zeros to ka.
+ * AMX kernels read B in blocks of 16 groups: up to 15 groups past a panel's end
+ * (multiplied by A's zero padding, so they add nothing), hence b_slack bytes
+ * after every packed B. */
 typedef struct oq_q8_gemm_variant {
     const char *name;
     oq_isa isa;
     oq_q8_flavour flavour;
     size_t mr, nr;
     oq_q8_gemm_ukernel_fn ukernel;
+    size_t ka, b_slack;
 } oq_q8_gemm_variant;
 
 /* All variants compiled in, references first. */
@@ -65,7 +73,7 @@ const oq_q8_gemm_variant *oq_q8_gemm_default(oq_q8_flavour flavour);
 /* The best variant of a flavour at or below isa (tests and benchmarks). */
 const oq_q8_gemm_variant *oq_q8_gemm_for_isa(oq_q8_flavour flavour, oq_isa isa);
 
-/* Packed sizes in bytes: roundup(m, mr) * roundup(k, 4) and roundup(n, nr) * roundup(k, 4). */
+/* Packed sizes in bytes: roundup(m, mr) * roundup(k, ka) and roundup(n, nr) * roundup(k, 4) + b_slack. */
 size_t oq_q8_packed_a_size(const oq_q8_gemm_variant *v, size_t m, size_t k);
 size_t oq_q8_packed_b_size(const oq_q8_gemm_variant *v, size_t k, size_t n);
 /* Element (i, p) of A is a[i*rs + p*cs] ^ x (x = 0x80 converts the other
