@@ -132,17 +132,7 @@ static void gelu_vf32(const void *vx, void *vy, size_t n, const un_params *p)
         gelu_f32(vx, vy, n, p);
         return;
     }
-    const float *x = vx;
-    float *y = vy;
-    float t[256];
-    for (size_t s = 0; s < n; s += 256) {
-        size_t m = n - s < 256 ? n - s : 256;
-        for (size_t i = 0; i < m; i++)
-            t[i] = x[s + i] * 0.70710678118654752440f;
-        p->vm->verf(t, t, m);
-        for (size_t i = 0; i < m; i++)
-            y[s + i] = 0.5f * x[s + i] * (1.0f + t[i]);
-    }
+    p->vm->vgelu(vx, vy, n);
 }
 
 /* ---- integer and bool kernels ---- */

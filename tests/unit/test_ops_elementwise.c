@@ -373,7 +373,8 @@ static void test_vmath_accuracy(void)
 {
 #define VMATH_TABLE(isa)                                                                                    \
     {oq_f32_vexp__##isa, oq_f32_verf__##isa, oq_f32_vtanh__##isa, oq_f32_vsigmoid__##isa, oq_f32_vexp_sum__##isa, \
-     oq_f32_vmax__##isa, oq_f32_vclip__##isa, oq_f32_vhardsigmoid__##isa, oq_f32_vleakyrelu__##isa}
+     oq_f32_vmax__##isa, oq_f32_vclip__##isa, oq_f32_vhardsigmoid__##isa, oq_f32_vleakyrelu__##isa,          \
+     oq_f32_vgelu__##isa}
     static const oq_f32_vmath_table portable = VMATH_TABLE(portable), avx2 = VMATH_TABLE(avx2),
                                     avx512 = VMATH_TABLE(avx512);
     /* every variant this CPU can run */
@@ -399,6 +400,12 @@ static void test_vmath_accuracy(void)
         v->vsigmoid(x, y, N);
         for (int i = 0; i < N; i++)
             worst[3] = fmax(worst[3], fabs(y[i] - 1 / (1 + exp(-x[i]))) * (1 + exp(-x[i])));
+        /* GELU: absolute error (it crosses zero), its erf scaled by x/2 */
+        double gelu_worst = 0;
+        v->vgelu(x, y, N - 4); /* odd length: vector body and tail */
+        for (int i = 0; i < N - 4; i++)
+            gelu_worst = fmax(gelu_worst, fabs(y[i] - 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0)))) / fmax(1.0, fabs(x[i])));
+        CHECK(gelu_worst <= 1e-6);
         for (int f = 0; f < 4; f++) {
             if (worst[f] > 1e-6)
                 fprintf(stderr, "vmath table %d function %d: worst relative error %g\n", k, f, worst[f]);

@@ -17,6 +17,7 @@ typedef struct oq_f32_vmath_table {
     /* y = clamp(alpha x + beta, 0, 1), times x when times_x (HardSwish). */
     void (*vhardsigmoid)(const float *x, float *y, size_t n, float alpha, float beta, int times_x);
     void (*vleakyrelu)(const float *x, float *y, size_t n, float alpha);
+    oq_f32_vunary_fn vgelu; /* y = x/2 (1 + erf(x/sqrt 2)), in one pass */
 } oq_f32_vmath_table;
 
 #define OQ_F32_VMATH_DECLARE(isa)                                               \
@@ -28,7 +29,8 @@ typedef struct oq_f32_vmath_table {
     float oq_f32_vmax__##isa(const float *x, size_t n);                         \
     void oq_f32_vclip__##isa(const float *x, float *y, size_t n, float lo, float hi); \
     void oq_f32_vhardsigmoid__##isa(const float *x, float *y, size_t n, float alpha, float beta, int times_x); \
-    void oq_f32_vleakyrelu__##isa(const float *x, float *y, size_t n, float alpha);
+    void oq_f32_vleakyrelu__##isa(const float *x, float *y, size_t n, float alpha); \
+    void oq_f32_vgelu__##isa(const float *x, float *y, size_t n);
 
 OQ_F32_VMATH_DECLARE(portable)
 OQ_F32_VMATH_DECLARE(avx2)
