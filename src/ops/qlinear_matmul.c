@@ -9,6 +9,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -290,10 +293,59 @@ static oq_status read_scale(const oq_op_node *n, const oq_tensor *t, const char 
  * zero point and values rounded half to even and saturated. |x / s| <= 255 here, so
  * adding and subtracting 1.5 * 2^23 rounds half to even (the default rounding mode)
  * exactly like nearbyintf; the SSE2 loops do 16 values at a time. NaN becomes 0. */
+#if defined(__x86_64__)
+/* The same two loops 8 floats wide: operand order keeps the NaN rules of the
+ * SSE2 loops (min/max return their second operand on NaN: the running value). */
+__attribute__((target("avx2"))) static size_t range_avx2(const float *x, size_t count, float *lo, float *hi)
+{
+    __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        vlo = _mm256_min_ps(v, vlo);
+        vhi = _mm256_max_ps(v, vhi);
+    }
+    float l8[8], h8[8];
+    _mm256_storeu_ps(l8, vlo);
+    _mm256_storeu_ps(h8, vhi);
+    for (int k = 0; k < 8; k++) {
+        *lo = l8[k] < *lo ? l8[k] : *lo;
+        *hi = h8[k] > *hi ? h8[k] : *hi;
+    }
+    return i;
+}
+
+__attribute__((target("avx2"))) static size_t quantize_avx2(const float *x, size_t count, uint8_t *q, float s, float z)
+{
+    const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(12582912.0f), vz = _mm256_set1_ps(z);
+    const __m256 v0 = _mm256_setzero_ps(), v255 = _mm256_set1_ps(255.0f);
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        __m256i w[4];
+        for (int k = 0; k < 4; k++) {
+            __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i + 8 * k), vs);
+            v = _mm256_add_ps(_mm256_sub_ps(_mm256_add_ps(v, vm), vm), vz);
+            v = _mm256_min_ps(_mm256_max_ps(v, v0), v255);
+            w[k] = _mm256_cvttps_epi32(v);
+        }
+        /* packs work per 128-bit lane: groups come out 0,4,1,5,2,6,3,7 */
+        __m256i r = _mm256_packus_epi16(_mm256_packs_epi32(w[0], w[1]), _mm256_packs_epi32(w[2], w[3]));
+        _mm256_storeu_si256((__m256i *)(q + i), _mm256_permutevar8x32_epi32(r, perm));
+    }
+    return i;
+}
+#endif
+
 static void quantize_dynamic(const float *x, size_t count, uint8_t *q, float *scale, int32_t *zp)
 {
     float lo = 0.0f, hi = 0.0f;
     size_t i = 0;
+#if defined(__x86_64__)
+    bool avx2 = oq_isa_level() >= OQ_ISA_AVX2;
+    if (avx2)
+        i = range_avx2(x, count, &lo, &hi);
+#endif
 #if defined(__SSE2__)
     __m128 vlo = _mm_setzero_ps(), vhi = _mm_setzero_ps();
     for (; i + 4 <= count; i += 4) {
@@ -320,6 +372,10 @@ static void quantize_dynamic(const float *x, size_t count, uint8_t *q, float *sc
     z = z < 0.0f ? 0.0f : z > 255.0f ? 255.0f : z;
     const float magic = 12582912.0f;
     i = 0;
+#if defined(__x86_64__)
+    if (avx2)
+        i = quantize_avx2(x, count, q, s, z);
+#endif
 #if defined(__SSE2__)
     const __m128 vs = _mm_set1_ps(s), vm = _mm_set1_ps(magic), vz = _mm_set1_ps(z);
     const __m128 v0 = _mm_setzero_ps(), v255 = _mm_set1_ps(255.0f);

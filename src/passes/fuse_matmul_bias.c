@@ -1,6 +1,10 @@
 /* passes/fuse_matmul_bias: MatMul(A, W) + b with a 2-D A, constant W [K,N]
  * and constant b of N values is exactly Gemm(A, W, b): the bias is then added
- * in the GEMM's output stage instead of by a second pass over the result. */
+ * in the GEMM's output stage instead of by a second pass over the result.
+ * Likewise the com.microsoft DynamicQuantizeMatMul / MatMulIntegerToFloat
+ * (what dynamic quantization writes) + b of N values take b as their own bias
+ * input, for A of any rank: their output stage adds it after the scaling, the
+ * same two float operations the Add did. */
 #include "passes/pass.h"
 
 #include <stdlib.h>
@@ -47,6 +51,63 @@ static int declared_rank(const oq_graph *g, const char *name, int depth)
         return a < 0 || b < 0 ? -1 : a > b ? a : b;
     }
     return -1;
+}
+
+/* DynamicQuantizeMatMul (bias is input 4) and MatMulIntegerToFloat (input 6)
+ * without a bias, followed by Add of a float initializer of shape [N]. */
+static oq_status fuse_integer_bias(oq_graph *g, oq_pass_ctx *ctx)
+{
+    size_t fused = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        oq_node *mm = &g->nodes[i];
+        if (!mm->domain || strcmp(mm->domain, "com.microsoft") || mm->n_outputs != 1)
+            continue;
+        size_t slot = !strcmp(mm->op_type, "DynamicQuantizeMatMul") ? 4
+                      : !strcmp(mm->op_type, "MatMulIntegerToFloat") ? 6
+                                                                      : 0;
+        if (!slot || mm->n_inputs < 2 || (mm->n_inputs > slot && mm->inputs[slot] && mm->inputs[slot][0]))
+            continue;
+        const oq_tensor *w = mm->inputs[1] ? oq_graph_initializer(g, mm->inputs[1]) : NULL;
+        if (!w || w->ndim != 2)
+            continue;
+        size_t j = oq_graph_single_reader(g, mm->outputs[0]);
+        if (j == SIZE_MAX || strcmp(g->nodes[j].op_type, "Add") || !oq_domain_is_default(g->nodes[j].domain) ||
+            g->nodes[j].n_inputs != 2 || g->nodes[j].n_outputs != 1 ||
+            !strcmp(g->nodes[j].inputs[0] ? g->nodes[j].inputs[0] : "", g->nodes[j].inputs[1] ? g->nodes[j].inputs[1] : ""))
+            continue;
+        oq_node *add = &g->nodes[j];
+        size_t bi = add->inputs[0] && !strcmp(add->inputs[0], mm->outputs[0]) ? 1 : 0;
+        const oq_tensor *b = add->inputs[bi] ? oq_graph_initializer(g, add->inputs[bi]) : NULL;
+        if (!b || b->dtype != OQ_FLOAT || b->ndim != 1 || b->dims[0] != w->dims[1])
+            continue;
+        if (mm->n_inputs <= slot) {
+            char **in = realloc(mm->inputs, (slot + 1) * sizeof *in);
+            if (!in)
+                return oq_error(OQ_E_NOMEM, "out of memory");
+            mm->inputs = in;
+            for (size_t k = mm->n_inputs; k < slot; k++) {
+                if (!(in[k] = oq_strdup(""))) { /* an omitted optional input */
+                    mm->n_inputs = k;
+                    return oq_error(OQ_E_NOMEM, "out of memory");
+                }
+                mm->n_inputs = k + 1;
+            }
+            in[slot] = NULL;
+            mm->n_inputs = slot + 1;
+        } else
+            free(mm->inputs[slot]);
+        mm->inputs[slot] = add->inputs[bi];
+        add->inputs[bi] = NULL;
+        char *y = add->outputs[0];
+        add->outputs[0] = mm->outputs[0];
+        mm->outputs[0] = y;
+        oq_graph_remove_node(g, j);
+        fused++;
+        ctx->changed++;
+    }
+    if (fused)
+        oq_pass_note(ctx, "fuse_matmul_bias", "%zu integer MatMul + Add: the Add became their bias", fused);
+    return OQ_OK;
 }
 
 oq_status pass_fuse_matmul_bias(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
@@ -96,5 +157,5 @@ oq_status pass_fuse_matmul_bias(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
     }
     if (fused)
         oq_pass_note(ctx, "fuse_matmul_bias", "%zu MatMul + Add fused into Gemm", fused);
-    return OQ_OK;
+    return fuse_integer_bias(g, ctx);
 }

@@ -360,6 +360,56 @@ static void test_transformer_fusions(void)
     mb_free(&b);
 }
 
+/* x[2,3,8] -> DynamicQuantizeMatMul(W int8 [8,5]) -> Add(bias [5]) (and a second one
+ * whose Add reads a [1,5] bias, which must stay): the first Add becomes the
+ * matmul's bias input, bit-identically. */
+static void test_integer_matmul_bias(void)
+{
+    mb b = {0};
+    Onnx__GraphProto *g = mb_graph(&b, "dqmm");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 3, (int64_t[]){2, 3, 8}, NULL));
+    int8_t w[40];
+    for (int i = 0; i < 40; i++)
+        w[i] = (int8_t)((i * 29) % 255 - 127);
+    Onnx__TensorProto *wt = mb_tensor(&b, "W", 3 /* INT8 */, 2, (int64_t[]){8, 5});
+    mb_tensor_raw(&b, wt, w, sizeof w);
+    mb_initializer(&b, g, wt);
+    init_f(&b, g, "ws", 1, (int64_t[]){5}, 6, true);
+    for (int k = 0; k < 5; k++)
+        ((float *)g->initializer[g->n_initializer - 1]->raw_data.data)[k] *= 0.01f;
+    init_f(&b, g, "bias", 1, (int64_t[]){5}, 7, false);
+    init_f(&b, g, "bias2", 2, (int64_t[]){1, 5}, 8, false);
+    Onnx__NodeProto *n1 = mb_node(&b, g, "DynamicQuantizeMatMul", "dq1", "x,W,ws", "h0");
+    n1->domain = mb_str(&b, "com.microsoft");
+    mb_node(&b, g, "Add", "add1", "bias,h0", "h");
+    Onnx__NodeProto *n2 = mb_node(&b, g, "DynamicQuantizeMatMul", "dq2", "x,W,ws", "k0");
+    n2->domain = mb_str(&b, "com.microsoft");
+    mb_node(&b, g, "Add", "add2", "k0,bias2", "k");
+    mb_node(&b, g, "Add", "sum", "h,k", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 3, (int64_t[]){2, 3, 5}, NULL));
+    Onnx__ModelProto *mp = mb_model(&b, 13, g);
+    mb_opset(&b, mp, "com.microsoft", 1);
+    oq_model *m = load(&b, mp);
+    size_t changed = 0;
+    oq_model *c = m ? clone_and_run(m, pass_fuse_matmul_bias, &changed) : NULL;
+    if (c) {
+        CHECK(changed == 1);
+        CHECK(count_op(c->graph, "Add") == 2 && count_op(c->graph, "DynamicQuantizeMatMul") == 2);
+        bool biased = false;
+        for (size_t i = 0; i < c->graph->n_nodes; i++) {
+            const oq_node *n = &c->graph->nodes[i];
+            if (!strcmp(n->op_type, "DynamicQuantizeMatMul") && n->n_inputs == 5)
+                biased = n->inputs[3] && !n->inputs[3][0] && n->inputs[4] && !strcmp(n->inputs[4], "bias") &&
+                         !strcmp(n->outputs[0], "h");
+        }
+        CHECK(biased);
+        check_same(m, c, 3, (int64_t[]){2, 3, 8}, 0.0);
+    }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+    mb_free(&b);
+}
+
 /* Opset 9: Clip/Slice/Unsqueeze attributes, Softmax over a middle axis,
  * Upsample; upgraded to 13 it must compute the same. Resize-10 is refused. */
 static void test_upgrade_opset(void)
@@ -425,6 +475,7 @@ int main(void)
     test_fold_batchnorm();
     test_dead_and_identity();
     test_transformer_fusions();
+    test_integer_matmul_bias();
     test_upgrade_opset();
     return test_summary("test_passes");
 }
