@@ -61,13 +61,9 @@ typedef struct amx_config {
 __attribute__((target("amx-tile,amx-int8"))) static double peak_macs_amx(void)
 {
     static int8_t tiles[16 * 64] __attribute__((aligned(64)));
-    amx_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int i = 0; i < 8; i++) {
-        cfg.colsb[i] = 64;
-        cfg.rows[i] = 16;
-    }
+    /* static: GCC does not see ldtilecfg read a local buffer and may drop its stores */
+    static const amx_config cfg __attribute__((aligned(64))) = {
+        .palette = 1, .colsb = {64, 64, 64, 64, 64, 64, 64, 64}, .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
     for (size_t i = 0; i < sizeof tiles; i++)
         tiles[i] = (int8_t)(i % 7);
     _tile_loadconfig(&cfg);

@@ -12,7 +12,16 @@
 
 static const oq_q8_gemm_variant variants[] = {
 #define OQ_Q8_GEMM_VARIANT(fn, isa, flavour, mr, nr)                                                             \
-    {#fn, isa, flavour, mr, nr, fn, (isa) == OQ_ISA_AMX ? 64 : 4, (isa) == OQ_ISA_AMX ? 15 * (nr) * 4 + 64 : 0},
+    {#fn,                                                                                                        \
+     isa,                                                                                                        \
+     flavour,                                                                                                    \
+     mr,                                                                                                         \
+     nr,                                                                                                         \
+     fn,                                                                                                         \
+     (isa) == OQ_ISA_AMX ? 64 : 4,                                                                               \
+     (isa) == OQ_ISA_AMX ? 15 * (nr) * 4 + 64 : 0,                                                               \
+     (isa) == OQ_ISA_AMX ? oq_q8_amx_begin : NULL,                                                               \
+     (isa) == OQ_ISA_AMX ? oq_q8_amx_end : NULL},
 #include "kernels/q8/q8-gemm.inc"
 #undef OQ_Q8_GEMM_VARIANT
 };
@@ -352,6 +361,8 @@ static void run_task(void *p, size_t task, size_t thread)
      * stream past it: per MAC, B would cost mr times more bandwidth than A. */
     size_t mc = L2_BLOCK_BYTES / (k4 ? k4 : 4) / v->mr * v->mr;
     mc = mc < v->mr ? v->mr : mc;
+    if (v->begin)
+        v->begin();
     for (size_t ib = m0; ib < me; ib += mc) {
       size_t ibe = ib + mc < me ? ib + mc : me;
       for (size_t j0 = 0; j0 < nb; j0 += v->nr) {
@@ -376,6 +387,8 @@ static void run_task(void *p, size_t task, size_t thread)
         }
       }
     }
+    if (v->end)
+        v->end();
 }
 
 void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void *ws, oq_threadpool *tp)

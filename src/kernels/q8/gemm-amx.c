@@ -3,7 +3,8 @@
  * the blocked A layout) and two B tiles (16 groups of the c4 panel: 16 columns x
  * 4 bytes each) feeding four tile dot products. Exact: tdpbusd / tdpbsud sum
  * u8 x s8 (s8 x u8) products in int32, like vpdpbusd, with no saturation. Then
- * the AVX-512 output stage of the VNNI kernel, row by row. */
+ * the AVX-512 output stage of the VNNI kernel, row by row. The caller has loaded
+ * the tile configuration (oq_q8_amx_begin: the driver does, once per task). */
 #include "kernels/q8/epilogue-avx512.h"
 #include "kernels/q8/q8.h"
 
@@ -20,19 +21,22 @@ typedef struct tile_config {
     uint8_t rows[16];
 } tile_config;
 
-static inline void configure(void)
+/* The driver calls this before a thread's ukernel calls: the tile state is per
+ * thread, and ldtilecfg costs as much as a fifth of a 32x32x768 tile product. */
+void oq_q8_amx_begin(void)
 {
-    alignas(64) tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int i = 0; i < 8; i++) {
-        cfg.colsb[i] = 64;
-        cfg.rows[i] = 16;
-    }
-    /* every call: the tile state is per thread, and loading it is cheap next to
-     * the 16 K-MAC tile products of even the smallest call */
+    /* static data, not a stack buffer: GCC does not see ldtilecfg read its
+     * operand and dropped the stores filling a local one */
+    static const tile_config cfg __attribute__((aligned(64))) = {
+        .palette = 1,
+        .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+        .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+    };
     _tile_loadconfig(&cfg);
 }
+
+/* Back to the init state: a context switch then saves no tile data. */
+void oq_q8_amx_end(void) { _tile_release(); }
 
 static inline __attribute__((always_inline)) void finish(size_t mr, size_t nr, const int32_t *acc, void *c,
                                                          size_t ldc, const oq_q8_gemm_tile *t)
@@ -46,7 +50,6 @@ static inline __attribute__((always_inline)) void finish(size_t mr, size_t nr, c
 
 OQ_Q8_GEMM_UKERNEL_FUNCTION(oq_q8_gemm_u8s8_32x32c4__amx)
 {
-    configure();
     size_t blocks = (kg + 15) / 16;
     _tile_zero(0);
     _tile_zero(1);
@@ -54,12 +57,13 @@ OQ_Q8_GEMM_UKERNEL_FUNCTION(oq_q8_gemm_u8s8_32x32c4__amx)
     _tile_zero(3);
     for (size_t q = 0; q < blocks; q++) {
         const uint8_t *aq = a + q * MR * KA, *bq = b + q * 16 * NR * 4;
+        /* each product as soon as its tiles are in: loads overlap products */
         _tile_loadd(4, aq, KA);
-        _tile_loadd(5, aq + 16 * KA, KA);
         _tile_loadd(6, bq, NR * 4);
-        _tile_loadd(7, bq + 64, NR * 4);
         _tile_dpbusd(0, 4, 6);
+        _tile_loadd(7, bq + 64, NR * 4);
         _tile_dpbusd(1, 4, 7);
+        _tile_loadd(5, aq + 16 * KA, KA);
         _tile_dpbusd(2, 5, 6);
         _tile_dpbusd(3, 5, 7);
     }
@@ -73,7 +77,6 @@ OQ_Q8_GEMM_UKERNEL_FUNCTION(oq_q8_gemm_u8s8_32x32c4__amx)
 
 OQ_Q8_GEMM_UKERNEL_FUNCTION(oq_q8_gemm_s8u8_32x32c4__amx)
 {
-    configure();
     size_t blocks = (kg + 15) / 16;
     _tile_zero(0);
     _tile_zero(1);
@@ -81,12 +84,13 @@ OQ_Q8_GEMM_UKERNEL_FUNCTION(oq_q8_gemm_s8u8_32x32c4__amx)
     _tile_zero(3);
     for (size_t q = 0; q < blocks; q++) {
         const uint8_t *aq = a + q * MR * KA, *bq = b + q * 16 * NR * 4;
+        /* each product as soon as its tiles are in: loads overlap products */
         _tile_loadd(4, aq, KA);
-        _tile_loadd(5, aq + 16 * KA, KA);
         _tile_loadd(6, bq, NR * 4);
-        _tile_loadd(7, bq + 64, NR * 4);
         _tile_dpbsud(0, 4, 6);
+        _tile_loadd(7, bq + 64, NR * 4);
         _tile_dpbsud(1, 4, 7);
+        _tile_loadd(5, aq + 16 * KA, KA);
         _tile_dpbsud(2, 5, 6);
         _tile_dpbsud(3, 5, 7);
     }

@@ -64,7 +64,13 @@ typedef struct oq_q8_gemm_variant {
     size_t mr, nr;
     oq_q8_gemm_ukernel_fn ukernel;
     size_t ka, b_slack;
+    /* Called by the driver around each thread's run of ukernel calls (NULL: none):
+     * AMX loads its tile configuration once there, not per tile. */
+    void (*begin)(void), (*end)(void);
 } oq_q8_gemm_variant;
+
+void oq_q8_amx_begin(void);
+void oq_q8_amx_end(void);
 
 /* All variants compiled in, references first. */
 const oq_q8_gemm_variant *oq_q8_gemm_variants(size_t *count);
