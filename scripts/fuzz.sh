@@ -55,6 +55,9 @@ if [[ "$MODE" == runs ]]; then
   # Same inputs on every run: -reload=0 (the corpus is re-read on a timer otherwise),
   # and no address randomization (compared pointers feed the mutator's dictionary).
   NORAND=(); setarch "$(uname -m)" -R true 2>/dev/null && NORAND=(setarch "$(uname -m)" -R)
+  # and the same kernels: AVX512-VNNI at most (an AMX machine and one without run the
+  # same code; a CPU below it runs what it has)
+  export ONNXQ_ISA="${ONNXQ_ISA:-avx512vnni}"
   exec "${NORAND[@]}" "$BUILD/fuzz/fuzz_load" "${ARGS[@]}" -runs="$RUNS" -reload=0 "$CORPUS" "$SEEDS"
 fi
 CORPUS="$BUILD/corpus"
