@@ -186,7 +186,13 @@ static const uint8_t *tap_row(const oq_q8_im2col_ctx *c, const tap *t, pos at, s
 static void interleave4(const uint8_t *const r[4], size_t cw, size_t nr, size_t k4, uint8_t x, uint8_t *dst,
                         int32_t *colsum)
 {
-    for (size_t p0 = 0; p0 < cw; p0 += nr) {
+    static int wide = -1; /* the AVX-512 loop: once the ISA level allows it */
+    if (wide < 0)
+        wide = oq_isa_level() >= OQ_ISA_AVX512;
+    size_t start = 0;
+    if (wide && nr == 32 && !colsum)
+        start = oq_q8_interleave4_nr32__avx512(r, cw, x, dst, k4);
+    for (size_t p0 = start; p0 < cw; p0 += nr) {
         uint8_t *panel = dst + (p0 / nr) * k4 * nr;
         size_t pw = cw - p0 < nr ? cw - p0 : nr, jj = 0;
 #if defined(__SSE2__)

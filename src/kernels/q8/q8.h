@@ -150,6 +150,10 @@ typedef struct oq_q8_im2col_ctx {
     uint8_t x_xor, pad;
 } oq_q8_im2col_ctx;
 void oq_q8_im2col_pack(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum);
+/* AVX-512 part of the im2col interleave for 32-column panels: rows r[0..3] xor x
+ * into the c4 panels at dst (panels k4 * 32 bytes apart), 64 columns at a time;
+ * returns how many columns it wrote (a multiple of 64). */
+size_t oq_q8_interleave4_nr32__avx512(const uint8_t *const r[4], size_t cw, uint8_t x, uint8_t *dst, size_t k4);
 /* im2col over a zero-point-padded copy of the input, split into stride phases
  * (phase (py, px) holds padded rows py, py+sy, ... and columns px, px+sx, ...):
  * output columns run over a grid as wide as a phase row (wp columns per output
