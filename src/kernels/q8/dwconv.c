@@ -256,8 +256,11 @@ static bool dwconv_grid(const oq_q8_dw_params *p, const uint8_t *x, const int32_
 }
 
 void oq_q8_dwconv_with(const oq_q8_dw_params *p, const void *x, const void *w, void *y,
-                       OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)))
+                       OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)),
+                       OQ_Q8_DW_PLANE_FUNCTION((*plane)))
 {
+    if (plane && p->g->out[1] && p->g->out[2] && plane(p, x, w, y))
+        return;
     const oq_q8_conv_geom *g = p->g;
     size_t ih = g->in[1], iw = g->in[2], oh = g->out[1], ow = g->out[2], kh = g->kernel[1], kw = g->kernel[2];
     size_t sx = g->stride[2], dx = g->dilation[2], px = g->pad[2];
@@ -336,6 +339,7 @@ void oq_q8_dwconv(const oq_q8_dw_params *p, const void *x, const void *w, void *
 {
     static OQ_Q8_DW_ROW_FUNCTION((*chosen));
     static OQ_Q8_DW_PAIR_FUNCTION((*chosen_pair));
+    static OQ_Q8_DW_PLANE_FUNCTION((*chosen_plane));
     static int ready;
     if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
         oq_isa isa = oq_isa_level();
@@ -347,7 +351,8 @@ void oq_q8_dwconv(const oq_q8_dw_params *p, const void *x, const void *w, void *
                                        : isa >= OQ_ISA_AVX2 ? oq_q8_dw_pair__avx2
                                                             : oq_q8_dw_pair__scalar,
                          __ATOMIC_RELAXED);
+        __atomic_store_n(&chosen_plane, isa >= OQ_ISA_AVX512VNNI ? oq_q8_dw_plane__avx512vnni : NULL, __ATOMIC_RELAXED);
         __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     }
-    oq_q8_dwconv_with(p, x, w, y, chosen, chosen_pair);
+    oq_q8_dwconv_with(p, x, w, y, chosen, chosen_pair, chosen_plane);
 }

@@ -199,9 +199,15 @@ OQ_Q8_DW_ROW_FUNCTION(oq_q8_dw_row__avx512);
 OQ_Q8_DW_PAIR_FUNCTION(oq_q8_dw_pair__scalar);
 OQ_Q8_DW_PAIR_FUNCTION(oq_q8_dw_pair__avx2);
 OQ_Q8_DW_PAIR_FUNCTION(oq_q8_dw_pair__avx512);
-/* Runs oq_q8_dwconv with given row kernels (tests compare every ISA); pair may
- * be NULL (every geometry then takes the row kernel). */
+/* Whole-plane kernels: all of oq_q8_dwconv for one channel (x, w and y as
+ * there), or false, having written nothing, for a geometry or weights they do
+ * not take. */
+#define OQ_Q8_DW_PLANE_FUNCTION(fn) bool fn(const oq_q8_dw_params *p, const void *x, const void *w, void *y)
+OQ_Q8_DW_PLANE_FUNCTION(oq_q8_dw_plane__avx512vnni);
+/* Runs oq_q8_dwconv with given row kernels (tests compare every ISA); pair and
+ * plane may be NULL (every geometry then takes the row kernel). */
 void oq_q8_dwconv_with(const oq_q8_dw_params *p, const void *x, const void *w, void *y,
-                       OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)));
+                       OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)),
+                       OQ_Q8_DW_PLANE_FUNCTION((*plane)));
 
 #endif

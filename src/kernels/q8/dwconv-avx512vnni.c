@@ -1,0 +1,168 @@
+/* kernels/q8: AVX512-VNNI whole-plane depthwise convolution (MobileNet's 3x3,
+ * also any kernel up to 8 wide at x stride 1 or 2): the input stays u8 and the
+ * weights minus their zero point s8, so four taps of a kernel row are one
+ * vpdpbusd; the quads are cut from a 64-byte load of the input row (vpermd +
+ * vpshufb), columns outside the row read as the zero point. Exact: the sum of
+ * x*w over every tap minus zp*sum(w) over the rows inside the image is the
+ * reference's sum of (x - zp)*w over in-image taps, in wrapping int32. */
+#include "kernels/q8/q8.h"
+
+#include <immintrin.h>
+
+static inline __attribute__((always_inline)) void store16(const oq_q8_dw_params *p, oq_q8_out out, __m512i v, void *y,
+                                                          __mmask16 m)
+{
+    if (out == OQ_Q8_OUT_I32) {
+        _mm512_mask_storeu_epi32(y, m, v);
+        return;
+    }
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(p->scale));
+    if (out == OQ_Q8_OUT_F32) {
+        _mm512_mask_storeu_ps(y, m, f);
+        return;
+    }
+    f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(p->range.lo)), _mm512_set1_ps(p->range.hi));
+    /* cvtps2dq rounds half to even (MXCSR default), as nearbyintf in the reference */
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(p->range.zp));
+    _mm_mask_storeu_epi8(y, m, _mm512_cvtepi32_epi8(q));
+}
+
+enum { MAX_ROWS = 64 }; /* kernel rows this path takes */
+
+/* What the kernels share: the geometry, the s8 weight quads of each kernel row
+ * and the shuffles that cut quads out of a row's 64-byte window. */
+typedef struct plane_ctx {
+    const oq_q8_dw_params *p;
+    const uint8_t *x;
+    size_t ih, iw, oh, ow, kh, sy, dy, py, px, sx, nq;
+    __m512i perm, sh0, sh1, flip, fill, pad;
+    int32_t init; /* bias - zp * (sum of every weight) */
+    int32_t wq[MAX_ROWS][2];
+} plane_ctx;
+
+/* The 16 windows of input row iy (the zero point outside the image) that the
+ * taps 4q..4q+3 of a strip's 16 outputs read, as u8 quads. */
+static inline __attribute__((always_inline)) __m512i row_window(const plane_ctx *k, size_t iy, ptrdiff_t c, __mmask64 lm)
+{
+    if (iy >= k->ih)
+        return k->pad;
+    /* masked lanes are not read: the window may start before the row */
+    const void *at = (const void *)((uintptr_t)(k->x + iy * k->iw) + (uintptr_t)c);
+    return _mm512_permutexvar_epi32(k->perm, _mm512_xor_si512(_mm512_mask_loadu_epi8(k->fill, lm, at), k->flip));
+}
+
+/* Output strip [ox0, ox0 + 16) of every row, any kernel height and y stride. */
+static inline __attribute__((always_inline)) void strip_any(const plane_ctx *k, size_t ox0, ptrdiff_t c, __mmask64 lm,
+                                                            __mmask16 om, oq_q8_out out, void *y, size_t esize)
+{
+    for (size_t oy = 0; oy < k->oh; oy++) {
+        __m512i acc = _mm512_set1_epi32(k->init);
+        for (size_t ky = 0; ky < k->kh; ky++) {
+            __m512i v = row_window(k, oy * k->sy + ky * k->dy - k->py, c, lm);
+            acc = _mm512_dpbusd_epi32(acc, _mm512_shuffle_epi8(v, k->sh0), _mm512_set1_epi32(k->wq[ky][0]));
+            if (k->nq > 1)
+                acc = _mm512_dpbusd_epi32(acc, _mm512_shuffle_epi8(v, k->sh1), _mm512_set1_epi32(k->wq[ky][1]));
+        }
+        store16(k->p, out, acc, (uint8_t *)y + (oy * k->ow + ox0) * esize, om);
+    }
+}
+
+/* The same for 3 kernel rows (dilation 1), at most 4 columns, y stride 1 or 2:
+ * an input row's quads are cut once and kept while the output rows that read
+ * it pass. */
+static inline __attribute__((always_inline)) void strip_3rows(const plane_ctx *k, size_t ox0, ptrdiff_t c, __mmask64 lm,
+                                                              __mmask16 om, oq_q8_out out, size_t sy, void *y,
+                                                              size_t esize)
+{
+    const __m512i w0 = _mm512_set1_epi32(k->wq[0][0]), w1 = _mm512_set1_epi32(k->wq[1][0]),
+                  w2 = _mm512_set1_epi32(k->wq[2][0]), init = _mm512_set1_epi32(k->init);
+    size_t iy = 0 - k->py; /* first input row of the current output row */
+    __m512i q0 = _mm512_shuffle_epi8(row_window(k, iy, c, lm), k->sh0);
+    __m512i q1 = _mm512_shuffle_epi8(row_window(k, iy + 1, c, lm), k->sh0);
+    uint8_t *yo = (uint8_t *)y + ox0 * esize;
+    for (size_t oy = 0; oy < k->oh; oy++, iy += sy, yo += k->ow * esize) {
+        __m512i q2 = _mm512_shuffle_epi8(row_window(k, iy + 2, c, lm), k->sh0);
+        __m512i acc = _mm512_dpbusd_epi32(init, q0, w0);
+        acc = _mm512_dpbusd_epi32(acc, q1, w1);
+        acc = _mm512_dpbusd_epi32(acc, q2, w2);
+        store16(k->p, out, acc, yo, om);
+        if (sy == 1) {
+            q0 = q1;
+            q1 = q2;
+        } else {
+            q0 = q2;
+            q1 = _mm512_shuffle_epi8(row_window(k, iy + 3, c, lm), k->sh0);
+        }
+    }
+}
+
+/* Every strip of the plane, the output type a constant. */
+static inline __attribute__((always_inline)) void plane_strips(const plane_ctx *k, oq_q8_out out, void *y)
+{
+    size_t esize = out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8 ? 1 : 4;
+    bool three = k->kh == 3 && k->dy == 1 && k->nq == 1 && (k->sy == 1 || k->sy == 2);
+    for (size_t ox0 = 0; ox0 < k->ow; ox0 += 16) {
+        size_t n = k->ow - ox0 < 16 ? k->ow - ox0 : 16;
+        __mmask16 om = (__mmask16)((1u << n) - 1);
+        /* input column of window byte 0, and the bytes inside the row */
+        ptrdiff_t c = (ptrdiff_t)(ox0 * k->sx) - (ptrdiff_t)k->px;
+        ptrdiff_t lo = c < 0 ? -c : 0, hi = (ptrdiff_t)k->iw - c;
+        hi = hi < 64 ? hi : 64;
+        __mmask64 lm = hi <= lo ? 0 : (hi == 64 ? ~(__mmask64)0 : ((__mmask64)1 << hi) - 1) & ~(((__mmask64)1 << lo) - 1);
+        if (three && k->sy == 1)
+            strip_3rows(k, ox0, c, lm, om, out, 1, y, esize);
+        else if (three)
+            strip_3rows(k, ox0, c, lm, om, out, 2, y, esize);
+        else
+            strip_any(k, ox0, c, lm, om, out, y, esize);
+    }
+}
+
+OQ_Q8_DW_PLANE_FUNCTION(oq_q8_dw_plane__avx512vnni)
+{
+    const oq_q8_conv_geom *g = p->g;
+    size_t kh = g->kernel[1], kw = g->kernel[2], sx = g->stride[2];
+    int32_t zpu = p->x_zp + (p->x_signed ? 128 : 0);
+    if (kw > 8 || kh > MAX_ROWS || (sx != 1 && sx != 2) || g->dilation[2] != 1 || zpu < 0 || zpu > 255)
+        return false;
+    plane_ctx k = {.p = p, .x = x, .ih = g->in[1], .iw = g->in[2], .oh = g->out[1], .ow = g->out[2], .kh = kh,
+                   .sy = g->stride[1], .dy = g->dilation[1], .py = g->pad[1], .px = g->pad[2], .sx = sx,
+                   .nq = (kw + 3) / 4};
+    /* per kernel row: its taps as s8 quads (zero past kw) */
+    uint32_t wsum = 0;
+    for (size_t ky = 0; ky < kh; ky++) {
+        uint8_t b[8] = {0};
+        for (size_t kx = 0; kx < kw; kx++) {
+            size_t t = ky * kw + kx;
+            int32_t v = (p->w_signed ? (int32_t)((const int8_t *)w)[t] : (int32_t)((const uint8_t *)w)[t]) - p->w_zp;
+            if (v < -128 || v > 127)
+                return false;
+            b[kx] = (uint8_t)v;
+            wsum += (uint32_t)v;
+        }
+        for (size_t q = 0; q < 2; q++)
+            k.wq[ky][q] = (int32_t)((uint32_t)b[4 * q] | (uint32_t)b[4 * q + 1] << 8 | (uint32_t)b[4 * q + 2] << 16 |
+                                    (uint32_t)b[4 * q + 3] << 24);
+    }
+    /* rows outside the image read as the zero point too, so every output
+     * subtracts the same zp * (sum of all weights) */
+    k.init = (int32_t)((uint32_t)p->bias - (uint32_t)zpu * wsum);
+    /* lane j/4 gets the 16 input bytes from its first output's first tap, then
+     * byte (j%4 * sx + 4q + b) of them is tap 4q + b of output j */
+    k.perm = sx == 1 ? _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6)
+                     : _mm512_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9);
+    k.sh0 = _mm512_broadcast_i32x4(sx == 1 ? _mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6)
+                                           : _mm_setr_epi8(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9));
+    k.sh1 = _mm512_add_epi8(k.sh0, _mm512_set1_epi8(4));
+    uint8_t flip = p->x_signed ? 0x80 : 0;
+    k.flip = _mm512_set1_epi8((char)flip);
+    k.fill = _mm512_set1_epi8((char)(zpu ^ flip));
+    k.pad = _mm512_set1_epi8((char)zpu);
+    switch (p->out) {
+    case OQ_Q8_OUT_U8: plane_strips(&k, OQ_Q8_OUT_U8, y); break;
+    case OQ_Q8_OUT_S8: plane_strips(&k, OQ_Q8_OUT_S8, y); break;
+    case OQ_Q8_OUT_F32: plane_strips(&k, OQ_Q8_OUT_F32, y); break;
+    default: plane_strips(&k, OQ_Q8_OUT_I32, y); break;
+    }
+    return true;
+}
