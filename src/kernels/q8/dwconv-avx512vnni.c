@@ -125,24 +125,29 @@ OQ_Q8_DW_PLANE_FUNCTION(oq_q8_dw_plane__avx512vnni)
     int32_t zpu = p->x_zp + (p->x_signed ? 128 : 0);
     if (kw > 8 || kh > MAX_ROWS || (sx != 1 && sx != 2) || g->dilation[2] != 1 || zpu < 0 || zpu > 255)
         return false;
-    plane_ctx k = {.p = p, .x = x, .ih = g->in[1], .iw = g->in[2], .oh = g->out[1], .ow = g->out[2], .kh = kh,
-                   .sy = g->stride[1], .dy = g->dilation[1], .py = g->pad[1], .px = g->pad[2], .sx = sx,
-                   .nq = (kw + 3) / 4};
+    /* field by field: an initializer would clear all of wq, which costs as
+     * much as a 7x7 plane */
+    plane_ctx k;
+    k.p = p;
+    k.x = x;
+    k.ih = g->in[1], k.iw = g->in[2], k.oh = g->out[1], k.ow = g->out[2], k.kh = kh;
+    k.sy = g->stride[1], k.dy = g->dilation[1], k.py = g->pad[1], k.px = g->pad[2], k.sx = sx, k.nq = (kw + 3) / 4;
     /* per kernel row: its taps as s8 quads (zero past kw) */
     uint32_t wsum = 0;
+    const int8_t *ws = w;
+    const uint8_t *wu = w;
     for (size_t ky = 0; ky < kh; ky++) {
-        uint8_t b[8] = {0};
+        uint64_t q = 0; /* in a register: byte stores then a wide load would stall */
         for (size_t kx = 0; kx < kw; kx++) {
             size_t t = ky * kw + kx;
-            int32_t v = (p->w_signed ? (int32_t)((const int8_t *)w)[t] : (int32_t)((const uint8_t *)w)[t]) - p->w_zp;
+            int32_t v = (p->w_signed ? (int32_t)ws[t] : (int32_t)wu[t]) - p->w_zp;
             if (v < -128 || v > 127)
                 return false;
-            b[kx] = (uint8_t)v;
+            q |= (uint64_t)(uint8_t)v << 8 * kx;
             wsum += (uint32_t)v;
         }
-        for (size_t q = 0; q < 2; q++)
-            k.wq[ky][q] = (int32_t)((uint32_t)b[4 * q] | (uint32_t)b[4 * q + 1] << 8 | (uint32_t)b[4 * q + 2] << 16 |
-                                    (uint32_t)b[4 * q + 3] << 24);
+        k.wq[ky][0] = (int32_t)(uint32_t)q;
+        k.wq[ky][1] = (int32_t)(uint32_t)(q >> 32);
     }
     /* rows outside the image read as the zero point too, so every output
      * subtracts the same zp * (sum of all weights) */
