@@ -9,21 +9,33 @@
 
 #include <immintrin.h>
 
-static inline __attribute__((always_inline)) void store16(const oq_q8_dw_params *p, oq_q8_out out, __m512i v, void *y,
-                                                          __mmask16 m)
+/* The output stage's constants, kept in registers: loaded through p they would
+ * be reloaded after every store (a byte store may alias p). */
+typedef struct out_stage {
+    __m512 scale, lo, hi;
+    __m512i zp;
+} out_stage;
+
+static inline __attribute__((always_inline)) out_stage out_stage_of(const oq_q8_dw_params *p)
+{
+    return (out_stage){_mm512_set1_ps(p->scale), _mm512_set1_ps(p->range.lo), _mm512_set1_ps(p->range.hi),
+                       _mm512_set1_epi32(p->range.zp)};
+}
+
+static inline __attribute__((always_inline)) void store16(out_stage o, oq_q8_out out, __m512i v, void *y, __mmask16 m)
 {
     if (out == OQ_Q8_OUT_I32) {
         _mm512_mask_storeu_epi32(y, m, v);
         return;
     }
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_set1_ps(p->scale));
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), o.scale);
     if (out == OQ_Q8_OUT_F32) {
         _mm512_mask_storeu_ps(y, m, f);
         return;
     }
-    f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps(p->range.lo)), _mm512_set1_ps(p->range.hi));
+    f = _mm512_min_ps(_mm512_max_ps(f, o.lo), o.hi);
     /* cvtps2dq rounds half to even (MXCSR default), as nearbyintf in the reference */
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(p->range.zp));
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), o.zp);
     _mm_mask_storeu_epi8(y, m, _mm512_cvtepi32_epi8(q));
 }
 
@@ -37,33 +49,50 @@ typedef struct plane_ctx {
     size_t ih, iw, oh, ow, kh, sy, dy, py, px, sx, nq;
     __m512i perm, sh0, sh1, flip, fill, pad;
     int32_t init; /* bias - zp * (sum of every weight) */
-    int32_t wq[MAX_ROWS][2];
+    int32_t wq[2][MAX_ROWS]; /* quad q of kernel row ky: wq[q][ky] */
 } plane_ctx;
 
-/* The 16 windows of input row iy (the zero point outside the image) that the
- * taps 4q..4q+3 of a strip's 16 outputs read, as u8 quads. */
-static inline __attribute__((always_inline)) __m512i row_window(const plane_ctx *k, size_t iy, ptrdiff_t c, __mmask64 lm)
+/* The constants of the strip loops, copied out of the context into locals the
+ * compiler keeps in registers. */
+typedef struct strip_regs {
+    const uint8_t *x;
+    size_t ih, iw;
+    __m512i perm, flip, fill, pad;
+} strip_regs;
+
+static inline __attribute__((always_inline)) strip_regs strip_regs_of(const plane_ctx *k)
 {
-    if (iy >= k->ih)
-        return k->pad;
+    return (strip_regs){k->x, k->ih, k->iw, k->perm, k->flip, k->fill, k->pad};
+}
+
+/* The 16 windows of input row iy (the zero point outside the image) that the
+ * taps 4q..4q+3 of a strip's 16 outputs read, before the quad shuffle. */
+static inline __attribute__((always_inline)) __m512i row_window(strip_regs r, size_t iy, ptrdiff_t c, __mmask64 lm)
+{
+    if (iy >= r.ih)
+        return r.pad;
     /* masked lanes are not read: the window may start before the row */
-    const void *at = (const void *)((uintptr_t)(k->x + iy * k->iw) + (uintptr_t)c);
-    return _mm512_permutexvar_epi32(k->perm, _mm512_xor_si512(_mm512_mask_loadu_epi8(k->fill, lm, at), k->flip));
+    const void *at = (const void *)((uintptr_t)(r.x + iy * r.iw) + (uintptr_t)c);
+    return _mm512_permutexvar_epi32(r.perm, _mm512_xor_si512(_mm512_mask_loadu_epi8(r.fill, lm, at), r.flip));
 }
 
 /* Output strip [ox0, ox0 + 16) of every row, any kernel height and y stride. */
 static inline __attribute__((always_inline)) void strip_any(const plane_ctx *k, size_t ox0, ptrdiff_t c, __mmask64 lm,
                                                             __mmask16 om, oq_q8_out out, void *y, size_t esize)
 {
-    for (size_t oy = 0; oy < k->oh; oy++) {
-        __m512i acc = _mm512_set1_epi32(k->init);
-        for (size_t ky = 0; ky < k->kh; ky++) {
-            __m512i v = row_window(k, oy * k->sy + ky * k->dy - k->py, c, lm);
-            acc = _mm512_dpbusd_epi32(acc, _mm512_shuffle_epi8(v, k->sh0), _mm512_set1_epi32(k->wq[ky][0]));
-            if (k->nq > 1)
-                acc = _mm512_dpbusd_epi32(acc, _mm512_shuffle_epi8(v, k->sh1), _mm512_set1_epi32(k->wq[ky][1]));
+    const strip_regs r = strip_regs_of(k);
+    const out_stage o = out_stage_of(k->p);
+    const __m512i sh0 = k->sh0, sh1 = k->sh1, init = _mm512_set1_epi32(k->init);
+    size_t oh = k->oh, ow = k->ow, kh = k->kh, sy = k->sy, dy = k->dy, py = k->py, nq = k->nq;
+    for (size_t oy = 0; oy < oh; oy++) {
+        __m512i acc = init;
+        for (size_t ky = 0; ky < kh; ky++) {
+            __m512i v = row_window(r, oy * sy + ky * dy - py, c, lm);
+            acc = _mm512_dpbusd_epi32(acc, _mm512_shuffle_epi8(v, sh0), _mm512_set1_epi32(k->wq[0][ky]));
+            if (nq > 1)
+                acc = _mm512_dpbusd_epi32(acc, _mm512_shuffle_epi8(v, sh1), _mm512_set1_epi32(k->wq[1][ky]));
         }
-        store16(k->p, out, acc, (uint8_t *)y + (oy * k->ow + ox0) * esize, om);
+        store16(o, out, acc, (uint8_t *)y + (oy * ow + ox0) * esize, om);
     }
 }
 
@@ -74,24 +103,28 @@ static inline __attribute__((always_inline)) void strip_3rows(const plane_ctx *k
                                                               __mmask16 om, oq_q8_out out, size_t sy, void *y,
                                                               size_t esize)
 {
-    const __m512i w0 = _mm512_set1_epi32(k->wq[0][0]), w1 = _mm512_set1_epi32(k->wq[1][0]),
-                  w2 = _mm512_set1_epi32(k->wq[2][0]), init = _mm512_set1_epi32(k->init);
+    const strip_regs r = strip_regs_of(k);
+    const out_stage o = out_stage_of(k->p);
+    const __m512i sh = k->sh0;
+    const __m512i w0 = _mm512_set1_epi32(k->wq[0][0]), w1 = _mm512_set1_epi32(k->wq[0][1]),
+                  w2 = _mm512_set1_epi32(k->wq[0][2]), init = _mm512_set1_epi32(k->init);
+    size_t oh = k->oh, ystep = k->ow * esize;
     size_t iy = 0 - k->py; /* first input row of the current output row */
-    __m512i q0 = _mm512_shuffle_epi8(row_window(k, iy, c, lm), k->sh0);
-    __m512i q1 = _mm512_shuffle_epi8(row_window(k, iy + 1, c, lm), k->sh0);
+    __m512i q0 = _mm512_shuffle_epi8(row_window(r, iy, c, lm), sh);
+    __m512i q1 = _mm512_shuffle_epi8(row_window(r, iy + 1, c, lm), sh);
     uint8_t *yo = (uint8_t *)y + ox0 * esize;
-    for (size_t oy = 0; oy < k->oh; oy++, iy += sy, yo += k->ow * esize) {
-        __m512i q2 = _mm512_shuffle_epi8(row_window(k, iy + 2, c, lm), k->sh0);
+    for (size_t oy = 0; oy < oh; oy++, iy += sy, yo += ystep) {
+        __m512i q2 = _mm512_shuffle_epi8(row_window(r, iy + 2, c, lm), sh);
         __m512i acc = _mm512_dpbusd_epi32(init, q0, w0);
         acc = _mm512_dpbusd_epi32(acc, q1, w1);
         acc = _mm512_dpbusd_epi32(acc, q2, w2);
-        store16(k->p, out, acc, yo, om);
+        store16(o, out, acc, yo, om);
         if (sy == 1) {
             q0 = q1;
             q1 = q2;
         } else {
             q0 = q2;
-            q1 = _mm512_shuffle_epi8(row_window(k, iy + 3, c, lm), k->sh0);
+            q1 = _mm512_shuffle_epi8(row_window(r, iy + 3, c, lm), sh);
         }
     }
 }
@@ -134,20 +167,41 @@ OQ_Q8_DW_PLANE_FUNCTION(oq_q8_dw_plane__avx512vnni)
     k.sy = g->stride[1], k.dy = g->dilation[1], k.py = g->pad[1], k.px = g->pad[2], k.sx = sx, k.nq = (kw + 3) / 4;
     /* per kernel row: its taps as s8 quads (zero past kw) */
     uint32_t wsum = 0;
-    const int8_t *ws = w;
-    const uint8_t *wu = w;
-    for (size_t ky = 0; ky < kh; ky++) {
-        uint64_t q = 0; /* in a register: byte stores then a wide load would stall */
-        for (size_t kx = 0; kx < kw; kx++) {
-            size_t t = ky * kw + kx;
-            int32_t v = (p->w_signed ? (int32_t)ws[t] : (int32_t)wu[t]) - p->w_zp;
-            if (v < -128 || v > 127)
-                return false;
-            q |= (uint64_t)(uint8_t)v << 8 * kx;
-            wsum += (uint32_t)v;
+    if (kh <= 4 && kw <= 4 && p->w_zp >= -32768 && p->w_zp <= 32767) {
+        /* up to 16 taps in one vector: minus the zero point in int16, checked,
+         * narrowed to s8 and spread into one quad per kernel row */
+        static const uint8_t spread[4][16] = {
+            {0, 128, 128, 128, 1, 128, 128, 128, 2, 128, 128, 128, 3, 128, 128, 128},
+            {0, 1, 128, 128, 2, 3, 128, 128, 4, 5, 128, 128, 6, 7, 128, 128},
+            {0, 1, 2, 128, 3, 4, 5, 128, 6, 7, 8, 128, 9, 10, 11, 128},
+            {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}};
+        __mmask16 m = (__mmask16)((1u << (kh * kw)) - 1);
+        __m128i raw = _mm_maskz_loadu_epi8(m, w);
+        __m256i w16 = p->w_signed ? _mm256_cvtepi8_epi16(raw) : _mm256_cvtepu8_epi16(raw);
+        w16 = _mm256_maskz_sub_epi16(m, w16, _mm256_set1_epi16((short)p->w_zp));
+        if (_mm256_cmpgt_epi16_mask(w16, _mm256_set1_epi16(127)) | _mm256_cmplt_epi16_mask(w16, _mm256_set1_epi16(-128)))
+            return false;
+        __m128i b = _mm256_cvtepi16_epi8(w16);
+        /* sum of the s8 values: psadbw of value + 128, less 128 per byte */
+        __m128i sad = _mm_sad_epu8(_mm_xor_si128(b, _mm_set1_epi8((char)0x80)), _mm_setzero_si128());
+        wsum = (uint32_t)(_mm_cvtsi128_si32(sad) + _mm_extract_epi32(sad, 2)) - 128u * 16;
+        _mm_storeu_si128((__m128i *)k.wq[0], _mm_shuffle_epi8(b, _mm_loadu_si128((const __m128i *)spread[kw - 1])));
+    } else {
+        const int8_t *ws = w;
+        const uint8_t *wu = w;
+        for (size_t ky = 0; ky < kh; ky++) {
+            uint64_t q = 0; /* in a register: byte stores then a wide load would stall */
+            for (size_t kx = 0; kx < kw; kx++) {
+                size_t t = ky * kw + kx;
+                int32_t v = (p->w_signed ? (int32_t)ws[t] : (int32_t)wu[t]) - p->w_zp;
+                if (v < -128 || v > 127)
+                    return false;
+                q |= (uint64_t)(uint8_t)v << 8 * kx;
+                wsum += (uint32_t)v;
+            }
+            k.wq[0][ky] = (int32_t)(uint32_t)q;
+            k.wq[1][ky] = (int32_t)(uint32_t)(q >> 32);
         }
-        k.wq[ky][0] = (int32_t)(uint32_t)q;
-        k.wq[ky][1] = (int32_t)(uint32_t)(q >> 32);
     }
     /* rows outside the image read as the zero point too, so every output
      * subtracts the same zp * (sum of all weights) */
