@@ -295,23 +295,29 @@ typedef struct dw_job {
     const uint8_t *x, *w;
     uint8_t *y;
     size_t channels, in_plane, out_plane, ksize, ysize;
+    size_t planes, per; /* batch x channels, planes per task */
     const oq_tensor *w_zp, *bias;
     bool w_zp_vec;
     const float *scales;
     bool scale_vec;
 } dw_job;
 
+/* Planes [task * per, task * per + per) of batch x channels: a task per plane
+ * would make the threads fight over the task counter on 7x7 planes. */
 static void dw_task(void *ctx, size_t task, size_t thread)
 {
     (void)thread;
     const dw_job *j = ctx;
-    size_t c = task % j->channels;
-    oq_q8_dw_params p = j->p;
-    p.w_zp = q8_at(j->w_zp, j->w_zp_vec ? c : 0);
-    p.bias = j->bias ? ((const int32_t *)j->bias->data)[c] : 0;
-    if (j->scales)
-        p.scale = j->scales[j->scale_vec ? c : 0];
-    oq_q8_dwconv(&p, j->x + task * j->in_plane, j->w + c * j->ksize, j->y + task * j->out_plane * j->ysize);
+    size_t end = (task + 1) * j->per < j->planes ? (task + 1) * j->per : j->planes;
+    for (size_t plane = task * j->per; plane < end; plane++) {
+        size_t c = plane % j->channels;
+        oq_q8_dw_params p = j->p;
+        p.w_zp = q8_at(j->w_zp, j->w_zp_vec ? c : 0);
+        p.bias = j->bias ? ((const int32_t *)j->bias->data)[c] : 0;
+        if (j->scales)
+            p.scale = j->scales[j->scale_vec ? c : 0];
+        oq_q8_dwconv(&p, j->x + plane * j->in_plane, j->w + c * j->ksize, j->y + plane * j->out_plane * j->ysize);
+    }
 }
 
 static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
@@ -418,7 +424,10 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
                     .bias = bias, .scales = s->integer ? NULL : scales, .scale_vec = true};
         j.p = (oq_q8_dw_params){.g = &g, .x_signed = x->dtype == OQ_INT8, .w_signed = w->dtype == OQ_INT8,
                                 .x_zp = q8_at(x_zp, 0), .out = outk, .scale = 1.0f, .range = range};
-        oq_parallel_for(n->tp, batch * cin, dw_task, &j);
+        /* 8 tasks per thread even out uneven progress (the machine may be shared) */
+        j.planes = batch * cin;
+        j.per = n_threads > 1 ? (j.planes + 8 * n_threads - 1) / (8 * n_threads) : j.planes;
+        oq_parallel_for(n->tp, (j.planes + j.per - 1) / j.per, dw_task, &j);
         return OQ_OK;
     }
 
