@@ -47,6 +47,7 @@ typedef struct plane_ctx {
     const oq_q8_dw_params *p;
     const uint8_t *x;
     size_t ih, iw, oh, ow, kh, sy, dy, py, px, sx, nq;
+    ptrdiff_t span; /* window bytes a strip reads: 15 * sx + kw */
     __m512i perm, sh0, sh1, flip, fill, pad;
     int32_t init; /* bias - zp * (sum of every weight) */
     int32_t wq[2][MAX_ROWS]; /* quad q of kernel row ky: wq[q][ky] */
@@ -57,12 +58,13 @@ typedef struct plane_ctx {
 typedef struct strip_regs {
     const uint8_t *x;
     size_t ih, iw;
+    bool flip_on, edge; /* x is s8; the strip has columns outside the row */
     __m512i perm, flip, fill, pad;
 } strip_regs;
 
-static inline __attribute__((always_inline)) strip_regs strip_regs_of(const plane_ctx *k)
+static inline __attribute__((always_inline)) strip_regs strip_regs_of(const plane_ctx *k, bool edge)
 {
-    return (strip_regs){k->x, k->ih, k->iw, k->perm, k->flip, k->fill, k->pad};
+    return (strip_regs){k->x, k->ih, k->iw, k->p->x_signed, edge, k->perm, k->flip, k->fill, k->pad};
 }
 
 /* The 16 windows of input row iy (the zero point outside the image) that the
@@ -73,14 +75,19 @@ static inline __attribute__((always_inline)) __m512i row_window(strip_regs r, si
         return r.pad;
     /* masked lanes are not read: the window may start before the row */
     const void *at = (const void *)((uintptr_t)(r.x + iy * r.iw) + (uintptr_t)c);
-    return _mm512_permutexvar_epi32(r.perm, _mm512_xor_si512(_mm512_mask_loadu_epi8(r.fill, lm, at), r.flip));
+    /* a zero-masked load is a plain load; merging the zero point in costs a
+     * vector uop, paid only by the strips at the row's ends */
+    __m512i v = r.edge ? _mm512_mask_loadu_epi8(r.fill, lm, at) : _mm512_maskz_loadu_epi8(lm, at);
+    if (r.flip_on)
+        v = _mm512_xor_si512(v, r.flip);
+    return _mm512_permutexvar_epi32(r.perm, v);
 }
 
 /* Output strip [ox0, ox0 + 16) of every row, any kernel height and y stride. */
 static inline __attribute__((always_inline)) void strip_any(const plane_ctx *k, size_t ox0, ptrdiff_t c, __mmask64 lm,
-                                                            __mmask16 om, oq_q8_out out, void *y, size_t esize)
+                                                            bool edge, __mmask16 om, oq_q8_out out, void *y, size_t esize)
 {
-    const strip_regs r = strip_regs_of(k);
+    const strip_regs r = strip_regs_of(k, edge);
     const out_stage o = out_stage_of(k->p);
     const __m512i sh0 = k->sh0, sh1 = k->sh1, init = _mm512_set1_epi32(k->init);
     size_t oh = k->oh, ow = k->ow, kh = k->kh, sy = k->sy, dy = k->dy, py = k->py, nq = k->nq;
@@ -100,10 +107,10 @@ static inline __attribute__((always_inline)) void strip_any(const plane_ctx *k, 
  * an input row's quads are cut once and kept while the output rows that read
  * it pass. */
 static inline __attribute__((always_inline)) void strip_3rows(const plane_ctx *k, size_t ox0, ptrdiff_t c, __mmask64 lm,
-                                                              __mmask16 om, oq_q8_out out, size_t sy, void *y,
-                                                              size_t esize)
+                                                              bool edge, __mmask16 om, oq_q8_out out, size_t sy,
+                                                              void *y, size_t esize)
 {
-    const strip_regs r = strip_regs_of(k);
+    const strip_regs r = strip_regs_of(k, edge);
     const out_stage o = out_stage_of(k->p);
     const __m512i sh = k->sh0;
     const __m512i w0 = _mm512_set1_epi32(k->wq[0][0]), w1 = _mm512_set1_epi32(k->wq[0][1]),
@@ -140,14 +147,15 @@ static inline __attribute__((always_inline)) void plane_strips(const plane_ctx *
         /* input column of window byte 0, and the bytes inside the row */
         ptrdiff_t c = (ptrdiff_t)(ox0 * k->sx) - (ptrdiff_t)k->px;
         ptrdiff_t lo = c < 0 ? -c : 0, hi = (ptrdiff_t)k->iw - c;
-        hi = hi < 64 ? hi : 64;
+        hi = hi < k->span ? hi : k->span;
+        bool edge = lo > 0 || hi < k->span;
         __mmask64 lm = hi <= lo ? 0 : (hi == 64 ? ~(__mmask64)0 : ((__mmask64)1 << hi) - 1) & ~(((__mmask64)1 << lo) - 1);
         if (three && k->sy == 1)
-            strip_3rows(k, ox0, c, lm, om, out, 1, y, esize);
+            strip_3rows(k, ox0, c, lm, edge, om, out, 1, y, esize);
         else if (three)
-            strip_3rows(k, ox0, c, lm, om, out, 2, y, esize);
+            strip_3rows(k, ox0, c, lm, edge, om, out, 2, y, esize);
         else
-            strip_any(k, ox0, c, lm, om, out, y, esize);
+            strip_any(k, ox0, c, lm, edge, om, out, y, esize);
     }
 }
 
@@ -165,6 +173,7 @@ OQ_Q8_DW_PLANE_FUNCTION(oq_q8_dw_plane__avx512vnni)
     k.x = x;
     k.ih = g->in[1], k.iw = g->in[2], k.oh = g->out[1], k.ow = g->out[2], k.kh = kh;
     k.sy = g->stride[1], k.dy = g->dilation[1], k.py = g->pad[1], k.px = g->pad[2], k.sx = sx, k.nq = (kw + 3) / 4;
+    k.span = (ptrdiff_t)(15 * sx + kw);
     /* per kernel row: its taps as s8 quads (zero past kw) */
     uint32_t wsum = 0;
     if (kh <= 4 && kw <= 4 && p->w_zp >= -32768 && p->w_zp <= 32767) {
