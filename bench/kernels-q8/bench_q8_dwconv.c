@@ -1,7 +1,7 @@
 /* Benchmark of the q8 depthwise convolution on one thread (shapes from
  * dw-shapes.txt: "name channels height width kernel stride pad"): the whole
- * layer as QLinearConv runs it (one oq_q8_dwconv call per channel plane, u8 in,
- * s8 weights, u8 out), ms and GMAC/s, checked against the reference.
+ * layer as QLinearConv runs it (one oq_q8_dwconv_channels call, u8 in, s8
+ * weights, u8 out), ms and GMAC/s, checked against the reference.
  * Usage: bench_q8_dwconv [dw-shapes.txt] [min-seconds-per-measure] */
 #include "kernels/q8/q8.h"
 
@@ -18,13 +18,15 @@ static void layer(const oq_q8_dw_params *p, size_t c, const uint8_t *x, const in
 {
     const oq_q8_conv_geom *g = p->g;
     size_t in_plane = g->in[1] * g->in[2], out_plane = g->out[1] * g->out[2], ks = g->kernel[1] * g->kernel[2];
-    for (size_t ch = 0; ch < c; ch++) {
+    if (!reference) {
+        oq_q8_dw_channels ch = {c, bias, NULL, NULL};
+        oq_q8_dwconv_channels(p, &ch, x, w, y);
+        return;
+    }
+    for (size_t i = 0; i < c; i++) {
         oq_q8_dw_params q = *p;
-        q.bias = bias[ch];
-        if (reference)
-            oq_q8_dwconv_reference(&q, x + ch * in_plane, w + ch * ks, y + ch * out_plane);
-        else
-            oq_q8_dwconv(&q, x + ch * in_plane, w + ch * ks, y + ch * out_plane);
+        q.bias = bias[i];
+        oq_q8_dwconv_reference(&q, x + i * in_plane, w + i * ks, y + i * out_plane);
     }
 }
 

@@ -326,11 +326,11 @@ static const struct {
     oq_isa isa;
     OQ_Q8_DW_ROW_FUNCTION((*fn));
     OQ_Q8_DW_PAIR_FUNCTION((*pair));
-    OQ_Q8_DW_PLANE_FUNCTION((*plane));
+    OQ_Q8_DW_PLANES_FUNCTION((*planes));
 } rows[] = {{"scalar", OQ_ISA_PORTABLE, oq_q8_dw_row__scalar, oq_q8_dw_pair__scalar, NULL},
             {"avx2", OQ_ISA_AVX2, oq_q8_dw_row__avx2, oq_q8_dw_pair__avx2, NULL},
             {"avx512", OQ_ISA_AVX512, oq_q8_dw_row__avx512, oq_q8_dw_pair__avx512, NULL},
-            {"avx512vnni", OQ_ISA_AVX512VNNI, oq_q8_dw_row__avx512, oq_q8_dw_pair__avx512, oq_q8_dw_plane__avx512vnni}};
+            {"avx512vnni", OQ_ISA_AVX512VNNI, oq_q8_dw_row__avx512, oq_q8_dw_pair__avx512, oq_q8_dw_planes__avx512vnni}};
 enum { N_DW_KERNELS = sizeof rows / sizeof rows[0] };
 
 static int dw_compare(size_t ri, const oq_q8_dw_params *p, const void *x, const void *w, const int32_t *want,
@@ -339,10 +339,10 @@ static int dw_compare(size_t ri, const oq_q8_dw_params *p, const void *x, const 
     static const char *const modes[] = {"rows", "pairs", "plane"};
     int bad = 0;
     for (int mode = 0; mode < 3; mode++) {
-        if (mode == 2 && !rows[ri].plane)
+        if (mode == 2 && !rows[ri].planes)
             continue;
         memset(got, 0, nout * 4);
-        oq_q8_dwconv_with(p, x, w, got, rows[ri].fn, mode >= 1 ? rows[ri].pair : NULL, mode == 2 ? rows[ri].plane : NULL);
+        oq_q8_dwconv_with(p, x, w, got, rows[ri].fn, mode >= 1 ? rows[ri].pair : NULL, mode == 2 ? rows[ri].planes : NULL);
         if (memcmp(want, got, nout * 4)) {
             const oq_q8_conv_geom *g = p->g;
             bad++;
@@ -471,6 +471,69 @@ static void test_dwconv_sweep(void)
     CHECK(bad == 0);
 }
 
+/* Several channels in one call, each with its own bias, scale and weight zero
+ * point (one whose weights leave s8, so the plane kernel stops there and picks
+ * up after it), against the reference channel by channel. */
+static void test_dwconv_channels(void)
+{
+    enum { C = 7 };
+    static const size_t geo[][6] = {{7, 7, 1, 1, 1, 1}, {14, 13, 2, 2, 1, 1}, {5, 30, 1, 2, 0, 2}};
+    int bad = 0;
+    for (size_t ri = 0; ri < N_DW_KERNELS; ri++) {
+        if (rows[ri].isa > oq_isa_level())
+            continue;
+        for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++)
+            for (int o = 0; o < 4; o++)
+                for (int arrays = 0; arrays < 2; arrays++) {
+                    oq_q8_conv_geom g = {.channels = 1, .in = {1, geo[gi][0], geo[gi][1]}, .out = {1, 1, 1},
+                                         .kernel = {1, 3, 3}, .stride = {1, geo[gi][2], geo[gi][3]},
+                                         .dilation = {1, 1, 1}, .pad = {0, geo[gi][4], geo[gi][5]}};
+                    for (int i = 1; i < 3; i++)
+                        g.out[i] = (g.in[i] + 2 * g.pad[i] - 3) / g.stride[i] + 1;
+                    size_t nin = g.in[1] * g.in[2], nout = g.out[1] * g.out[2];
+                    uint8_t *x = malloc(C * nin), w[C * 9];
+                    int32_t *want = calloc(C * nout, 4), *got = malloc(C * nout * 4), bias[C], wzp[C];
+                    float scale[C];
+                    for (size_t i = 0; i < C * nin; i++)
+                        x[i] = rnd8();
+                    for (size_t i = 0; i < C * 9; i++)
+                        w[i] = rnd8();
+                    for (size_t c = 0; c < C; c++) {
+                        bias[c] = (int32_t)(c * 777) - 2000;
+                        wzp[c] = c == 3 ? 3 : 128; /* u8 weights: channel 3 leaves s8 */
+                        scale[c] = 0.0005f + 0.0001f * (float)c;
+                    }
+                    w[3 * 9 + 4] = 250;
+                    oq_q8_dw_params p = {.g = &g, .x_signed = o & 1, .w_signed = false, .x_zp = o & 1 ? -9 : 140,
+                                         .w_zp = 128, .bias = 55, .out = (oq_q8_out)o, .scale = 0.0008f,
+                                         .range = oq_requant_range_make(o == 2 ? -3 : 128, o == 2 ? -128 : 0,
+                                                                        o == 2 ? 127 : 255)};
+                    size_t esize = o == OQ_Q8_OUT_U8 || o == OQ_Q8_OUT_S8 ? 1 : 4;
+                    for (size_t c = 0; c < C; c++) {
+                        oq_q8_dw_params q = p;
+                        if (arrays) {
+                            q.bias = bias[c];
+                            q.w_zp = wzp[c];
+                            q.scale = scale[c];
+                        }
+                        oq_q8_dwconv_reference(&q, x + c * nin, w + c * 9, (uint8_t *)want + c * nout * esize);
+                    }
+                    oq_q8_dw_channels ch = {C, arrays ? bias : NULL, arrays ? wzp : NULL, arrays ? scale : NULL};
+                    memset(got, 0, C * nout * 4);
+                    oq_q8_dwconv_channels_with(&p, &ch, x, w, got, rows[ri].fn, rows[ri].pair, rows[ri].planes);
+                    if (memcmp(want, got, C * nout * 4)) {
+                        bad++;
+                        printf("depthwise channels %s geometry %zu out %d arrays %d differs\n", rows[ri].name, gi, o,
+                               arrays);
+                    }
+                    free(x);
+                    free(want);
+                    free(got);
+                }
+    }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
     printf("ISA level %s\n", oq_isa_name(oq_isa_level()));
@@ -480,5 +543,6 @@ int main(void)
     test_im2col_fast();
     test_dwconv_fast();
     test_dwconv_sweep();
+    test_dwconv_channels();
     return test_summary("test_kernels_q8");
 }

@@ -16,9 +16,9 @@ typedef struct out_stage {
     __m512i zp;
 } out_stage;
 
-static inline __attribute__((always_inline)) out_stage out_stage_of(const oq_q8_dw_params *p)
+static inline __attribute__((always_inline)) out_stage out_stage_of(const oq_q8_dw_params *p, float scale)
 {
-    return (out_stage){_mm512_set1_ps(p->scale), _mm512_set1_ps(p->range.lo), _mm512_set1_ps(p->range.hi),
+    return (out_stage){_mm512_set1_ps(scale), _mm512_set1_ps(p->range.lo), _mm512_set1_ps(p->range.hi),
                        _mm512_set1_epi32(p->range.zp)};
 }
 
@@ -50,6 +50,7 @@ typedef struct plane_ctx {
     ptrdiff_t span; /* window bytes a strip reads: 15 * sx + kw */
     __m512i perm, sh0, sh1, flip, fill, pad;
     int32_t init; /* bias - zp * (sum of every weight) */
+    float scale;
     int32_t wq[2][MAX_ROWS]; /* quad q of kernel row ky: wq[q][ky] */
 } plane_ctx;
 
@@ -88,7 +89,7 @@ static inline __attribute__((always_inline)) void strip_any(const plane_ctx *k, 
                                                             bool edge, __mmask16 om, oq_q8_out out, void *y, size_t esize)
 {
     const strip_regs r = strip_regs_of(k, edge);
-    const out_stage o = out_stage_of(k->p);
+    const out_stage o = out_stage_of(k->p, k->scale);
     const __m512i sh0 = k->sh0, sh1 = k->sh1, init = _mm512_set1_epi32(k->init);
     size_t oh = k->oh, ow = k->ow, kh = k->kh, sy = k->sy, dy = k->dy, py = k->py, nq = k->nq;
     for (size_t oy = 0; oy < oh; oy++) {
@@ -111,7 +112,7 @@ static inline __attribute__((always_inline)) void strip_3rows(const plane_ctx *k
                                                               void *y, size_t esize)
 {
     const strip_regs r = strip_regs_of(k, edge);
-    const out_stage o = out_stage_of(k->p);
+    const out_stage o = out_stage_of(k->p, k->scale);
     const __m512i sh = k->sh0;
     const __m512i w0 = _mm512_set1_epi32(k->wq[0][0]), w1 = _mm512_set1_epi32(k->wq[0][1]),
                   w2 = _mm512_set1_epi32(k->wq[0][2]), init = _mm512_set1_epi32(k->init);
@@ -159,24 +160,15 @@ static inline __attribute__((always_inline)) void plane_strips(const plane_ctx *
     }
 }
 
-OQ_Q8_DW_PLANE_FUNCTION(oq_q8_dw_plane__avx512vnni)
+/* Kernel row quads of one channel's weights (w_zp subtracted) and their sum
+ * into k; false when a weight does not fit s8. */
+static inline __attribute__((always_inline)) bool prep_weights(plane_ctx *k, const void *w, int32_t w_zp, size_t kw,
+                                                               uint32_t *wsum_out)
 {
-    const oq_q8_conv_geom *g = p->g;
-    size_t kh = g->kernel[1], kw = g->kernel[2], sx = g->stride[2];
-    int32_t zpu = p->x_zp + (p->x_signed ? 128 : 0);
-    if (kw > 8 || kh > MAX_ROWS || (sx != 1 && sx != 2) || g->dilation[2] != 1 || zpu < 0 || zpu > 255)
-        return false;
-    /* field by field: an initializer would clear all of wq, which costs as
-     * much as a 7x7 plane */
-    plane_ctx k;
-    k.p = p;
-    k.x = x;
-    k.ih = g->in[1], k.iw = g->in[2], k.oh = g->out[1], k.ow = g->out[2], k.kh = kh;
-    k.sy = g->stride[1], k.dy = g->dilation[1], k.py = g->pad[1], k.px = g->pad[2], k.sx = sx, k.nq = (kw + 3) / 4;
-    k.span = (ptrdiff_t)(15 * sx + kw);
-    /* per kernel row: its taps as s8 quads (zero past kw) */
+    const oq_q8_dw_params *p = k->p;
+    size_t kh = k->kh;
     uint32_t wsum = 0;
-    if (kh <= 4 && kw <= 4 && p->w_zp >= -32768 && p->w_zp <= 32767) {
+    if (kh <= 4 && kw <= 4 && w_zp >= -32768 && w_zp <= 32767) {
         /* up to 16 taps in one vector: minus the zero point in int16, checked,
          * narrowed to s8 and spread into one quad per kernel row */
         static const uint8_t spread[4][16] = {
@@ -187,14 +179,14 @@ OQ_Q8_DW_PLANE_FUNCTION(oq_q8_dw_plane__avx512vnni)
         __mmask16 m = (__mmask16)((1u << (kh * kw)) - 1);
         __m128i raw = _mm_maskz_loadu_epi8(m, w);
         __m256i w16 = p->w_signed ? _mm256_cvtepi8_epi16(raw) : _mm256_cvtepu8_epi16(raw);
-        w16 = _mm256_maskz_sub_epi16(m, w16, _mm256_set1_epi16((short)p->w_zp));
+        w16 = _mm256_maskz_sub_epi16(m, w16, _mm256_set1_epi16((short)w_zp));
         if (_mm256_cmpgt_epi16_mask(w16, _mm256_set1_epi16(127)) | _mm256_cmplt_epi16_mask(w16, _mm256_set1_epi16(-128)))
             return false;
         __m128i b = _mm256_cvtepi16_epi8(w16);
         /* sum of the s8 values: psadbw of value + 128, less 128 per byte */
         __m128i sad = _mm_sad_epu8(_mm_xor_si128(b, _mm_set1_epi8((char)0x80)), _mm_setzero_si128());
         wsum = (uint32_t)(_mm_cvtsi128_si32(sad) + _mm_extract_epi32(sad, 2)) - 128u * 16;
-        _mm_storeu_si128((__m128i *)k.wq[0], _mm_shuffle_epi8(b, _mm_loadu_si128((const __m128i *)spread[kw - 1])));
+        _mm_storeu_si128((__m128i *)k->wq[0], _mm_shuffle_epi8(b, _mm_loadu_si128((const __m128i *)spread[kw - 1])));
     } else {
         const int8_t *ws = w;
         const uint8_t *wu = w;
@@ -202,19 +194,56 @@ OQ_Q8_DW_PLANE_FUNCTION(oq_q8_dw_plane__avx512vnni)
             uint64_t q = 0; /* in a register: byte stores then a wide load would stall */
             for (size_t kx = 0; kx < kw; kx++) {
                 size_t t = ky * kw + kx;
-                int32_t v = (p->w_signed ? (int32_t)ws[t] : (int32_t)wu[t]) - p->w_zp;
+                int32_t v = (p->w_signed ? (int32_t)ws[t] : (int32_t)wu[t]) - w_zp;
                 if (v < -128 || v > 127)
                     return false;
                 q |= (uint64_t)(uint8_t)v << 8 * kx;
                 wsum += (uint32_t)v;
             }
-            k.wq[0][ky] = (int32_t)(uint32_t)q;
-            k.wq[1][ky] = (int32_t)(uint32_t)(q >> 32);
+            k->wq[0][ky] = (int32_t)(uint32_t)q;
+            k->wq[1][ky] = (int32_t)(uint32_t)(q >> 32);
         }
     }
-    /* rows outside the image read as the zero point too, so every output
-     * subtracts the same zp * (sum of all weights) */
-    k.init = (int32_t)((uint32_t)p->bias - (uint32_t)zpu * wsum);
+    *wsum_out = wsum;
+    return true;
+}
+
+/* The channels one after another, the output type a constant. */
+static inline __attribute__((always_inline)) size_t planes_loop(plane_ctx *k, const oq_q8_dw_channels *ch, const void *x,
+                                                                const void *w, void *y, size_t kw, int32_t zpu,
+                                                                oq_q8_out out)
+{
+    const oq_q8_dw_params *p = k->p;
+    size_t in_plane = k->ih * k->iw, out_bytes = k->oh * k->ow * (out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8 ? 1 : 4);
+    size_t ksize = k->kh * kw;
+    for (size_t i = 0; i < ch->count; i++) {
+        uint32_t wsum;
+        if (!prep_weights(k, (const uint8_t *)w + i * ksize, ch->w_zp ? ch->w_zp[i] : p->w_zp, kw, &wsum))
+            return i;
+        /* rows outside the image read as the zero point too, so every output
+         * subtracts the same zp * (sum of all weights) */
+        k->init = (int32_t)((uint32_t)(ch->bias ? ch->bias[i] : p->bias) - (uint32_t)zpu * wsum);
+        k->scale = ch->scale ? ch->scale[i] : p->scale;
+        k->x = (const uint8_t *)x + i * in_plane;
+        plane_strips(k, out, (uint8_t *)y + i * out_bytes);
+    }
+    return ch->count;
+}
+
+OQ_Q8_DW_PLANES_FUNCTION(oq_q8_dw_planes__avx512vnni)
+{
+    const oq_q8_conv_geom *g = p->g;
+    size_t kh = g->kernel[1], kw = g->kernel[2], sx = g->stride[2];
+    int32_t zpu = p->x_zp + (p->x_signed ? 128 : 0);
+    if (kw > 8 || kh > MAX_ROWS || (sx != 1 && sx != 2) || g->dilation[2] != 1 || zpu < 0 || zpu > 255 ||
+        !g->out[1] || !g->out[2])
+        return 0;
+    /* field by field: an initializer would clear all of wq */
+    plane_ctx k;
+    k.p = p;
+    k.ih = g->in[1], k.iw = g->in[2], k.oh = g->out[1], k.ow = g->out[2], k.kh = kh;
+    k.sy = g->stride[1], k.dy = g->dilation[1], k.py = g->pad[1], k.px = g->pad[2], k.sx = sx, k.nq = (kw + 3) / 4;
+    k.span = (ptrdiff_t)(15 * sx + kw);
     /* lane j/4 gets the 16 input bytes from its first output's first tap, then
      * byte (j%4 * sx + 4q + b) of them is tap 4q + b of output j */
     k.perm = sx == 1 ? _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6)
@@ -227,10 +256,9 @@ OQ_Q8_DW_PLANE_FUNCTION(oq_q8_dw_plane__avx512vnni)
     k.fill = _mm512_set1_epi8((char)(zpu ^ flip));
     k.pad = _mm512_set1_epi8((char)zpu);
     switch (p->out) {
-    case OQ_Q8_OUT_U8: plane_strips(&k, OQ_Q8_OUT_U8, y); break;
-    case OQ_Q8_OUT_S8: plane_strips(&k, OQ_Q8_OUT_S8, y); break;
-    case OQ_Q8_OUT_F32: plane_strips(&k, OQ_Q8_OUT_F32, y); break;
-    default: plane_strips(&k, OQ_Q8_OUT_I32, y); break;
+    case OQ_Q8_OUT_U8: return planes_loop(&k, ch, x, w, y, kw, zpu, OQ_Q8_OUT_U8);
+    case OQ_Q8_OUT_S8: return planes_loop(&k, ch, x, w, y, kw, zpu, OQ_Q8_OUT_S8);
+    case OQ_Q8_OUT_F32: return planes_loop(&k, ch, x, w, y, kw, zpu, OQ_Q8_OUT_F32);
+    default: return planes_loop(&k, ch, x, w, y, kw, zpu, OQ_Q8_OUT_I32);
     }
-    return true;
 }
