@@ -65,7 +65,8 @@ int main(int argc, char **argv)
             w[i] = (int8_t)(i * 40503u >> 5);
         for (size_t i = 0; i < c; i++)
             bias[i] = (int32_t)(i * 977) - 20000;
-        oq_q8_dw_params p = {.g = &g, .w_signed = true, .x_zp = 3, .out = OQ_Q8_OUT_U8, .scale = 0.004f,
+        /* zero point 0: MobileNetV2 depthwise inputs follow a ReLU6 */
+        oq_q8_dw_params p = {.g = &g, .w_signed = true, .x_zp = 0, .out = OQ_Q8_OUT_U8, .scale = 0.004f,
                              .range = oq_requant_range_make(0, 0, 255)};
         layer(&p, c, x, w, bias, want, true);
         layer(&p, c, x, w, bias, y, false);

@@ -48,6 +48,7 @@ typedef struct plane_ctx {
     const uint8_t *x;
     size_t ih, iw, oh, ow, kh, sy, dy, py, px, sx, nq;
     ptrdiff_t span; /* window bytes a strip reads: 15 * sx + kw */
+    bool fill_zero; /* the byte outside the image, as loaded, is 0 */
     __m512i perm, sh0, sh1, flip, fill, pad;
     int32_t init; /* bias - zp * (sum of every weight) */
     float scale;
@@ -59,13 +60,15 @@ typedef struct plane_ctx {
 typedef struct strip_regs {
     const uint8_t *x;
     size_t ih, iw;
-    bool flip_on, edge; /* x is s8; the strip has columns outside the row */
+    /* x is s8; the strip has columns outside the row whose fill is not 0
+     * (a zero fill is what a zero-masked load gives anyway) */
+    bool flip_on, edge;
     __m512i perm, flip, fill, pad;
 } strip_regs;
 
 static inline __attribute__((always_inline)) strip_regs strip_regs_of(const plane_ctx *k, bool edge)
 {
-    return (strip_regs){k->x, k->ih, k->iw, k->p->x_signed, edge, k->perm, k->flip, k->fill, k->pad};
+    return (strip_regs){k->x, k->ih, k->iw, k->p->x_signed, edge && !k->fill_zero, k->perm, k->flip, k->fill, k->pad};
 }
 
 /* The 16 windows of input row iy (the zero point outside the image) that the
@@ -137,12 +140,94 @@ static inline __attribute__((always_inline)) void strip_3rows(const plane_ctx *k
     }
 }
 
+/* Bytes [lo, hi) of a 64-byte window starting at input column c that lie
+ * inside the row. */
+static inline __attribute__((always_inline)) __mmask64 row_mask(ptrdiff_t c, ptrdiff_t iw)
+{
+    ptrdiff_t lo = c < 0 ? -c : 0, hi = iw - c;
+    hi = hi < 64 ? hi : 64;
+    if (hi <= lo)
+        return 0;
+    return (hi == 64 ? ~(__mmask64)0 : ((__mmask64)1 << hi) - 1) & ~(((__mmask64)1 << lo) - 1);
+}
+
+/* Input row iy's 64 bytes from column c as they are: the quad of an output
+ * whose first tap is byte 4i is dword i, no shuffle needed. */
+static inline __attribute__((always_inline)) __m512i row_bytes(strip_regs r, size_t iy, ptrdiff_t c, __mmask64 lm)
+{
+    if (iy >= r.ih)
+        return r.pad;
+    const void *at = (const void *)((uintptr_t)(r.x + iy * r.iw) + (uintptr_t)c);
+    __m512i v = lm == ~(__mmask64)0 ? _mm512_loadu_si512(at)
+                : r.edge                ? _mm512_mask_loadu_epi8(r.fill, lm, at)
+                                        : _mm512_maskz_loadu_epi8(lm, at);
+    return r.flip_on ? _mm512_xor_si512(v, r.flip) : v;
+}
+
+/* 32 outputs [ox0, ox0 + 32) of every row at x stride 2, 3 kernel rows of at
+ * most 4 taps, u8/s8 out: the even outputs' quads are the dwords of the row
+ * from column 2*ox0 - pad, the odd ones' those from 2 columns on, so two loads
+ * give 32 outputs' quads without a shuffle; the two halves are interleaved
+ * when packed to bytes. */
+static inline __attribute__((always_inline)) void strip_3rows_x2(const plane_ctx *k, size_t ox0, oq_q8_out out,
+                                                                 size_t sy, void *y)
+{
+    const strip_regs r = strip_regs_of(k, true);
+    const out_stage o = out_stage_of(k->p, k->scale);
+    const __m512i w0 = _mm512_set1_epi32(k->wq[0][0]), w1 = _mm512_set1_epi32(k->wq[0][1]),
+                  w2 = _mm512_set1_epi32(k->wq[0][2]), init = _mm512_set1_epi32(k->init);
+    /* packed lane l holds outputs 8l + (0 2 4 6 1 3 5 7), twice */
+    const __m512i order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15));
+    const __m512i lanes = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    ptrdiff_t c = (ptrdiff_t)(2 * ox0) - (ptrdiff_t)k->px;
+    __mmask64 me = row_mask(c, (ptrdiff_t)r.iw), mo = row_mask(c + 2, (ptrdiff_t)r.iw);
+    size_t n = k->ow - ox0 < 32 ? k->ow - ox0 : 32;
+    __mmask32 om = n == 32 ? ~(__mmask32)0 : ((__mmask32)1 << n) - 1;
+    size_t oh = k->oh, ystep = k->ow;
+    size_t iy = 0 - k->py;
+    __m512i e0 = row_bytes(r, iy, c, me), o0 = row_bytes(r, iy, c + 2, mo);
+    __m512i e1 = row_bytes(r, iy + 1, c, me), o1 = row_bytes(r, iy + 1, c + 2, mo);
+    uint8_t *yo = (uint8_t *)y + ox0;
+    for (size_t oy = 0; oy < oh; oy++, iy += sy, yo += ystep) {
+        __m512i e2 = row_bytes(r, iy + 2, c, me), o2 = row_bytes(r, iy + 2, c + 2, mo);
+        __m512i ae = _mm512_dpbusd_epi32(init, e0, w0), ao = _mm512_dpbusd_epi32(init, o0, w0);
+        ae = _mm512_dpbusd_epi32(ae, e1, w1);
+        ao = _mm512_dpbusd_epi32(ao, o1, w1);
+        ae = _mm512_dpbusd_epi32(ae, e2, w2);
+        ao = _mm512_dpbusd_epi32(ao, o2, w2);
+        __m512 fe = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ae), o.scale), o.lo), o.hi);
+        __m512 fo = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ao), o.scale), o.lo), o.hi);
+        /* in [qmin, qmax] after the zero point: the packs cannot saturate */
+        __m512i qe = _mm512_add_epi32(_mm512_cvtps_epi32(fe), o.zp), qo = _mm512_add_epi32(_mm512_cvtps_epi32(fo), o.zp);
+        __m512i w16 = _mm512_packs_epi32(qe, qo);
+        __m512i b = out == OQ_Q8_OUT_U8 ? _mm512_packus_epi16(w16, w16) : _mm512_packs_epi16(w16, w16);
+        b = _mm512_permutexvar_epi64(lanes, _mm512_shuffle_epi8(b, order));
+        _mm256_mask_storeu_epi8(yo, om, _mm512_castsi512_si256(b));
+        if (sy == 1) {
+            e0 = e1, o0 = o1;
+            e1 = e2, o1 = o2;
+        } else {
+            e0 = e2, o0 = o2;
+            e1 = row_bytes(r, iy + 3, c, me), o1 = row_bytes(r, iy + 3, c + 2, mo);
+        }
+    }
+}
+
 /* Every strip of the plane, the output type a constant. */
 static inline __attribute__((always_inline)) void plane_strips(const plane_ctx *k, oq_q8_out out, void *y)
 {
     size_t esize = out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8 ? 1 : 4;
     bool three = k->kh == 3 && k->dy == 1 && k->nq == 1 && (k->sy == 1 || k->sy == 2);
+    bool x2 = three && k->sx == 2 && (out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8);
     for (size_t ox0 = 0; ox0 < k->ow; ox0 += 16) {
+        if (x2 && k->ow - ox0 > 16) {
+            if (k->sy == 1)
+                strip_3rows_x2(k, ox0, out, 1, y);
+            else
+                strip_3rows_x2(k, ox0, out, 2, y);
+            ox0 += 16;
+            continue;
+        }
         size_t n = k->ow - ox0 < 16 ? k->ow - ox0 : 16;
         __mmask16 om = (__mmask16)((1u << n) - 1);
         /* input column of window byte 0, and the bytes inside the row */
@@ -254,6 +339,7 @@ OQ_Q8_DW_PLANES_FUNCTION(oq_q8_dw_planes__avx512vnni)
     uint8_t flip = p->x_signed ? 0x80 : 0;
     k.flip = _mm512_set1_epi8((char)flip);
     k.fill = _mm512_set1_epi8((char)(zpu ^ flip));
+    k.fill_zero = (zpu ^ flip) == 0;
     k.pad = _mm512_set1_epi8((char)zpu);
     switch (p->out) {
     case OQ_Q8_OUT_U8: return planes_loop(&k, ch, x, w, y, kw, zpu, OQ_Q8_OUT_U8);
