@@ -295,23 +295,29 @@ typedef struct dw_job {
     const uint8_t *x, *w;
     uint8_t *y;
     size_t channels, in_plane, out_plane, ksize, ysize;
-    const oq_tensor *w_zp, *bias;
-    bool w_zp_vec;
-    const float *scales;
-    bool scale_vec;
+    size_t planes, per; /* batch x channels, planes per task */
+    const oq_tensor *bias;
+    const int32_t *w_zps; /* per channel, or NULL: p.w_zp */
+    const float *scales;  /* per channel, or NULL: p.scale */
 } dw_job;
 
+/* Planes [task * per, task * per + per) of batch x channels, in runs of
+ * consecutive channels: a task per plane would make the threads fight over the
+ * task counter on 7x7 planes, and a kernel call per plane set up the geometry
+ * again each time. */
 static void dw_task(void *ctx, size_t task, size_t thread)
 {
     (void)thread;
     const dw_job *j = ctx;
-    size_t c = task % j->channels;
-    oq_q8_dw_params p = j->p;
-    p.w_zp = q8_at(j->w_zp, j->w_zp_vec ? c : 0);
-    p.bias = j->bias ? ((const int32_t *)j->bias->data)[c] : 0;
-    if (j->scales)
-        p.scale = j->scales[j->scale_vec ? c : 0];
-    oq_q8_dwconv(&p, j->x + task * j->in_plane, j->w + c * j->ksize, j->y + task * j->out_plane * j->ysize);
+    size_t end = (task + 1) * j->per < j->planes ? (task + 1) * j->per : j->planes;
+    for (size_t plane = task * j->per; plane < end;) {
+        size_t c = plane % j->channels, n = end - plane < j->channels - c ? end - plane : j->channels - c;
+        oq_q8_dw_channels ch = {n, j->bias ? (const int32_t *)j->bias->data + c : NULL, j->w_zps ? j->w_zps + c : NULL,
+                                j->scales ? j->scales + c : NULL};
+        oq_q8_dwconv_channels(&j->p, &ch, j->x + plane * j->in_plane, j->w + c * j->ksize,
+                              j->y + plane * j->out_plane * j->ysize);
+        plane += n;
+    }
 }
 
 static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
@@ -394,7 +400,7 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
         ga = oq_q8_gemm_args_init(mg, pix, kg);
     }
     size_t gemm_ws = dw ? 0 : oq_q8_gemm_workspace_size(s->v, &ga, n_threads) + 64;
-    size_t bytes = 64 + m * 4 * 3 + (have_packed || dw ? 0 : group * packed_size + 64) + gemm_ws + 256 +
+    size_t bytes = 64 + m * 4 * 3 + (dw ? m * 4 + 64 : 0) + (have_packed || dw ? 0 : group * packed_size + 64) + gemm_ws + 256 +
                    (padded ? xp_bytes + cp_bytes + 128 : 0);
     uint8_t *ws = scratch(s, bytes);
     if (!ws)
@@ -413,12 +419,20 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
     uint8_t *y = out[0]->data;
 
     if (dw) {
+        /* the weight zero points as stored (wzp holds them in the s8 domain) */
+        int32_t *w_zps = (int32_t *)rest;
+        for (size_t c = 0; wzp_vec && c < m; c++)
+            w_zps[c] = q8_at(w_zp, c);
         dw_job j = {.g = &g, .x = x->data, .w = w->data, .y = y, .channels = cin, .in_plane = in_plane,
-                    .out_plane = out_plane, .ksize = ksize, .ysize = ysize, .w_zp = w_zp, .w_zp_vec = wzp_vec,
-                    .bias = bias, .scales = s->integer ? NULL : scales, .scale_vec = true};
+                    .out_plane = out_plane, .ksize = ksize, .ysize = ysize, .bias = bias,
+                    .w_zps = wzp_vec ? w_zps : NULL, .scales = s->integer ? NULL : scales};
         j.p = (oq_q8_dw_params){.g = &g, .x_signed = x->dtype == OQ_INT8, .w_signed = w->dtype == OQ_INT8,
-                                .x_zp = q8_at(x_zp, 0), .out = outk, .scale = 1.0f, .range = range};
-        oq_parallel_for(n->tp, batch * cin, dw_task, &j);
+                                .x_zp = q8_at(x_zp, 0), .w_zp = q8_at(w_zp, 0), .out = outk, .scale = 1.0f,
+                                .range = range};
+        /* 8 tasks per thread even out uneven progress (the machine may be shared) */
+        j.planes = batch * cin;
+        j.per = n_threads > 1 ? (j.planes + 8 * n_threads - 1) / (8 * n_threads) : j.planes;
+        oq_parallel_for(n->tp, (j.planes + j.per - 1) / j.per, dw_task, &j);
         return OQ_OK;
     }
 

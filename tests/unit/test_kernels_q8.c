@@ -320,6 +320,42 @@ static void test_im2col_fast(void)
     CHECK(bad == 0);
 }
 
+/* The depthwise kernel sets of each ISA; dw_compare runs one of them (row
+ * kernel only, with the pair kernel, with the plane kernel: each taken where
+ * the geometry allows) against the reference's output want. */
+static const struct {
+    const char *name;
+    oq_isa isa;
+    OQ_Q8_DW_ROW_FUNCTION((*fn));
+    OQ_Q8_DW_PAIR_FUNCTION((*pair));
+    OQ_Q8_DW_PLANES_FUNCTION((*planes));
+} rows[] = {{"scalar", OQ_ISA_PORTABLE, oq_q8_dw_row__scalar, oq_q8_dw_pair__scalar, NULL},
+            {"avx2", OQ_ISA_AVX2, oq_q8_dw_row__avx2, oq_q8_dw_pair__avx2, NULL},
+            {"avx512", OQ_ISA_AVX512, oq_q8_dw_row__avx512, oq_q8_dw_pair__avx512, NULL},
+            {"avx512vnni", OQ_ISA_AVX512VNNI, oq_q8_dw_row__avx512, oq_q8_dw_pair__avx512, oq_q8_dw_planes__avx512vnni}};
+enum { N_DW_KERNELS = sizeof rows / sizeof rows[0] };
+
+static int dw_compare(size_t ri, const oq_q8_dw_params *p, const void *x, const void *w, const int32_t *want,
+                      int32_t *got, size_t nout)
+{
+    static const char *const modes[] = {"rows", "pairs", "plane"};
+    int bad = 0;
+    for (int mode = 0; mode < 3; mode++) {
+        if (mode == 2 && !rows[ri].planes)
+            continue;
+        memset(got, 0, nout * 4);
+        oq_q8_dwconv_with(p, x, w, got, rows[ri].fn, mode >= 1 ? rows[ri].pair : NULL, mode == 2 ? rows[ri].planes : NULL);
+        if (memcmp(want, got, nout * 4)) {
+            const oq_q8_conv_geom *g = p->g;
+            bad++;
+            printf("depthwise %s %s differs: in %zux%zu k %zux%zu s %zu,%zu d %zu,%zu pad %zu,%zu out %d\n",
+                   rows[ri].name, modes[mode], g->in[1], g->in[2], g->kernel[1], g->kernel[2], g->stride[1],
+                   g->stride[2], g->dilation[1], g->dilation[2], g->pad[1], g->pad[2], (int)p->out);
+        }
+    }
+    return bad;
+}
+
 /* The fast depthwise path with every row kernel the CPU runs against the
  * reference: strides, dilations, asymmetric kernels, rows wider than a chunk,
  * signed and unsigned data, every output type. */
@@ -334,16 +370,8 @@ static void test_dwconv_fast(void)
         {{2, 37}, {3, 3}, {1, 2}, {1, 1}, {2, 2}},  {{3, 5000}, {3, 3}, {1, 4}, {1, 1}, {1, 1}},
         {{9, 17}, {2, 4}, {2, 2}, {1, 1}, {1, 1}},  {{6, 40}, {3, 2}, {1, 1}, {3, 1}, {2, 0}},
     };
-    struct {
-        const char *name;
-        oq_isa isa;
-        OQ_Q8_DW_ROW_FUNCTION((*fn));
-        OQ_Q8_DW_PAIR_FUNCTION((*pair));
-    } rows[] = {{"scalar", OQ_ISA_PORTABLE, oq_q8_dw_row__scalar, oq_q8_dw_pair__scalar},
-                {"avx2", OQ_ISA_AVX2, oq_q8_dw_row__avx2, oq_q8_dw_pair__avx2},
-                {"avx512", OQ_ISA_AVX512, oq_q8_dw_row__avx512, oq_q8_dw_pair__avx512}};
     int bad = 0;
-    for (size_t ri = 0; ri < 3; ri++) {
+    for (size_t ri = 0; ri < N_DW_KERNELS; ri++) {
         if (rows[ri].isa > oq_isa_level()) {
             printf("  skip depthwise row kernel %s (CPU or ONNXQ_ISA)\n", rows[ri].name);
             continue;
@@ -370,20 +398,140 @@ static void test_dwconv_fast(void)
                 memset(want, 0, nout * 4);
                 memset(got, 0, nout * 4);
                 oq_q8_dwconv_reference(&p, x, w, want);
-                /* with the pair kernel (taken where the geometry allows) and without */
-                for (int with_pair = 0; with_pair < 2; with_pair++) {
-                    memset(got, 0, nout * 4);
-                    oq_q8_dwconv_with(&p, x, w, got, rows[ri].fn, with_pair ? rows[ri].pair : NULL);
-                    if (memcmp(want, got, nout * 4)) {
-                        bad++;
-                        printf("depthwise %s%s case %zu out %d differs\n", rows[ri].name, with_pair ? " pairs" : "",
-                               ci, o);
-                    }
-                }
+                bad += dw_compare(ri, &p, x, w, want, got, nout);
                 free(x);
                 free(want);
                 free(got);
             }
+    }
+    CHECK(bad == 0);
+}
+
+/* Every width 1..40 through the depthwise paths, each with a few geometries
+ * drawn from a fixed list (kernels 1x1 to 5x8, strides 1 and 2, pads 0..3,
+ * dilations), signed and unsigned data, zero points at the ends of their
+ * range, and weights whose zero point leaves them outside s8 (so the plane
+ * kernel declines). */
+static void test_dwconv_sweep(void)
+{
+    static const size_t kern[][2] = {{3, 3}, {3, 3}, {1, 3}, {5, 5}, {3, 8}, {2, 4}, {1, 1}, {3, 6}, {4, 7}};
+    int bad = 0;
+    unsigned seed = 12345;
+    for (size_t ri = 0; ri < N_DW_KERNELS; ri++) {
+        if (rows[ri].isa > oq_isa_level())
+            continue;
+        for (size_t width = 1; width <= 40; width++)
+            for (size_t trial = 0; trial < 6; trial++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 8;
+                size_t ki = (width + trial) % (sizeof kern / sizeof kern[0]);
+                oq_q8_conv_geom g = {.channels = 1, .in = {1, 1 + r % 9, width}, .out = {1, 1, 1},
+                                     .kernel = {1, kern[ki][0], kern[ki][1]},
+                                     .stride = {1, 1 + (r >> 4) % 2, 1 + (trial + width) % 2},
+                                     .dilation = {1, 1 + ((r >> 5) % 4 == 0), 1 + ((r >> 7) % 6 == 0)},
+                                     .pad = {0, (r >> 9) % 3, (r >> 11) % 4}};
+                if (trial == 0 && width % 7 == 0)
+                    g.in[1] = 14 + width % 3;
+                bool ok = true;
+                for (int i = 1; i < 3; i++) {
+                    size_t ext = (g.kernel[i] - 1) * g.dilation[i] + 1;
+                    if (g.in[i] + 2 * g.pad[i] < ext) {
+                        ok = false;
+                        break;
+                    }
+                    g.out[i] = (g.in[i] + 2 * g.pad[i] - ext) / g.stride[i] + 1;
+                }
+                if (!ok)
+                    continue;
+                size_t nin = g.in[1] * g.in[2], nout = g.out[1] * g.out[2], taps = g.kernel[1] * g.kernel[2];
+                uint8_t *x = malloc(nin), w[64];
+                int32_t *want = malloc(nout * 4), *got = malloc(nout * 4);
+                for (size_t i = 0; i < nin; i++)
+                    x[i] = rnd8();
+                if (width % 5 == 0) /* the ends of the range */
+                    for (size_t i = 0; i < nin; i++)
+                        x[i] = i % 3 ? 255 : 0;
+                for (size_t i = 0; i < taps; i++)
+                    w[i] = rnd8();
+                int o = (int)((r >> 13) % 4), wmode = (int)((r >> 15) % 4);
+                static const int32_t xzps[] = {0, 255, 7, 128, -128, 127, 0, -3};
+                bool xs = (r >> 17) & 1;
+                oq_q8_dw_params p = {.g = &g, .x_signed = xs, .w_signed = wmode == 0 || wmode == 3,
+                                     .x_zp = xzps[(r >> 18) % 4 + (xs ? 4 : 0)],
+                                     .w_zp = wmode == 1 ? 128 : wmode == 2 ? 3 : wmode == 3 ? -100 : 0,
+                                     .bias = (int32_t)(r % 4001) - 2000, .out = (oq_q8_out)o, .scale = 0.0011f,
+                                     .range = oq_requant_range_make(o == OQ_Q8_OUT_S8 ? -3 : 128, o == OQ_Q8_OUT_S8 ? -128 : 0,
+                                                                    o == OQ_Q8_OUT_S8 ? 127 : 255)};
+                memset(want, 0, nout * 4);
+                oq_q8_dwconv_reference(&p, x, w, want);
+                bad += dw_compare(ri, &p, x, w, want, got, nout);
+                free(x);
+                free(want);
+                free(got);
+            }
+    }
+    CHECK(bad == 0);
+}
+
+/* Several channels in one call, each with its own bias, scale and weight zero
+ * point (one whose weights leave s8, so the plane kernel stops there and picks
+ * up after it), against the reference channel by channel. */
+static void test_dwconv_channels(void)
+{
+    enum { C = 7 };
+    static const size_t geo[][6] = {{7, 7, 1, 1, 1, 1}, {14, 13, 2, 2, 1, 1}, {5, 30, 1, 2, 0, 2}};
+    int bad = 0;
+    for (size_t ri = 0; ri < N_DW_KERNELS; ri++) {
+        if (rows[ri].isa > oq_isa_level())
+            continue;
+        for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++)
+            for (int o = 0; o < 4; o++)
+                for (int arrays = 0; arrays < 2; arrays++) {
+                    oq_q8_conv_geom g = {.channels = 1, .in = {1, geo[gi][0], geo[gi][1]}, .out = {1, 1, 1},
+                                         .kernel = {1, 3, 3}, .stride = {1, geo[gi][2], geo[gi][3]},
+                                         .dilation = {1, 1, 1}, .pad = {0, geo[gi][4], geo[gi][5]}};
+                    for (int i = 1; i < 3; i++)
+                        g.out[i] = (g.in[i] + 2 * g.pad[i] - 3) / g.stride[i] + 1;
+                    size_t nin = g.in[1] * g.in[2], nout = g.out[1] * g.out[2];
+                    uint8_t *x = malloc(C * nin), w[C * 9];
+                    int32_t *want = calloc(C * nout, 4), *got = malloc(C * nout * 4), bias[C], wzp[C];
+                    float scale[C];
+                    for (size_t i = 0; i < C * nin; i++)
+                        x[i] = rnd8();
+                    for (size_t i = 0; i < C * 9; i++)
+                        w[i] = rnd8();
+                    for (size_t c = 0; c < C; c++) {
+                        bias[c] = (int32_t)(c * 777) - 2000;
+                        wzp[c] = c == 3 ? 3 : 128; /* u8 weights: channel 3 leaves s8 */
+                        scale[c] = 0.0005f + 0.0001f * (float)c;
+                    }
+                    w[3 * 9 + 4] = 250;
+                    oq_q8_dw_params p = {.g = &g, .x_signed = o & 1, .w_signed = false, .x_zp = o & 1 ? -9 : 140,
+                                         .w_zp = 128, .bias = 55, .out = (oq_q8_out)o, .scale = 0.0008f,
+                                         .range = oq_requant_range_make(o == 2 ? -3 : 128, o == 2 ? -128 : 0,
+                                                                        o == 2 ? 127 : 255)};
+                    size_t esize = o == OQ_Q8_OUT_U8 || o == OQ_Q8_OUT_S8 ? 1 : 4;
+                    for (size_t c = 0; c < C; c++) {
+                        oq_q8_dw_params q = p;
+                        if (arrays) {
+                            q.bias = bias[c];
+                            q.w_zp = wzp[c];
+                            q.scale = scale[c];
+                        }
+                        oq_q8_dwconv_reference(&q, x + c * nin, w + c * 9, (uint8_t *)want + c * nout * esize);
+                    }
+                    oq_q8_dw_channels ch = {C, arrays ? bias : NULL, arrays ? wzp : NULL, arrays ? scale : NULL};
+                    memset(got, 0, C * nout * 4);
+                    oq_q8_dwconv_channels_with(&p, &ch, x, w, got, rows[ri].fn, rows[ri].pair, rows[ri].planes);
+                    if (memcmp(want, got, C * nout * 4)) {
+                        bad++;
+                        printf("depthwise channels %s geometry %zu out %d arrays %d differs\n", rows[ri].name, gi, o,
+                               arrays);
+                    }
+                    free(x);
+                    free(want);
+                    free(got);
+                }
     }
     CHECK(bad == 0);
 }
@@ -396,5 +544,7 @@ int main(void)
     test_im2col_dw();
     test_im2col_fast();
     test_dwconv_fast();
+    test_dwconv_sweep();
+    test_dwconv_channels();
     return test_summary("test_kernels_q8");
 }

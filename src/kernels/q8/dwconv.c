@@ -255,8 +255,9 @@ static bool dwconv_grid(const oq_q8_dw_params *p, const uint8_t *x, const int32_
     return true;
 }
 
-void oq_q8_dwconv_with(const oq_q8_dw_params *p, const void *x, const void *w, void *y,
-                       OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)))
+/* One channel on the int16 row / pair kernels. */
+static void dwconv_rows(const oq_q8_dw_params *p, const void *x, const void *w, void *y, OQ_Q8_DW_ROW_FUNCTION((*row)),
+                        OQ_Q8_DW_PAIR_FUNCTION((*pair)))
 {
     const oq_q8_conv_geom *g = p->g;
     size_t ih = g->in[1], iw = g->in[2], oh = g->out[1], ow = g->out[2], kh = g->kernel[1], kw = g->kernel[2];
@@ -332,10 +333,50 @@ void oq_q8_dwconv_with(const oq_q8_dw_params *p, const void *x, const void *w, v
     }
 }
 
-void oq_q8_dwconv(const oq_q8_dw_params *p, const void *x, const void *w, void *y)
+void oq_q8_dwconv_channels_with(const oq_q8_dw_params *p, const oq_q8_dw_channels *ch, const void *x, const void *w,
+                                void *y, OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)),
+                                OQ_Q8_DW_PLANES_FUNCTION((*planes)))
+{
+    const oq_q8_conv_geom *g = p->g;
+    size_t in_plane = g->in[1] * g->in[2], ksize = g->kernel[1] * g->kernel[2];
+    size_t out_bytes = g->out[1] * g->out[2] * (p->out == OQ_Q8_OUT_U8 || p->out == OQ_Q8_OUT_S8 ? 1 : 4);
+    const uint8_t *xb = x, *wb = w;
+    uint8_t *yb = y;
+    for (size_t i = 0; i < ch->count;) {
+        if (planes) {
+            oq_q8_dw_channels rest = {ch->count - i, ch->bias ? ch->bias + i : NULL, ch->w_zp ? ch->w_zp + i : NULL,
+                                      ch->scale ? ch->scale + i : NULL};
+            i += planes(p, &rest, xb + i * in_plane, wb + i * ksize, yb + i * out_bytes);
+            if (i == ch->count)
+                break;
+        }
+        /* the channel the plane kernel declined */
+        oq_q8_dw_params q = *p;
+        if (ch->bias)
+            q.bias = ch->bias[i];
+        if (ch->w_zp)
+            q.w_zp = ch->w_zp[i];
+        if (ch->scale)
+            q.scale = ch->scale[i];
+        dwconv_rows(&q, xb + i * in_plane, wb + i * ksize, yb + i * out_bytes, row, pair);
+        i++;
+    }
+}
+
+void oq_q8_dwconv_with(const oq_q8_dw_params *p, const void *x, const void *w, void *y,
+                       OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)),
+                       OQ_Q8_DW_PLANES_FUNCTION((*planes)))
+{
+    oq_q8_dw_channels one = {1, NULL, NULL, NULL};
+    oq_q8_dwconv_channels_with(p, &one, x, w, y, row, pair, planes);
+}
+
+void oq_q8_dwconv_channels(const oq_q8_dw_params *p, const oq_q8_dw_channels *ch, const void *x, const void *w,
+                           void *y)
 {
     static OQ_Q8_DW_ROW_FUNCTION((*chosen));
     static OQ_Q8_DW_PAIR_FUNCTION((*chosen_pair));
+    static OQ_Q8_DW_PLANES_FUNCTION((*chosen_planes));
     static int ready;
     if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
         oq_isa isa = oq_isa_level();
@@ -347,7 +388,15 @@ void oq_q8_dwconv(const oq_q8_dw_params *p, const void *x, const void *w, void *
                                        : isa >= OQ_ISA_AVX2 ? oq_q8_dw_pair__avx2
                                                             : oq_q8_dw_pair__scalar,
                          __ATOMIC_RELAXED);
+        __atomic_store_n(&chosen_planes, isa >= OQ_ISA_AVX512VNNI ? oq_q8_dw_planes__avx512vnni : NULL,
+                         __ATOMIC_RELAXED);
         __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     }
-    oq_q8_dwconv_with(p, x, w, y, chosen, chosen_pair);
+    oq_q8_dwconv_channels_with(p, ch, x, w, y, chosen, chosen_pair, chosen_planes);
+}
+
+void oq_q8_dwconv(const oq_q8_dw_params *p, const void *x, const void *w, void *y)
+{
+    oq_q8_dw_channels one = {1, NULL, NULL, NULL};
+    oq_q8_dwconv_channels(p, &one, x, w, y);
 }

@@ -217,9 +217,32 @@ OQ_Q8_DW_ROW_FUNCTION(oq_q8_dw_row__avx512);
 OQ_Q8_DW_PAIR_FUNCTION(oq_q8_dw_pair__scalar);
 OQ_Q8_DW_PAIR_FUNCTION(oq_q8_dw_pair__avx2);
 OQ_Q8_DW_PAIR_FUNCTION(oq_q8_dw_pair__avx512);
-/* Runs oq_q8_dwconv with given row kernels (tests compare every ISA); pair may
- * be NULL (every geometry then takes the row kernel). */
+/* Consecutive channels of one depthwise convolution in one call: plane i is
+ * x + i * in[1]*in[2] bytes, w + i * kernel[1]*kernel[2] bytes, y + i *
+ * out[1]*out[2] elements of the output type, with bias[i], scale[i] and
+ * w_zp[i] (NULL arrays: p's bias, scale, w_zp for every channel); the rest of p
+ * is shared. The same outputs as oq_q8_dwconv channel by channel, with the
+ * geometry set up once (a 7x7 plane costs less than that setup). */
+typedef struct oq_q8_dw_channels {
+    size_t count;
+    const int32_t *bias, *w_zp;
+    const float *scale;
+} oq_q8_dw_channels;
+void oq_q8_dwconv_channels(const oq_q8_dw_params *p, const oq_q8_dw_channels *ch, const void *x, const void *w,
+                           void *y);
+/* Multi-plane kernels: the channels of ch from the first on, as far as they
+ * take them (geometry, weights that fit); return how many they wrote. */
+#define OQ_Q8_DW_PLANES_FUNCTION(fn)                                                                              \
+    size_t fn(const oq_q8_dw_params *p, const oq_q8_dw_channels *ch, const void *x, const void *w, void *y)
+OQ_Q8_DW_PLANES_FUNCTION(oq_q8_dw_planes__avx512vnni);
+/* oq_q8_dwconv_channels with given kernels (tests compare every ISA); pair and
+ * planes may be NULL (every geometry then takes the row kernel). */
+void oq_q8_dwconv_channels_with(const oq_q8_dw_params *p, const oq_q8_dw_channels *ch, const void *x, const void *w,
+                                void *y, OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)),
+                                OQ_Q8_DW_PLANES_FUNCTION((*planes)));
+/* One channel of it (p's bias, scale, w_zp). */
 void oq_q8_dwconv_with(const oq_q8_dw_params *p, const void *x, const void *w, void *y,
-                       OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)));
+                       OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)),
+                       OQ_Q8_DW_PLANES_FUNCTION((*planes)));
 
 #endif

@@ -1,0 +1,97 @@
+/* Benchmark of the q8 depthwise convolution on one thread (shapes from
+ * dw-shapes.txt: "name channels height width kernel stride pad"): the whole
+ * layer as QLinearConv runs it (one oq_q8_dwconv_channels call, u8 in, s8
+ * weights, u8 out), ms and GMAC/s, checked against the reference.
+ * Usage: bench_q8_dwconv [dw-shapes.txt] [min-seconds-per-measure] */
+#include "kernels/q8/q8.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef BENCH_DW_SHAPES
+#define BENCH_DW_SHAPES "bench/kernels-q8/dw-shapes.txt"
+#endif
+
+static void layer(const oq_q8_dw_params *p, size_t c, const uint8_t *x, const int8_t *w, const int32_t *bias,
+                  uint8_t *y, bool reference)
+{
+    const oq_q8_conv_geom *g = p->g;
+    size_t in_plane = g->in[1] * g->in[2], out_plane = g->out[1] * g->out[2], ks = g->kernel[1] * g->kernel[2];
+    if (!reference) {
+        oq_q8_dw_channels ch = {c, bias, NULL, NULL};
+        oq_q8_dwconv_channels(p, &ch, x, w, y);
+        return;
+    }
+    for (size_t i = 0; i < c; i++) {
+        oq_q8_dw_params q = *p;
+        q.bias = bias[i];
+        oq_q8_dwconv_reference(&q, x + i * in_plane, w + i * ks, y + i * out_plane);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = argc > 1 ? argv[1] : BENCH_DW_SHAPES;
+    double min_s = argc > 2 ? atof(argv[2]) : 0.2;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        return 1;
+    }
+    printf("isa %s\n%-12s %5s %4s %4s %2s %2s %10s %9s\n", oq_isa_name(oq_isa_level()), "name", "C", "H", "W", "k", "s",
+           "ms", "GMAC/s");
+    char line[256], name[64];
+    size_t c, h, wd, k, s, pad;
+    int bad = 0;
+    double total = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#' || sscanf(line, "%63s %zu %zu %zu %zu %zu %zu", name, &c, &h, &wd, &k, &s, &pad) != 7)
+            continue;
+        oq_q8_conv_geom g = {.channels = 1, .in = {1, h, wd}, .kernel = {1, k, k}, .stride = {1, s, s},
+                             .dilation = {1, 1, 1}, .pad = {0, pad, pad}};
+        g.out[0] = 1;
+        g.out[1] = (h + 2 * pad - k) / s + 1;
+        g.out[2] = (wd + 2 * pad - k) / s + 1;
+        size_t in_n = c * h * wd, out_n = c * g.out[1] * g.out[2];
+        uint8_t *x = malloc(in_n), *y = malloc(out_n), *want = malloc(out_n);
+        int8_t *w = malloc(c * k * k);
+        int32_t *bias = malloc(c * sizeof *bias);
+        if (!x || !y || !want || !w || !bias)
+            return 1;
+        for (size_t i = 0; i < in_n; i++)
+            x[i] = (uint8_t)(i * 2654435761u >> 13);
+        for (size_t i = 0; i < c * k * k; i++)
+            w[i] = (int8_t)(i * 40503u >> 5);
+        for (size_t i = 0; i < c; i++)
+            bias[i] = (int32_t)(i * 977) - 20000;
+        /* zero point 0: MobileNetV2 depthwise inputs follow a ReLU6 */
+        oq_q8_dw_params p = {.g = &g, .w_signed = true, .x_zp = 0, .out = OQ_Q8_OUT_U8, .scale = 0.004f,
+                             .range = oq_requant_range_make(0, 0, 255)};
+        layer(&p, c, x, w, bias, want, true);
+        layer(&p, c, x, w, bias, y, false);
+        if (memcmp(y, want, out_n)) {
+            printf("%s: differs from the reference\n", name);
+            bad = 1;
+        }
+        double best = 1e30;
+        /* the best of many short runs: the machine may be shared */
+        for (int rep = 0; rep < 50; rep++) {
+            size_t runs = 0;
+            double t0 = oq_now(), t;
+            do {
+                layer(&p, c, x, w, bias, y, false);
+                runs++;
+                t = oq_now() - t0;
+            } while (t < min_s / 50);
+            best = t / (double)runs < best ? t / (double)runs : best;
+        }
+        total += best;
+        printf("%-12s %5zu %4zu %4zu %2zu %2zu %10.4f %9.2f\n", name, c, h, wd, k, s, best * 1e3,
+               (double)out_n * (double)(k * k) / best * 1e-9);
+        free(x), free(y), free(want), free(w), free(bias);
+    }
+    fclose(f);
+    printf("total %.4f ms\n", total * 1e3);
+    return bad;
+}
