@@ -36,8 +36,11 @@ static void test_ukernels(const oq_f32_gemm_variant *v)
 {
     size_t MR = v->mr, NR = v->nr;
     size_t kcs[] = {0, 1, 2, 3, 7, 17, 64, 131};
-    for (size_t it = 0; it < 60; it++) {
-        size_t mr = 1 + urand(MR), nr = 1 + urand(NR), kc = kcs[it % 8];
+    /* every row count (SIMD variants have one instance per row count) against narrow
+     * (one vector) and wide column counts */
+    for (size_t it = 0; it < 8 * MR; it++) {
+        size_t mr = 1 + it % MR, nr = it / MR % 2 ? 1 + urand(NR) : 1 + urand(NR / 2 ? NR / 2 : 1);
+        size_t kc = kcs[(it + it / MR) % 8];
         size_t ldc = nr + urand(5);
         unsigned flags = (unsigned)urand(4);
         int use_br = (int)urand(2), use_bc = (int)urand(2);
