@@ -36,8 +36,11 @@ static void test_ukernels(const oq_f32_gemm_variant *v)
 {
     size_t MR = v->mr, NR = v->nr;
     size_t kcs[] = {0, 1, 2, 3, 7, 17, 64, 131};
-    for (size_t it = 0; it < 60; it++) {
-        size_t mr = 1 + urand(MR), nr = 1 + urand(NR), kc = kcs[it % 8];
+    /* every row count (SIMD variants have one instance per row count) against narrow
+     * (one vector) and wide column counts */
+    for (size_t it = 0; it < 8 * MR; it++) {
+        size_t mr = 1 + it % MR, nr = it / MR % 2 ? 1 + urand(NR) : 1 + urand(NR / 2 ? NR / 2 : 1);
+        size_t kc = kcs[(it + it / MR) % 8];
         size_t ldc = nr + urand(5);
         unsigned flags = (unsigned)urand(4);
         int use_br = (int)urand(2), use_bc = (int)urand(2);
@@ -322,6 +325,15 @@ static void test_dwconv(const oq_f32_dwconv_variant *v)
         {1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0},      {9, 37, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1},
         {10, 19, 3, 2, 3, 3, 2, 2, 0, 1, 2, 0, 0},    {17, 33, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 0},
         {8, 8, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},      {16, 40, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 0},
+        /* 3x3 direct paths: widths around the 16-lane vector and the 32-float stride-2
+         * window, 1-wide planes, pads of 0, 2 and 17 (left of a whole vector), mixed strides */
+        {5, 15, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0},     {6, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+        {4, 17, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 0},     {3, 33, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 0},
+        {57, 57, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},    {9, 31, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0},
+        {7, 65, 3, 3, 2, 2, 1, 1, 0, 1, 2, 0, 0},     {3, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0},
+        {1, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0},      {3, 20, 3, 3, 1, 1, 1, 1, 17, 17, 17, 17, 0},
+        {11, 34, 3, 3, 2, 1, 1, 1, 1, 1, 1, 1, 1},    {12, 35, 3, 3, 1, 2, 1, 1, 1, 0, 1, 1, 0},
+        {2, 2, 3, 3, 1, 2, 1, 1, 2, 2, 2, 2, 0},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const dc *t = &cases[ci];

@@ -1,57 +1,89 @@
 /* kernels/f32-gemm: AVX512 microkernel, 14 rows x 32 columns: 28 zmm
- * accumulators, 2 loads of B and 14 broadcast FMAs pairs per k step. */
+ * accumulators, 2 loads of B and 14 broadcast FMAs pairs per k step. Edge tiles
+ * run an instance for their own row count (and one vector when nr <= 16), so a
+ * 2-row edge or an M=1 product costs 2 or 1 rows of FMAs, not 14. */
 #include "kernels/f32-gemm/gemm.h"
 
 #include <immintrin.h>
 
-OQ_F32_GEMM_UKERNEL_FUNCTION(oq_f32_gemm_14x32__avx512)
+enum { MR = 14, NR = 32 };
+
+/* rows: 1..MR, nv: 1 or 2 vectors of 16 columns; both compile-time constants in
+ * every instance, so the unrolled accumulators live in registers. */
+static inline __attribute__((always_inline)) void tile(const size_t rows, const size_t nv, size_t nr, size_t kc,
+                                                      const float *a, const float *b, float *c, size_t ldc,
+                                                      const float *bias_row, const float *bias_col,
+                                                      const oq_f32_gemm_epilogue *ep, unsigned flags)
 {
-    enum { MR = 14, NR = 32 };
-#define DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-    DECL(0) DECL(1) DECL(2) DECL(3) DECL(4) DECL(5) DECL(6)
-    DECL(7) DECL(8) DECL(9) DECL(10) DECL(11) DECL(12) DECL(13)
-#undef DECL
+    __m512 acc[MR][2];
+#pragma GCC unroll 14
+    for (size_t i = 0; i < rows; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+    }
     for (size_t p = 0; p < kc; p++) {
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        __m512 av;
-#define ROW(i)                                     \
-    av = _mm512_set1_ps(a[i]);                     \
-    c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);   \
-    c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);
-        ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6)
-        ROW(7) ROW(8) ROW(9) ROW(10) ROW(11) ROW(12) ROW(13)
-#undef ROW
+        const __m512 b0 = _mm512_loadu_ps(b);
+        const __m512 b1 = nv > 1 ? _mm512_loadu_ps(b + 16) : b0;
+#pragma GCC unroll 14
+        for (size_t i = 0; i < rows; i++) {
+            const __m512 av = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+            if (nv > 1)
+                acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+        }
         a += MR;
         b += NR;
     }
-    const __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41},
-                               {c50, c51}, {c60, c61}, {c70, c71}, {c80, c81}, {c90, c91},
-                               {c100, c101}, {c110, c111}, {c120, c121}, {c130, c131}};
     const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : (nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0);
     const __m512 alpha = _mm512_set1_ps(ep->alpha), lo = _mm512_set1_ps(ep->min), hi = _mm512_set1_ps(ep->max);
     __m512 bc0 = _mm512_setzero_ps(), bc1 = _mm512_setzero_ps();
     if (bias_col) {
         bc0 = _mm512_maskz_loadu_ps(m0, bias_col);
-        bc1 = _mm512_maskz_loadu_ps(m1, bias_col + 16);
+        if (nv > 1)
+            bc1 = _mm512_maskz_loadu_ps(m1, bias_col + 16);
     }
-    for (size_t i = 0; i < mr; i++) {
+#pragma GCC unroll 14
+    for (size_t i = 0; i < rows; i++) {
         float *ci = c + i * ldc;
-        __m512 v0 = _mm512_fmadd_ps(acc[i][0], alpha, bc0), v1 = _mm512_fmadd_ps(acc[i][1], alpha, bc1);
+        __m512 v0 = _mm512_fmadd_ps(acc[i][0], alpha, bc0);
+        __m512 v1 = nv > 1 ? _mm512_fmadd_ps(acc[i][1], alpha, bc1) : v0;
         if (bias_row) {
             const __m512 br = _mm512_set1_ps(bias_row[i]);
             v0 = _mm512_add_ps(v0, br);
-            v1 = _mm512_add_ps(v1, br);
+            if (nv > 1)
+                v1 = _mm512_add_ps(v1, br);
         }
         if (flags & OQ_F32_GEMM_LOAD_C) {
             v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, ci));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
+            if (nv > 1)
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, ci + 16));
         }
         if (flags & OQ_F32_GEMM_CLAMP) {
             v0 = _mm512_min_ps(_mm512_max_ps(v0, lo), hi);
-            v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
+            if (nv > 1)
+                v1 = _mm512_min_ps(_mm512_max_ps(v1, lo), hi);
         }
         _mm512_mask_storeu_ps(ci, m0, v0);
-        _mm512_mask_storeu_ps(ci + 16, m1, v1);
+        if (nv > 1)
+            _mm512_mask_storeu_ps(ci + 16, m1, v1);
+    }
+}
+
+#define ROWS_CASE(r)                                                                                    \
+    case r:                                                                                             \
+        if (nr > 16)                                                                                    \
+            tile(r, 2, nr, kc, a, b, c, ldc, bias_row, bias_col, ep, flags);                           \
+        else                                                                                            \
+            tile(r, 1, nr, kc, a, b, c, ldc, bias_row, bias_col, ep, flags);                           \
+        break;
+
+OQ_F32_GEMM_UKERNEL_FUNCTION(oq_f32_gemm_14x32__avx512)
+{
+    switch (mr) {
+        ROWS_CASE(1) ROWS_CASE(2) ROWS_CASE(3) ROWS_CASE(4) ROWS_CASE(5) ROWS_CASE(6) ROWS_CASE(7)
+        ROWS_CASE(8) ROWS_CASE(9) ROWS_CASE(10) ROWS_CASE(11) ROWS_CASE(12) ROWS_CASE(13)
+    default:
+        ROWS_CASE(14)
     }
 }
