@@ -918,8 +918,9 @@ static oq_status static_graph(quant_ctx *q, oq_graph *g, const quant_scope *scop
                 len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", shown++ ? ", " : "",
                                         label(&g->nodes[i], lb, sizeof lb));
             }
-        quant_report(q, "%s: %zu node%s stay float, their tensors have no calibration range (this branch did not run "
-                     "on the calibration data): %s%s", scope->where, p.n_unseen, p.n_unseen == 1 ? "" : "s", list,
+        quant_report(q, "%s: %zu node%s float, %s no calibration range (this branch did not run on the "
+                     "calibration data): %s%s", scope->where, p.n_unseen, p.n_unseen == 1 ? " stays" : "s stay",
+                     p.n_unseen == 1 ? "its tensors have" : "their tensors have", list,
                      shown < p.n_unseen ? ", ..." : "");
     }
     /* tally, then drop the folded activations */
