@@ -211,6 +211,33 @@ static bool has_subgraph(const oq_node *n)
     return false;
 }
 
+static bool is_range_op(const oq_node *n)
+{
+    static const char *const ops[] = {"Log", "Sqrt", "Pow", "Exp", "Reciprocal"};
+    for (size_t i = 0; oq_domain_is_default(n->domain) && i < sizeof ops / sizeof ops[0]; i++)
+        if (!strcmp(n->op_type, ops[i]))
+            return true;
+    return false;
+}
+
+/* Does an elementwise node sit next to a dynamic-range operator: an activation input made by
+ * Sqrt/Pow/Exp/..., or its output read by Log/Sqrt/...? (A power or magnitude spectrum before
+ * its log: on a uniform 8-bit grid over [0, max] most of its small values become 0, and the log
+ * turns that into large errors — Silero VAD's STFT magnitude path: SQNR 10 -> 24 dB kept float.) */
+static bool next_to_range_op(const plan *p, const oq_node *n, enum kind k)
+{
+    for (size_t s = 0; s < n->n_inputs; s++) {
+        size_t pi = act_slot(p, n, k, s) ? oq_graph_producer(p->g, n->inputs[s]) : SIZE_MAX;
+        if (pi != SIZE_MAX && is_range_op(&p->g->nodes[pi]))
+            return true;
+    }
+    for (size_t i = 0; n->n_outputs && i < p->g->n_nodes; i++)
+        for (size_t s = 0; s < p->g->nodes[i].n_inputs; s++)
+            if (!strcmp(p->g->nodes[i].inputs[s], n->outputs[0]) && is_range_op(&p->g->nodes[i]))
+                return true;
+    return false;
+}
+
 /* Can node n run in int8 at all (types, constant weights)? Returns the reason if not. */
 static const char *blocker(const plan *p, const oq_node *n, enum kind k)
 {
@@ -228,6 +255,8 @@ static const char *blocker(const plan *p, const oq_node *n, enum kind k)
         if (is_init(p, w) && plan_init(p, w)->dtype != OQ_FLOAT)
             return "weight is not float";
     }
+    if (k == K_ARITH && next_to_range_op(p, n, k))
+        return "next to Log/Sqrt/Pow/Exp (8-bit steps lose the small values of that range)";
     if (k == K_ARITH)
         for (size_t s = 0; s < n->n_inputs; s++)
             if (is_init(p, n->inputs[s]) && plan_init(p, n->inputs[s])->dtype != OQ_FLOAT)
