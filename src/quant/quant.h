@@ -138,6 +138,7 @@ typedef struct quant_ctx {
     const char *where;   /* the (sub)graph being rewritten, prefix of node labels in messages ("" or NULL: main) */
     size_t weights_done, weights_total; /* the [k/n] weight lines, over every graph */
     size_t qoperator_converted;
+    const oq_strmap *shared_names; /* static: names defined in more than one graph */
 } quant_ctx;
 void quant_report(const quant_ctx *q, const char *fmt, ...) OQ_PRINTF(2, 3);
 void quant_note_float(quant_ctx *q, const oq_node *n, const char *why);

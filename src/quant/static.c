@@ -55,6 +55,7 @@ typedef struct plan {
     const quant_scope *scope;  /* g and the graphs enclosing it */
     const struct plan *up;     /* the enclosing graph's plan (types of outer values), or NULL */
     const oq_calib_table *table; /* subgraphs: a node whose tensors have no range stays float */
+    const oq_strmap *shared;   /* names defined in more than one graph (sibling branches), or NULL */
     size_t n_unseen;           /* nodes kept float for that reason */
     qnode *nodes;
     qtensor *t;
@@ -151,6 +152,16 @@ static bool has_range(const plan *p, const char *name)
     float mn, mx;
     return !p->table || oq_calib_table_get(p->table, name, &mn, &mx);
 }
+
+/* Sibling bodies may define the same name (ONNX scoping allows it); calibration keys ranges by
+ * name, so such a tensor's range may come from the other body. */
+static bool is_shared(const plan *p, const char *name)
+{
+    size_t v;
+    return p->shared && oq_strmap_get(p->shared, name, &v) && v > 1;
+}
+
+static const char *const reason_shared = "a tensor name is also defined in another subgraph (its range is ambiguous)";
 
 static size_t find_t(const plan *p, const char *name)
 {
@@ -318,9 +329,11 @@ static bool feeds_subgraph(const oq_graph *g, const char *name)
 
 /* scope: g's; up: the enclosing graph's plan; table (subgraphs only): nodes whose tensors have no range stay float. */
 static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fold, bool symmetric,
-                           const quant_scope *scope, const plan *up, const oq_calib_table *table, plan *p)
+                           const quant_scope *scope, const plan *up, const oq_calib_table *table,
+                           const oq_strmap *shared, plan *p)
 {
     memset(p, 0, sizeof *p);
+    p->shared = shared;
     p->g = g;
     p->scope = scope;
     p->up = up;
@@ -375,6 +388,13 @@ static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fol
                 p->n_unseen++;
                 continue;
             }
+            bool shared = qn->kind != K_SHARED && is_shared(p, n->outputs[0]);
+            for (size_t s = 0; !shared && s < n->n_inputs; s++)
+                shared = act_slot(p, n, qn->kind, s) && is_shared(p, n->inputs[s]);
+            if (shared) {
+                qn->why = reason_shared;
+                continue;
+            }
         }
         qn->q = true;
         /* Relu/Clip(0, hi) right after an int8 producer: the asymmetric output range does the
@@ -424,12 +444,12 @@ oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool
     plan p, unfolded;
     memset(&unfolded, 0, sizeof unfolded);
     quant_scope scope = {g, NULL, ""};
-    oq_status st = make_plan(g, all_ops ? NULL : rules, true, false, &scope, NULL, NULL, &p);
+    oq_status st = make_plan(g, all_ops ? NULL : rules, true, false, &scope, NULL, NULL, NULL, &p);
     /* For every configuration, also the ranges an unfolded activation needs: with its
      * producer excluded (kept in float), a Relu is quantized on its own and its input's
      * range is needed too. */
     if (st == OQ_OK && all_ops)
-        st = make_plan(g, NULL, false, false, &scope, NULL, NULL, &unfolded);
+        st = make_plan(g, NULL, false, false, &scope, NULL, NULL, NULL, &unfolded);
     const char **out = NULL;
     size_t n = 0;
     if (st == OQ_OK && !(out = oq_calloc(p.n_t + unfolded.n_t + 1, sizeof *out)))
@@ -491,9 +511,9 @@ static oq_status subgraph_tensors(const oq_graph *g, const plan *up, const quant
                 quant_scope ss = {sub, scope, ""};
                 plan p, unfolded;
                 memset(&unfolded, 0, sizeof unfolded);
-                st = make_plan(sub, NULL, true, false, &ss, up, NULL, &p);
+                st = make_plan(sub, NULL, true, false, &ss, up, NULL, NULL, &p);
                 if (st == OQ_OK)
-                    st = make_plan(sub, NULL, false, false, &ss, up, NULL, &unfolded);
+                    st = make_plan(sub, NULL, false, false, &ss, up, NULL, NULL, &unfolded);
                 for (size_t t = 0; st == OQ_OK && t < p.n_t; t++)
                     st = name_set_add(ns, p.t[t].name);
                 for (size_t t = 0; st == OQ_OK && t < unfolded.n_t; t++)
@@ -514,7 +534,7 @@ oq_status quant_static_subgraph_tensors(const oq_graph *g, const char ***names, 
     plan p;
     oq_status st = oq_strmap_init(&ns.seen, 64);
     if (st == OQ_OK)
-        st = make_plan(g, NULL, true, false, &scope, NULL, NULL, &p);
+        st = make_plan(g, NULL, true, false, &scope, NULL, NULL, NULL, &p);
     if (st == OQ_OK) {
         st = subgraph_tensors(g, &p, &scope, &ns, 0);
         plan_free(&p);
@@ -779,7 +799,7 @@ static oq_status count_weights(quant_ctx *q, oq_graph *g, const quant_scope *sco
 {
     plan p;
     oq_status st = make_plan(g, q->rules, true, q->opt->activation_symmetric != 0, scope, up,
-                             scope->up ? q->table : NULL, &p);
+                             scope->up ? q->table : NULL, q->shared_names, &p);
     for (size_t i = 0; st == OQ_OK && i < g->n_nodes; i++)
         if (p.nodes[i].q && !p.nodes[i].folded && p.nodes[i].kind == K_WEIGHTED &&
             is_init(&p, oq_node_input(&g->nodes[i], 1)))
@@ -798,7 +818,7 @@ static oq_status static_graph(quant_ctx *q, oq_graph *g, const quant_scope *scop
     oq_dtype at = opt->activation_type == OQ_INT8 ? OQ_INT8 : OQ_UINT8;
     plan p;
     oq_status st = make_plan(g, q->rules, true, opt->activation_symmetric != 0, scope, up,
-                             scope->up ? q->table : NULL, &p);
+                             scope->up ? q->table : NULL, q->shared_names, &p);
     if (st == OQ_OK)
         st = each_subgraph(q, g, scope, &p, depth, static_graph);
     const char *saved_where = q->where;
@@ -992,12 +1012,57 @@ static oq_status static_graph(quant_ctx *q, oq_graph *g, const quant_scope *scop
     return st;
 }
 
+typedef struct def_count {
+    oq_strmap map; /* name -> number of graphs defining it */
+    char **keys;   /* owned: the rewrite replaces the graphs' strings */
+    size_t n, cap;
+} def_count;
+
+static oq_status count_def(def_count *d, const char *name)
+{
+    size_t v = 0;
+    if (!name[0])
+        return OQ_OK;
+    if (oq_strmap_get(&d->map, name, &v))
+        return oq_strmap_put(&d->map, name, v + 1); /* the key is already owned */
+    if (oq_grow((void **)&d->keys, &d->cap, d->n + 1, sizeof *d->keys) != OQ_OK || !(d->keys[d->n] = oq_strdup(name)))
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    return oq_strmap_put(&d->map, d->keys[d->n++], 1);
+}
+
+static oq_status count_defs(def_count *d, const oq_graph *g, int depth)
+{
+    oq_status st = depth > 64 ? oq_error(OQ_E_GRAPH, "subgraphs nested more than 64 deep") : OQ_OK;
+    for (size_t i = 0; st == OQ_OK && i < g->n_inputs; i++)
+        st = count_def(d, g->inputs[i].name);
+    for (size_t i = 0; st == OQ_OK && i < g->n_nodes; i++) {
+        const oq_node *n = &g->nodes[i];
+        for (size_t o = 0; st == OQ_OK && o < n->n_outputs; o++)
+            st = count_def(d, n->outputs[o]);
+        for (size_t a = 0; st == OQ_OK && a < n->n_attrs; a++)
+            for (size_t k = 0; st == OQ_OK && k < (n->attrs[a].g ? 1 : n->attrs[a].n_graphs); k++)
+                st = count_defs(d, n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], depth + 1);
+    }
+    return st;
+}
+
 oq_status quant_static_qdq(quant_ctx *q)
 {
     quant_scope scope = {q->m->graph, NULL, ""};
+    def_count defs = {0};
     q->weights_total = q->weights_done = 0;
-    oq_status st = count_weights(q, q->m->graph, &scope, NULL, 0);
+    oq_status st = oq_strmap_init(&defs.map, 64);
+    if (st == OQ_OK)
+        st = count_defs(&defs, q->m->graph, 0);
+    q->shared_names = &defs.map;
+    if (st == OQ_OK)
+        st = count_weights(q, q->m->graph, &scope, NULL, 0);
     if (st == OQ_OK)
         st = static_graph(q, q->m->graph, &scope, NULL, 0);
+    q->shared_names = NULL;
+    oq_strmap_free(&defs.map);
+    for (size_t i = 0; i < defs.n; i++)
+        free(defs.keys[i]);
+    free(defs.keys);
     return st;
 }
