@@ -191,7 +191,10 @@ static oq_status each_graph(quant_ctx *q, oq_graph *g, const quant_scope *up, co
             size_t count = at->g ? 1 : at->n_graphs;
             for (size_t k = 0; k < count && st == OQ_OK; k++) {
                 char lb[200], w[512];
-                snprintf(w, sizeof w, "%s%s.%s/", where, oq_node_label(n, lb, sizeof lb), at->name);
+                /* as static.c's labels: the node's name, else its first output */
+                const char *nl = n->name && n->name[0] ? n->name
+                                 : n->n_outputs && n->outputs[0][0] ? n->outputs[0] : oq_node_label(n, lb, sizeof lb);
+                snprintf(w, sizeof w, "%s%s.%s/", where, nl, at->name);
                 st = each_graph(q, at->g ? at->g : at->graphs[k], &s, w, fn, depth + 1);
             }
         }
