@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # Build tiny fixture models for the C test suite under tests/fixtures/<name>/: lstm_small (torch, random weights),
-# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant (onnx.helper). Writes model.onnx, input_N.npy,
+# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant (onnx.helper). Writes model.onnx, input_N.npy,
 # io.txt. Usage: fixtures_small.py [NAME...]   (default: all)
 import os
 import sys
@@ -167,7 +167,28 @@ def if_quant():
     np.save(os.path.join(FIX, "if_quant", "cond_false.npy"), np.array(False))  # the else-branch
 
 
-FIXTURES = {f.__name__: f for f in (lstm_small, if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant)}
+def loop_quant():
+    # The quantizer inside a Loop body: acc = Tanh(acc @ W) for n steps, W an initializer of the main graph. The MatMul
+    # reads the body's carried input, whose range calibration records each time the body runs.
+    r = np.random.default_rng(8)
+    w = numpy_helper.from_array(r.normal(size=(3, 3)).astype(np.float32), "W")
+    body = h.make_graph(
+        [h.make_node("MatMul", ["acc_in", "W"], ["mm"], name="body_matmul"),
+         h.make_node("Tanh", ["mm"], ["acc_out"]), h.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body",
+        [h.make_tensor_value_info("i", T.INT64, []), h.make_tensor_value_info("cond_in", T.BOOL, []),
+         h.make_tensor_value_info("acc_in", T.FLOAT, [1, 3])],
+        [h.make_tensor_value_info("cond_out", T.BOOL, []), h.make_tensor_value_info("acc_out", T.FLOAT, [1, 3])])
+    m = mk([h.make_node("Loop", ["n", "", "x"], ["acc"], body=body, name="loop")],
+           [h.make_tensor_value_info("n", T.INT64, []), h.make_tensor_value_info("x", T.FLOAT, [1, 3])],
+           [h.make_tensor_value_info("acc", T.FLOAT, [1, 3])], [w])
+    save("loop_quant", m, [("n", np.array(4, np.int64)), ("x", r.uniform(-1, 1, (1, 3)).astype(np.float32))], ["acc"])
+    np.savez(os.path.join(FIX, "loop_quant", "calib.npz"), n=np.array([3, 4, 5, 2, 4, 3], np.int64),
+             x=r.uniform(-1, 1, (6, 1, 3)).astype(np.float32))
+
+
+FIXTURES = {f.__name__: f for f in (lstm_small, if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant,
+                                    loop_quant)}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or FIXTURES:

@@ -2,7 +2,8 @@
 # `onnxq quantize` inside If branches (tests/fixtures/if_quant: Conv + MatMul in the then-branch, the MatMul's
 # weight an initializer of the main graph; a MatMul in the else-branch). The calibration data takes only the
 # then-branch: static mode quantizes it and keeps the else-branch float, naming it; dynamic mode quantizes both
-# MatMuls. Outputs stay close to float. Usage: test_quant_subgraph.sh ONNXQ NPY_COMPARE SOURCE_DIR WORK_DIR
+# MatMuls. tests/fixtures/loop_quant: a MatMul in a Loop body. Outputs stay close to float.
+# Usage: test_quant_subgraph.sh ONNXQ NPY_COMPARE SOURCE_DIR WORK_DIR
 set -u
 onnxq=$1 compare=$2 src=$3 work=$4
 fx="$src/tests/fixtures/if_quant"
@@ -52,6 +53,17 @@ expect_op com.microsoft:DynamicQuantizeMatMul 2
 run_both "$work/dyn.onnx" "$work/dyn"
 close "$work/dyn/then/y.npy" "$work/float/then/y.npy" 0.05
 close "$work/dyn/else/y.npy" "$work/float/else/y.npy" 0.05
+
+# a Loop body: the MatMul reads the body's carried input (its range comes from every iteration)
+lq="$src/tests/fixtures/loop_quant"
+r "$onnxq" quantize "$lq/model.onnx" "$work/loop.onnx" --calib "$lq/calib.npz"; expect_ok
+expect_out '\[1/1\] loop.body/body_matmul .*per-channel'
+expect_out '^nodes: 1 int8'
+r "$onnxq" run "$work/loop.onnx" -i "n=$lq/input_0.npy" -i "x=$lq/input_1.npy" -o "$work/loop"; expect_ok
+close "$work/loop/acc.npy" "$lq/expected_0.npy" 0.02
+r "$onnxq" quantize "$lq/model.onnx" "$work/loopd.onnx" --mode dynamic; expect_ok
+r "$onnxq" run "$work/loopd.onnx" -i "n=$lq/input_0.npy" -i "x=$lq/input_1.npy" -o "$work/loopd"; expect_ok
+close "$work/loopd/acc.npy" "$lq/expected_0.npy" 0.02
 
 echo "$checks checks, $failed failed"
 [ "$failed" -eq 0 ]
