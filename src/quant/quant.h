@@ -142,6 +142,8 @@ typedef struct quant_ctx {
 } quant_ctx;
 void quant_report(const quant_ctx *q, const char *fmt, ...) OQ_PRINTF(2, 3);
 void quant_note_float(quant_ctx *q, const oq_node *n, const char *why);
+/* count nodes kept float, described by one item of the totals line. */
+void quant_note_float_group(quant_ctx *q, size_t count, const char *what);
 
 /* Tensors the static quantizer wants ranges for (calibration observes them). Returns a
  * caller-freed array of names borrowed from g. all_ops: ignore rules (calibrate for every configuration). */

@@ -34,12 +34,27 @@ void quant_report(const quant_ctx *q, const char *fmt, ...)
     q->opt->report(q->opt->report_user, line);
 }
 
+static void note_item(quant_ctx *q, const char *item);
+
 void quant_note_float(quant_ctx *q, const oq_node *n, const char *why)
 {
     q->n_float_nodes++;
     char lb[200], item[400];
     snprintf(item, sizeof item, "%s%s%s (%s): %s", q->float_why_len ? "; " : "", q->where ? q->where : "",
              oq_node_label(n, lb, sizeof lb), n->op_type, why ? why : "kept float");
+    note_item(q, item);
+}
+
+void quant_note_float_group(quant_ctx *q, size_t count, const char *what)
+{
+    q->n_float_nodes += count;
+    char item[400];
+    snprintf(item, sizeof item, "%s%s", q->float_why_len ? "; " : "", what);
+    note_item(q, item);
+}
+
+static void note_item(quant_ctx *q, const char *item)
+{
     size_t len = strlen(item);
     if (q->float_why_len > 4000)
         return; /* the totals line stays readable */

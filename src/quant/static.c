@@ -57,6 +57,7 @@ typedef struct plan {
     const oq_calib_table *table; /* subgraphs: a node whose tensors have no range stays float */
     const oq_strmap *shared;   /* names defined in more than one graph (sibling branches), or NULL */
     size_t n_unseen;           /* nodes kept float for that reason */
+    bool not_run;              /* a body calibration never ran (nor, then, its own bodies) */
     qnode *nodes;
     qtensor *t;
     size_t n_t, cap_t;
@@ -246,6 +247,14 @@ static bool next_to_range_op(const plan *p, const oq_node *n, enum kind k)
         for (size_t s = 0; s < p->g->nodes[i].n_inputs; s++)
             if (!strcmp(p->g->nodes[i].inputs[s], n->outputs[0]) && is_range_op(&p->g->nodes[i]))
                 return true;
+    return false;
+}
+
+static bool has_any_subgraph(const oq_graph *g)
+{
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (has_subgraph(&g->nodes[i]))
+            return true;
     return false;
 }
 
@@ -819,8 +828,13 @@ static oq_status static_graph(quant_ctx *q, oq_graph *g, const quant_scope *scop
     plan p;
     oq_status st = make_plan(g, q->rules, true, opt->activation_symmetric != 0, scope, up,
                              scope->up ? q->table : NULL, q->shared_names, &p);
-    if (st == OQ_OK)
+    if (st == OQ_OK) {
+        bool any_q = false;
+        for (size_t i = 0; i < g->n_nodes; i++)
+            any_q |= p.nodes[i].q;
+        p.not_run = (up && up->not_run) || (p.n_unseen && !any_q);
         st = each_subgraph(q, g, scope, &p, depth, static_graph);
+    }
     const char *saved_where = q->where;
     q->where = scope->where;
     size_t n_orig = g->n_nodes;
@@ -972,8 +986,16 @@ static oq_status static_graph(quant_ctx *q, oq_graph *g, const quant_scope *scop
                      p.n_unseen == 1 ? "its tensors have" : "their tensors have", list,
                      shown < p.n_unseen ? ", ..." : "");
     }
-    /* tally, then drop the folded activations */
-    for (size_t i = 0; st == OQ_OK && i < n_orig; i++) {
+    /* tally, then drop the folded activations; a body that never ran is one item */
+    if (st == OQ_OK && p.not_run && up && up->not_run) {
+        q->n_float_nodes += n_orig; /* the enclosing body's item covers it */
+    } else if (st == OQ_OK && p.not_run) {
+        char what[300];
+        snprintf(what, sizeof what, "%s: its %zu node%s%s (the branch did not run on the calibration data)",
+                 scope->where, n_orig, n_orig == 1 ? "" : "s", has_any_subgraph(g) ? " and its subgraphs'" : "");
+        quant_note_float_group(q, n_orig, what);
+    }
+    for (size_t i = 0; st == OQ_OK && !p.not_run && i < n_orig; i++) {
         if (p.nodes[i].folded)
             continue;
         if (p.nodes[i].q)

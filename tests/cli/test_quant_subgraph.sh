@@ -31,6 +31,7 @@ expect_out '\[1/2\] branch.then_branch/then_conv .*per-channel'
 expect_out '\[2/2\] branch.then_branch/then_matmul'
 expect_out 'branch.else_branch/: 1 node stays float, its tensors have no calibration range.*else_matmul'
 expect_out '^nodes: 4 int8, 3 kept float'
+expect_out '^kept float: branch.else_branch/: its 2 nodes (the branch did not run'
 r "$onnxq" info "$work/qdq.onnx"; expect_ok
 expect_op QuantizeLinear 5; expect_op DequantizeLinear 9; expect_op MatMul 2
 run_both "$work/qdq.onnx" "$work/qdq"
