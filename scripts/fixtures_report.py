@@ -51,6 +51,11 @@ onnxruntime 1.30 via `scripts/ort_run.js`; regenerate with `scripts/fixtures_exp
   the first 1000 images/labels of the Fashion-MNIST test set.
 - `lstm_small`: LSTM classifier, random weights, input [batch,5,4], hidden 8, output `logits` [batch,3].
 - `if_subgraph` / `if_subgraph_else`: If with both branches reading outer-scope `x`; the two inputs take the then/else branch.
+- `if_quant`: If on input `cond`; then: Conv+Relu+Reshape+MatMul+Add (the MatMul weight `Wm` an initializer of the main
+  graph), else: Reshape+MatMul; `calib.npz` (16 samples, cond true) calibrates the then-branch only, `cond_false.npy`
+  takes the else-branch. Used by tests/cli/test_quant_subgraph.sh.
+- `loop_quant`: Loop of `n` steps, acc = Tanh(acc @ W), `W` an initializer of the main graph; `calib.npz` 6 samples.
+  Used by tests/cli/test_quant_subgraph.sh.
 - `loop_subgraph` / `loop_subgraph_early_exit`: Loop with trip count `n`, loop-carried `acc`, scan output `scans`, outer-scope
   `x`, and a condition that ends the loop after 6 iterations (the early-exit variant has n=10).
 - `constant_nodes`: Constant nodes with `value`, `value_floats`, `value_ints` attributes feeding Reshape/MatMul/Add/Relu.

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 # Build tiny fixture models for the C test suite under tests/fixtures/<name>/: lstm_small (torch, random weights),
-# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch (onnx.helper). Writes model.onnx, input_N.npy, io.txt.
+# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant (onnx.helper). Writes model.onnx, input_N.npy,
+# io.txt. Usage: fixtures_small.py [NAME...]   (default: all)
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -131,9 +133,63 @@ def symbolic_batch():
     save("symbolic_batch", m, [("x", rng.normal(size=(3, 4)).astype(np.float32))], ["probs", "x_shape"])
 
 
+def if_quant():
+    # The quantizer inside If branches (tests/cli/test_quant_subgraph.sh): cond selects
+    #   then: Relu(Conv(x, Wc, bc)) -> Reshape [1, 256] -> MatMul(Wm) + bm   (Wm is an initializer of the main graph)
+    #   else: Reshape(x) [1, 192] -> MatMul(We)
+    # calib.npz takes only the then-branch (its ranges), so the else-branch stays float in static mode.
+    r = np.random.default_rng(7)  # its own stream: the same files whether built alone or with the others
+    wc = numpy_helper.from_array((r.normal(size=(4, 3, 3, 3)) * 0.3).astype(np.float32), "Wc")
+    bc = numpy_helper.from_array((r.normal(size=4) * 0.1).astype(np.float32), "bc")
+    wm = numpy_helper.from_array((r.normal(size=(256, 5)) * 0.1).astype(np.float32), "Wm")
+    bm = numpy_helper.from_array((r.normal(size=5) * 0.1).astype(np.float32), "bm")
+    we = numpy_helper.from_array((r.normal(size=(192, 5)) * 0.1).astype(np.float32), "We")
+    s256 = numpy_helper.from_array(np.array([1, 256], np.int64), "s256")
+    s192 = numpy_helper.from_array(np.array([1, 192], np.int64), "s192")
+    then_g = h.make_graph(
+        [h.make_node("Conv", ["x", "Wc", "bc"], ["conv"], pads=[1, 1, 1, 1], name="then_conv"),
+         h.make_node("Relu", ["conv"], ["relu"], name="then_relu"),
+         h.make_node("Reshape", ["relu", "s256"], ["flat"], name="then_reshape"),
+         h.make_node("MatMul", ["flat", "Wm"], ["mm"], name="then_matmul"),
+         h.make_node("Add", ["mm", "bm"], ["t_out"], name="then_add")],
+        "then", [], [h.make_tensor_value_info("t_out", T.FLOAT, [1, 5])], initializer=[wc, bc, bm, s256])
+    else_g = h.make_graph(
+        [h.make_node("Reshape", ["x", "s192"], ["eflat"], name="else_reshape"),
+         h.make_node("MatMul", ["eflat", "We"], ["e_out"], name="else_matmul")],
+        "else", [], [h.make_tensor_value_info("e_out", T.FLOAT, [1, 5])], initializer=[we, s192])
+    nodes = [h.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g, name="branch")]
+    m = mk(nodes, [h.make_tensor_value_info("x", T.FLOAT, [1, 3, 8, 8]), h.make_tensor_value_info("cond", T.BOOL, [])],
+           [h.make_tensor_value_info("y", T.FLOAT, [1, 5])], [wm])
+    x = r.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)
+    save("if_quant", m, [("x", x), ("cond", np.array(True))], ["y"])
+    cal = r.uniform(-1, 1, (16, 1, 3, 8, 8)).astype(np.float32)
+    np.savez(os.path.join(FIX, "if_quant", "calib.npz"), x=cal, cond=np.ones(16, bool))
+    np.save(os.path.join(FIX, "if_quant", "cond_false.npy"), np.array(False))  # the else-branch
+
+
+def loop_quant():
+    # The quantizer inside a Loop body: acc = Tanh(acc @ W) for n steps, W an initializer of the main graph. The MatMul
+    # reads the body's carried input, whose range calibration records each time the body runs.
+    r = np.random.default_rng(8)
+    w = numpy_helper.from_array(r.normal(size=(3, 3)).astype(np.float32), "W")
+    body = h.make_graph(
+        [h.make_node("MatMul", ["acc_in", "W"], ["mm"], name="body_matmul"),
+         h.make_node("Tanh", ["mm"], ["acc_out"]), h.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body",
+        [h.make_tensor_value_info("i", T.INT64, []), h.make_tensor_value_info("cond_in", T.BOOL, []),
+         h.make_tensor_value_info("acc_in", T.FLOAT, [1, 3])],
+        [h.make_tensor_value_info("cond_out", T.BOOL, []), h.make_tensor_value_info("acc_out", T.FLOAT, [1, 3])])
+    m = mk([h.make_node("Loop", ["n", "", "x"], ["acc"], body=body, name="loop")],
+           [h.make_tensor_value_info("n", T.INT64, []), h.make_tensor_value_info("x", T.FLOAT, [1, 3])],
+           [h.make_tensor_value_info("acc", T.FLOAT, [1, 3])], [w])
+    save("loop_quant", m, [("n", np.array(4, np.int64)), ("x", r.uniform(-1, 1, (1, 3)).astype(np.float32))], ["acc"])
+    np.savez(os.path.join(FIX, "loop_quant", "calib.npz"), n=np.array([3, 4, 5, 2, 4, 3], np.int64),
+             x=r.uniform(-1, 1, (6, 1, 3)).astype(np.float32))
+
+
+FIXTURES = {f.__name__: f for f in (lstm_small, if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant,
+                                    loop_quant)}
+
 if __name__ == "__main__":
-    lstm_small()
-    if_subgraph()
-    loop_subgraph()
-    constant_nodes()
-    symbolic_batch()
+    for name in sys.argv[1:] or FIXTURES:
+        FIXTURES[name]()

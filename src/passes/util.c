@@ -207,12 +207,10 @@ bool oq_graph_const_scalar(const oq_graph *g, const char *name, double *v)
     return true;
 }
 
-static oq_status run_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
+/* The runtime's fusions (they replace values by fused nodes). */
+static oq_status fuse_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
 {
-    /* Constants first (later passes look for initializers); fusions; cleanup last. */
-    oq_status st = pass_constant_fold(m, g, ctx);
-    if (st == OQ_OK)
-        st = pass_fuse_identity(m, g, ctx);
+    oq_status st = pass_fuse_identity(m, g, ctx);
     if (st == OQ_OK)
         st = pass_fold_batchnorm(m, g, ctx);
     if (st == OQ_OK)
@@ -225,14 +223,24 @@ static oq_status run_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
         st = pass_fuse_qdq(m, g, ctx);
     if (st == OQ_OK)
         st = pass_fuse_activation(m, g, ctx);
+    return st;
+}
+
+static oq_status run_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx, bool sub)
+{
+    /* Constants first (later passes look for initializers); fusions; cleanup last. A body
+     * kept for the calibration observer gets no fusions: they would hide its values. */
+    oq_status st = pass_constant_fold(m, g, ctx);
+    if (st == OQ_OK && !(sub && ctx->keep_subgraph_values))
+        st = fuse_graph(m, g, ctx);
     if (st == OQ_OK)
         st = pass_dead_nodes(m, g, ctx);
     for (size_t i = 0; i < g->n_nodes && st == OQ_OK; i++)
         for (size_t a = 0; a < g->nodes[i].n_attrs && st == OQ_OK; a++) {
             if (g->nodes[i].attrs[a].g)
-                st = run_graph(m, g->nodes[i].attrs[a].g, ctx);
+                st = run_graph(m, g->nodes[i].attrs[a].g, ctx, true);
         }
     return st;
 }
 
-oq_status oq_passes_run_default(oq_model *m, oq_pass_ctx *ctx) { return run_graph(m, m->graph, ctx); }
+oq_status oq_passes_run_default(oq_model *m, oq_pass_ctx *ctx) { return run_graph(m, m->graph, ctx, false); }

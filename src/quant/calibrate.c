@@ -180,8 +180,8 @@ static void on_value(void *user, const char *name, const oq_tensor *t) { observe
 /* One pass over the data. The runtime hook shows each value as its node produces
  * it (no copies); values the runtime's own fusions hide are exposed as extra graph
  * outputs instead (*retry lists them after the first batch). */
-static oq_status run_pass(const oq_model *prep, calib_run *c, const char *const *names, size_t n, const bool *exposed,
-                          oq_data_reader *data, bool *retry, int64_t *done)
+static oq_status run_pass(const oq_model *prep, calib_run *c, const char *const *names, size_t n, size_t n_main,
+                          const bool *exposed, oq_data_reader *data, bool *retry, int64_t *done)
 {
     oq_model *copy = NULL;
     oq_session *s = NULL;
@@ -193,7 +193,7 @@ static oq_status run_pass(const oq_model *prep, calib_run *c, const char *const 
     oq_session_options so = oq_session_options_default();
     so.threads = c->o->threads;
     if (st == OQ_OK)
-        st = oq_session_create(copy, &so, &s);
+        st = oq_session_create_observable(copy, &so, &s);
     if (st == OQ_OK) {
         oq_session_set_observer(s, on_value, c);
         n_out = oq_session_output_count(s);
@@ -222,8 +222,9 @@ static oq_status run_pass(const oq_model *prep, calib_run *c, const char *const 
             oq_tensor_destroy(res[k]);
             res[k] = NULL;
         }
+        /* a subgraph's value that was not seen is in a branch that did not run: it cannot be exposed */
         if (st == OQ_OK && first)
-            for (size_t i = 0; i < n; i++)
+            for (size_t i = 0; i < n_main; i++)
                 *retry |= c->obs[i].batches == 0 && !exposed[i];
         if (*retry)
             break;
@@ -240,35 +241,49 @@ static oq_status run_pass(const oq_model *prep, calib_run *c, const char *const 
 static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options *o, oq_data_reader *data,
                                     oq_calib_table **out)
 {
-    const char **names = NULL;
-    size_t n = 0;
+    const char **names = NULL, **sub = NULL;
+    size_t n = 0, n_main = 0, n_sub = 0, unseen = 0;
     bool *exposed = NULL, retry = false;
     oq_calib_table *t = NULL;
     calib_run c = {o, NULL, {0}};
     int64_t done = 0;
     oq_status st = quant_static_tensors(prep->graph, NULL, true, &names, &n);
-    if (st == OQ_OK && n == 0)
-        st = quant_subgraph_quantizable(prep->graph)
-                 ? oq_error(OQ_E_UNSUPPORTED, "the model has no operator onnxq can quantize statically outside its "
-                            "If/Loop subgraphs, and subgraph bodies are not quantized yet (%zu Conv/MatMul/Gemm/"
-                            "LSTM/GRU nodes there stay float)", quant_subgraph_quantizable(prep->graph))
-                 : oq_error(OQ_E_UNSUPPORTED, "the model has no operator onnxq can quantize statically");
-    if (st == OQ_OK && (!(exposed = oq_calloc(n + 1, sizeof *exposed)) || !(c.obs = oq_calloc(n + 1, sizeof *c.obs))))
+    /* then the If/Loop bodies' tensors, after the main graph's */
+    if (st == OQ_OK)
+        st = quant_static_subgraph_tensors(prep->graph, &sub, &n_sub);
+    n_main = n;
+    if (st == OQ_OK && n_sub) {
+        const char **all = oq_realloc(names, (n + n_sub + 1) * sizeof *all);
+        if (!all)
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+        else
+            names = all;
+    }
+    if (st == OQ_OK && n + n_sub == 0)
+        st = oq_error(OQ_E_UNSUPPORTED, "the model has no operator onnxq can quantize statically");
+    if (st == OQ_OK && (!(exposed = oq_calloc(n + n_sub + 1, sizeof *exposed)) ||
+                        !(c.obs = oq_calloc(n + n_sub + 1, sizeof *c.obs))))
         st = oq_error(OQ_E_NOMEM, "out of memory");
     if (st == OQ_OK)
-        st = oq_strmap_init(&c.map, n + 1);
+        st = oq_strmap_init(&c.map, n + n_sub + 1);
     for (size_t i = 0; st == OQ_OK && i < n; i++)
         st = oq_strmap_put(&c.map, names[i], i);
+    for (size_t i = 0; st == OQ_OK && i < n_sub; i++)
+        if (!oq_strmap_get(&c.map, sub[i], NULL)) {
+            names[n] = sub[i];
+            st = oq_strmap_put(&c.map, names[n], n);
+            n++;
+        }
     for (int attempt = 0; st == OQ_OK && attempt < 2; attempt++) {
         for (size_t i = 0; st == OQ_OK && i < n; i++) {
             oq_observer_free(&c.obs[i]);
             st = oq_observer_init(&c.obs[i], o);
         }
         if (st == OQ_OK)
-            st = run_pass(prep, &c, names, n, exposed, data, &retry, &done);
+            st = run_pass(prep, &c, names, n, n_main, exposed, data, &retry, &done);
         if (st != OQ_OK || !retry)
             break;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n_main; i++)
             exposed[i] |= c.obs[i].batches == 0;
     }
     if (st == OQ_OK && !(t = oq_calloc(1, sizeof *t)))
@@ -279,6 +294,10 @@ static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options
         t->samples = done;
     for (size_t i = 0; st == OQ_OK && i < n; i++) {
         float mn, mx;
+        if (c.obs[i].batches == 0 && i >= n_main) {
+            unseen++; /* a body that did not run: no range, its nodes stay float (the quantizer says which) */
+            continue;
+        }
         if (c.obs[i].batches == 0) {
             st = oq_error(OQ_E_RUNTIME, "calibration saw no values of tensor '%s' (no data?)", names[i]);
             break;
@@ -300,6 +319,10 @@ static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options
     oq_strmap_free(&c.map);
     free(exposed);
     free(names);
+    free(sub);
+    if (st == OQ_OK && unseen)
+        oq_log(OQ_LOG_INFO, "calibration: %zu tensors inside If/Loop bodies were never computed (branches the data "
+               "did not take); they get no range", unseen);
     if (st != OQ_OK) {
         oq_calib_table_destroy(t);
         return st;

@@ -20,10 +20,10 @@ static const char *label(const oq_node *n, char *buf, size_t len)
 }
 
 /* Why node n cannot be quantized dynamically, or NULL. */
-static const char *blocker(const oq_graph *g, const oq_node *n)
+static const char *blocker(const quant_scope *g, const oq_node *n)
 {
     const char *b = oq_node_input(n, 1);
-    const oq_tensor *w = b ? oq_graph_initializer(g, b) : NULL;
+    const oq_tensor *w = b ? quant_scope_initializer(g, b) : NULL;
     if (!w)
         return "weight is not constant";
     if (w->dtype != OQ_FLOAT || w->ndim != 2)
@@ -32,7 +32,7 @@ static const char *blocker(const oq_graph *g, const oq_node *n)
         if (oq_node_attr_int(n, "transA", 0))
             return "Gemm with transA";
         const char *c = oq_node_input(n, 2);
-        const oq_tensor *ct = c ? oq_graph_initializer(g, c) : NULL;
+        const oq_tensor *ct = c ? quant_scope_initializer(g, c) : NULL;
         int64_t N = oq_node_attr_int(n, "transB", 0) ? w->dims[0] : w->dims[1];
         if (c && (!ct || ct->dtype != OQ_FLOAT || oq_tensor_numel(ct) != N))
             return "Gemm bias is not a constant vector";
@@ -41,9 +41,9 @@ static const char *blocker(const oq_graph *g, const oq_node *n)
 }
 
 /* The weight as [K, N] (Gemm transB transposed), alpha folded in. */
-static oq_status weight_kn(const oq_graph *g, const oq_node *n, oq_tensor **out)
+static oq_status weight_kn(const quant_scope *g, const oq_node *n, oq_tensor **out)
 {
-    const oq_tensor *w = oq_graph_initializer(g, n->inputs[1]);
+    const oq_tensor *w = quant_scope_initializer(g, n->inputs[1]);
     bool gemm = !strcmp(n->op_type, "Gemm"), tb = gemm && oq_node_attr_int(n, "transB", 0);
     float alpha = gemm ? oq_node_attr_float(n, "alpha", 1.0f) : 1.0f;
     int64_t K = tb ? w->dims[1] : w->dims[0], N = tb ? w->dims[0] : w->dims[1], dims[2] = {K, N};
@@ -63,13 +63,13 @@ static oq_status weight_kn(const oq_graph *g, const oq_node *n, oq_tensor **out)
 }
 
 /* Gemm's bias times beta as a [N] float initializer name, or NULL. */
-static oq_status bias_name(oq_graph *g, const oq_node *n, const char **name)
+static oq_status bias_name(oq_graph *g, const quant_scope *s, const oq_node *n, const char **name)
 {
     *name = NULL;
     const char *c = strcmp(n->op_type, "Gemm") ? NULL : oq_node_input(n, 2);
     if (!c)
         return OQ_OK;
-    const oq_tensor *ct = oq_graph_initializer(g, c);
+    const oq_tensor *ct = quant_scope_initializer(s, c);
     float beta = oq_node_attr_float(n, "beta", 1.0f);
     int64_t N = oq_tensor_numel(ct);
     if (beta == 1.0f && ct->ndim == 1) {
@@ -87,27 +87,27 @@ static oq_status bias_name(oq_graph *g, const oq_node *n, const char **name)
         oq_tensor_destroy(b);
         return oq_error(OQ_E_NOMEM, "out of memory");
     }
-    st = qg_add_init(g, b, base, "_beta", name);
+    st = qg_add_init_in(g, s, b, base, "_beta", name);
     free(base);
     return st;
 }
 
-static oq_status emit(quant_ctx *q, oq_graph *g, size_t ni, const quant_rule *rule, size_t *counter, size_t total)
+static oq_status emit(quant_ctx *q, oq_graph *g, const quant_scope *s, size_t ni, const quant_rule *rule)
 {
     const oq_quant_options *opt = q->opt;
     oq_tensor *w = NULL, *wq = NULL, *ws = NULL, *wz = NULL;
     const char *qn = NULL, *sn = NULL, *zn = NULL, *bn = NULL;
     char lb[200];
-    oq_status st = weight_kn(g, &g->nodes[ni], &w);
+    oq_status st = weight_kn(s, &g->nodes[ni], &w);
     if (st == OQ_OK)
         st = quantize_weight(w, rule->per_channel ? 1 : -1, opt->weight_type, rule->reduce_range, &wq, &ws, &wz);
     if (st != OQ_OK) {
         oq_tensor_destroy(w);
         return oq_error_context(st, "node '%s'", label(&g->nodes[ni], lb, sizeof lb));
     }
-    const oq_tensor *orig = oq_graph_initializer(g, g->nodes[ni].inputs[1]);
-    quant_report(q, "[%zu/%zu] %s  %.2f MiB -> %.2f MiB  %s  sqnr %.1f dB", ++*counter, total,
-                 label(&g->nodes[ni], lb, sizeof lb), mib((int64_t)orig->nbytes), mib((int64_t)wq->nbytes),
+    const oq_tensor *orig = quant_scope_initializer(s, g->nodes[ni].inputs[1]);
+    quant_report(q, "[%zu/%zu] %s%s  %.2f MiB -> %.2f MiB  %s  sqnr %.1f dB", ++q->weights_done, q->weights_total,
+                 q->where ? q->where : "", label(&g->nodes[ni], lb, sizeof lb), mib((int64_t)orig->nbytes), mib((int64_t)wq->nbytes),
                  rule->per_channel ? "per-channel" : "per-tensor", weight_sqnr(w, wq, ws, wz, rule->per_channel ? 1 : -1));
     char *base = oq_strdup(orig->name);
     oq_tensor_destroy(w);
@@ -115,17 +115,17 @@ static oq_status emit(quant_ctx *q, oq_graph *g, size_t ni, const quant_rule *ru
         oq_tensor_destroy(wq), oq_tensor_destroy(ws), oq_tensor_destroy(wz);
         return oq_error(OQ_E_NOMEM, "out of memory");
     }
-    st = qg_add_init(g, wq, base, "_q", &qn);
+    st = qg_add_init_in(g, s, wq, base, "_q", &qn);
     if (st == OQ_OK)
-        st = qg_add_init(g, ws, base, "_s", &sn);
+        st = qg_add_init_in(g, s, ws, base, "_s", &sn);
     else
         oq_tensor_destroy(ws);
     if (st == OQ_OK)
-        st = qg_add_init(g, wz, base, "_zp", &zn);
+        st = qg_add_init_in(g, s, wz, base, "_zp", &zn);
     else
         oq_tensor_destroy(wz);
     if (st == OQ_OK)
-        st = bias_name(g, &g->nodes[ni], &bn);
+        st = bias_name(g, s, &g->nodes[ni], &bn);
     char *a = NULL, *y = NULL, *name = NULL;
     if (st == OQ_OK) {
         a = oq_strdup(g->nodes[ni].inputs[0]);
@@ -140,10 +140,10 @@ static oq_status emit(quant_ctx *q, oq_graph *g, size_t ni, const quant_rule *ru
         if (st == OQ_OK)
             st = qg_ensure_opset(q->m, "com.microsoft", 1);
     } else if (st == OQ_OK) {
-        char *aq = oq_graph_unique_name(g, base, "_aq"), *as = oq_graph_unique_name(g, base, "_as"),
-             *az = oq_graph_unique_name(g, base, "_az"), *yi = oq_graph_unique_name(g, base, "_yi"),
-             *yf = oq_graph_unique_name(g, base, "_yf"), *sc = oq_graph_unique_name(g, base, "_ys"),
-             *ym = bn ? oq_graph_unique_name(g, base, "_ym") : oq_strdup(y);
+        char *aq = qg_unique_name(s, base, "_aq"), *as = qg_unique_name(s, base, "_as"),
+             *az = qg_unique_name(s, base, "_az"), *yi = qg_unique_name(s, base, "_yi"),
+             *yf = qg_unique_name(s, base, "_yf"), *sc = qg_unique_name(s, base, "_ys"),
+             *ym = bn ? qg_unique_name(s, base, "_ym") : oq_strdup(y);
         if (!aq || !as || !az || !yi || !yf || !sc || !ym)
             st = oq_error(OQ_E_NOMEM, "out of memory");
         oq_node *added = NULL;
@@ -179,29 +179,44 @@ static oq_status emit(quant_ctx *q, oq_graph *g, size_t ni, const quant_rule *ru
     return st;
 }
 
-oq_status quant_dynamic(quant_ctx *q)
+static bool is_matmul(const oq_node *nd)
 {
-    oq_graph *g = q->m->graph;
-    size_t n = g->n_nodes, total = 0, counter = 0;
+    return oq_domain_is_default(nd->domain) && (!strcmp(nd->op_type, "MatMul") || !strcmp(nd->op_type, "Gemm"));
+}
+
+/* Counts the weights of g (one graph) for the [k/n] lines. */
+static oq_status count_graph(quant_ctx *q, oq_graph *g, const quant_scope *s)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        quant_rule rule = quant_rules_for(q->rules, &g->nodes[i]);
+        q->weights_total += is_matmul(&g->nodes[i]) && rule.quantize && !blocker(s, &g->nodes[i]);
+    }
+    return OQ_OK;
+}
+
+/* One graph: MatMul/Gemm with constant weights (of g or an enclosing graph) become int8. */
+static oq_status dynamic_graph(quant_ctx *q, oq_graph *g, const quant_scope *s)
+{
+    size_t n = g->n_nodes;
     bool *todo = oq_calloc(n + 1, sizeof *todo);
     quant_rule *rules = oq_calloc(n + 1, sizeof *rules);
     oq_status st = todo && rules ? OQ_OK : oq_error(OQ_E_NOMEM, "out of memory");
+    bool any = false;
     for (size_t i = 0; st == OQ_OK && i < n; i++) {
         const oq_node *nd = &g->nodes[i];
-        bool mm = oq_domain_is_default(nd->domain) && (!strcmp(nd->op_type, "MatMul") || !strcmp(nd->op_type, "Gemm"));
+        bool mm = is_matmul(nd);
         rules[i] = quant_rules_for(q->rules, nd);
         const char *why = !mm ? (quant_rules_op_enabled(q->rules, nd->op_type) ? "no dynamic int8 form" : NULL)
-                          : !rules[i].quantize ? rules[i].why : blocker(g, nd);
+                          : !rules[i].quantize ? rules[i].why : blocker(s, nd);
         if (mm && !why) {
-            todo[i] = true;
-            total++;
+            todo[i] = any = true;
         } else if (why || mm) {
             quant_note_float(q, nd, why);
         }
     }
     for (size_t i = 0; st == OQ_OK && i < n; i++)
         if (todo[i]) {
-            st = emit(q, g, i, &rules[i], &counter, total);
+            st = emit(q, g, s, i, &rules[i]);
             q->n_quant_nodes++;
         }
     for (size_t i = n; st == OQ_OK && i-- > 0;)
@@ -209,7 +224,16 @@ oq_status quant_dynamic(quant_ctx *q)
             oq_graph_remove_node(g, i);
     free(todo);
     free(rules);
+    if (st == OQ_OK && any)
+        st = qg_toposort(g, s);
+    return st;
+}
+
+oq_status quant_dynamic(quant_ctx *q)
+{
+    q->weights_total = q->weights_done = 0;
+    oq_status st = qg_each_graph(q, q->m->graph, count_graph);
     if (st == OQ_OK)
-        st = oq_graph_toposort(g, NULL, 0);
+        st = qg_each_graph(q, q->m->graph, dynamic_graph);
     return st;
 }

@@ -3,6 +3,7 @@
  * opset. */
 #include "quant/quant.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,9 +107,126 @@ oq_status qg_copy_attr(oq_node *n, const oq_attr *src)
     return OQ_OK;
 }
 
+oq_tensor *quant_scope_initializer(const quant_scope *s, const char *name)
+{
+    for (; s && name; s = s->up) {
+        oq_tensor *t = oq_graph_initializer(s->g, name);
+        if (t)
+            return t;
+    }
+    return NULL;
+}
+
+static bool used_above(const quant_scope *s, const char *name)
+{
+    for (; s; s = s->up) {
+        /* oq_graph_unique_name's test, on a graph we may not edit */
+        char *u = oq_graph_unique_name(s->g, name, "");
+        bool same = u && !strcmp(u, name);
+        free(u);
+        if (!same)
+            return true;
+    }
+    return false;
+}
+
+char *qg_unique_name(const quant_scope *s, const char *base, const char *suffix)
+{
+    char *nm = oq_graph_unique_name(s->g, base, suffix);
+    if (!nm || !s->up || !used_above(s->up, nm))
+        return nm;
+    size_t len = strlen(base) + strlen(suffix) + 24;
+    char *alt = oq_malloc(len);
+    for (unsigned k = 1; alt; k++) {
+        snprintf(alt, len, "%s%s_s%u", base, suffix, k);
+        char *u = oq_graph_unique_name(s->g, alt, "");
+        bool free_here = u && !strcmp(u, alt);
+        free(u);
+        if (free_here && !used_above(s->up, alt))
+            break;
+    }
+    free(nm);
+    return alt;
+}
+
+oq_status qg_toposort(oq_graph *g, const quant_scope *s)
+{
+    const char **names = NULL;
+    size_t n = 0, cap = 0;
+    oq_status st = OQ_OK;
+    for (const quant_scope *u = s ? s->up : NULL; u && st == OQ_OK; u = u->up) {
+        const oq_graph *o = u->g;
+        for (size_t i = 0; i < o->n_inputs && st == OQ_OK; i++)
+            if ((st = oq_grow((void **)&names, &cap, n + 1, sizeof *names)) == OQ_OK)
+                names[n++] = o->inputs[i].name;
+        for (size_t i = 0; i < o->n_initializers && st == OQ_OK; i++)
+            if ((st = oq_grow((void **)&names, &cap, n + 1, sizeof *names)) == OQ_OK)
+                names[n++] = o->initializers[i]->name;
+        for (size_t i = 0; i < o->n_nodes && st == OQ_OK; i++)
+            for (size_t k = 0; k < o->nodes[i].n_outputs && st == OQ_OK; k++)
+                if ((st = oq_grow((void **)&names, &cap, n + 1, sizeof *names)) == OQ_OK)
+                    names[n++] = o->nodes[i].outputs[k];
+    }
+    if (st == OQ_OK)
+        st = oq_graph_toposort(g, names, n);
+    free(names);
+    return st;
+}
+
+static oq_status each_graph(quant_ctx *q, oq_graph *g, const quant_scope *up, const char *where, qg_graph_fn fn,
+                            int depth)
+{
+    if (depth > 64)
+        return oq_error(OQ_E_GRAPH, "subgraphs nested more than 64 deep");
+    quant_scope s = {g, up, where};
+    const char *saved = q->where;
+    q->where = where;
+    oq_status st = fn(q, g, &s);
+    q->where = saved;
+    /* fn may have added nodes: walk the nodes as they are now */
+    for (size_t i = 0; i < g->n_nodes && st == OQ_OK; i++) {
+        const oq_node *n = &g->nodes[i];
+        for (size_t a = 0; a < n->n_attrs && st == OQ_OK; a++) {
+            const oq_attr *at = &n->attrs[a];
+            size_t count = at->g ? 1 : at->n_graphs;
+            for (size_t k = 0; k < count && st == OQ_OK; k++) {
+                char lb[200], w[512];
+                /* as static.c's labels: the node's name, else its first output */
+                const char *nl = n->name && n->name[0] ? n->name
+                                 : n->n_outputs && n->outputs[0][0] ? n->outputs[0] : oq_node_label(n, lb, sizeof lb);
+                snprintf(w, sizeof w, "%s%s.%s/", where, nl, at->name);
+                st = each_graph(q, at->g ? at->g : at->graphs[k], &s, w, fn, depth + 1);
+            }
+        }
+    }
+    return st;
+}
+
+oq_status qg_each_graph(quant_ctx *q, oq_graph *g, qg_graph_fn fn) { return each_graph(q, g, NULL, "", fn, 0); }
+
+int64_t qg_initializer_bytes_deep(const oq_graph *g)
+{
+    int64_t b = qg_initializer_bytes(g);
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t a = 0; a < g->nodes[i].n_attrs; a++) {
+            const oq_attr *at = &g->nodes[i].attrs[a];
+            if (at->g)
+                b += qg_initializer_bytes_deep(at->g);
+            for (size_t k = 0; k < at->n_graphs; k++)
+                b += qg_initializer_bytes_deep(at->graphs[k]);
+        }
+    return b;
+}
+
 oq_status qg_add_init(oq_graph *g, oq_tensor *t, const char *base, const char *suffix, const char **name)
 {
-    char *nm = oq_graph_unique_name(g, base, suffix);
+    return qg_add_init_in(g, NULL, t, base, suffix, name);
+}
+
+oq_status qg_add_init_in(oq_graph *g, const quant_scope *s, oq_tensor *t, const char *base, const char *suffix,
+                         const char **name)
+{
+    char *nm = s ? qg_unique_name(s, base, suffix) : oq_graph_unique_name(g, base, suffix);
     if (!nm) {
         oq_tensor_destroy(t);
         return oq_error(OQ_E_NOMEM, "out of memory");

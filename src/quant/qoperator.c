@@ -86,9 +86,10 @@ static bool same_params(const dq_info *a, const oq_node *q)
     return q->n_inputs >= 3 && !strcmp(a->scale, q->inputs[1]) && !strcmp(a->zp, q->inputs[2]);
 }
 
-oq_status quant_qdq_to_qoperator(quant_ctx *q)
+/* One graph (a body's patterns are local to it: Q, DQ and the node live in the same graph). */
+static oq_status qoperator_graph(quant_ctx *q, oq_graph *g, const quant_scope *s)
 {
-    oq_graph *g = q->m->graph;
+    (void)s;
     bool *drop = oq_calloc(g->n_nodes + 1, sizeof *drop);
     if (!drop)
         return oq_error(OQ_E_NOMEM, "out of memory");
@@ -191,7 +192,15 @@ oq_status quant_qdq_to_qoperator(quant_ctx *q)
         oq_pass_ctx ctx = {0};
         st = pass_dead_nodes(q->m, g, &ctx);
     }
+    q->qoperator_converted += converted;
+    return st;
+}
+
+oq_status quant_qdq_to_qoperator(quant_ctx *q)
+{
+    q->qoperator_converted = 0;
+    oq_status st = qg_each_graph(q, q->m->graph, qoperator_graph);
     if (st == OQ_OK)
-        quant_report(q, "qoperator: %zu nodes now run on integer operators", converted);
+        quant_report(q, "qoperator: %zu nodes now run on integer operators", q->qoperator_converted);
     return st;
 }

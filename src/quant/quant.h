@@ -103,6 +103,27 @@ oq_status make_scalar_zp(int32_t v, oq_dtype type, oq_tensor **out);
 /* SQNR in dB of the dequantized weight against the float one. */
 double weight_sqnr(const oq_tensor *w, const oq_tensor *q, const oq_tensor *scale, const oq_tensor *zp, int axis);
 
+/* ---- scopes (qgraph.c): a subgraph sees the names of its enclosing graphs (ONNX lexical scoping) ---- */
+struct quant_ctx;
+typedef struct quant_scope {
+    const oq_graph *g;
+    const struct quant_scope *up; /* the enclosing graph's scope; NULL for the main graph */
+    const char *where;            /* "If_25.then_branch/" for messages; "" for the main graph */
+} quant_scope;
+/* The initializer `name` as g's nodes see it: g's own, else the nearest enclosing graph's. */
+oq_tensor *quant_scope_initializer(const quant_scope *s, const char *name);
+/* A name unused in s->g and in every enclosing graph (new subgraph values must not shadow
+ * outer ones, and outer graphs must not later reuse them). Caller frees. */
+char *qg_unique_name(const quant_scope *s, const char *base, const char *suffix);
+/* Sorts g (s->g) with the names of its enclosing graphs visible. */
+oq_status qg_toposort(oq_graph *g, const quant_scope *s);
+/* Calls fn on g and then on every subgraph below it (depth first, parents first),
+ * with q->where naming the subgraph for messages. */
+typedef oq_status (*qg_graph_fn)(struct quant_ctx *q, oq_graph *g, const quant_scope *s);
+oq_status qg_each_graph(struct quant_ctx *q, oq_graph *g, qg_graph_fn fn);
+/* Initializer bytes of g and its subgraphs. */
+int64_t qg_initializer_bytes_deep(const oq_graph *g);
+
 /* ---- rewriters ---- */
 typedef struct quant_ctx {
     const oq_quant_options *opt;
@@ -114,16 +135,24 @@ typedef struct quant_ctx {
     int64_t bytes_before, bytes_after;
     char *float_why;   /* "name (Op): reason; ..." for the totals, capped */
     size_t float_why_len, float_why_cap;
+    const char *where;   /* the (sub)graph being rewritten, prefix of node labels in messages ("" or NULL: main) */
+    size_t weights_done, weights_total; /* the [k/n] weight lines, over every graph */
+    size_t qoperator_converted;
+    const oq_strmap *shared_names; /* static: names defined in more than one graph */
 } quant_ctx;
 void quant_report(const quant_ctx *q, const char *fmt, ...) OQ_PRINTF(2, 3);
 void quant_note_float(quant_ctx *q, const oq_node *n, const char *why);
+/* count nodes kept float, described by one item of the totals line. */
+void quant_note_float_group(quant_ctx *q, size_t count, const char *what);
 
 /* Tensors the static quantizer wants ranges for (calibration observes them). Returns a
  * caller-freed array of names borrowed from g. all_ops: ignore rules (calibrate for every configuration). */
 oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool all_ops, const char ***names,
                                size_t *count);
-/* Conv/MatMul/Gemm/LSTM/GRU nodes inside g's If/Loop/Scan bodies (which stay float: subgraphs are not quantized yet). */
-size_t quant_subgraph_quantizable(const oq_graph *g);
+/* The same inside g's If/Loop/Scan bodies (recursively; parents' types and initializers visible), except
+ * names quant_static_tensors lists already. A body that does not run on the calibration data leaves its
+ * tensors without a range: its nodes then stay float. */
+oq_status quant_static_subgraph_tensors(const oq_graph *g, const char ***names, size_t *count);
 oq_status quant_static_qdq(quant_ctx *q);
 oq_status quant_qdq_to_qoperator(quant_ctx *q);
 oq_status quant_dynamic(quant_ctx *q);
@@ -138,6 +167,9 @@ oq_status qg_attr_int(oq_node *n, const char *name, int64_t v);
 oq_status qg_attr_float(oq_node *n, const char *name, float v);
 /* Adds t under the name base+suffix made unique; *name receives the name (owned by g's tensor). */
 oq_status qg_add_init(oq_graph *g, oq_tensor *t, const char *base, const char *suffix, const char **name);
+/* Same, with the name also unused in the graphs enclosing g (s->g == g; s NULL: g alone). */
+oq_status qg_add_init_in(oq_graph *g, const quant_scope *s, oq_tensor *t, const char *base, const char *suffix,
+                         const char **name);
 /* Copies attribute a onto n. */
 oq_status qg_copy_attr(oq_node *n, const oq_attr *a);
 oq_status qg_ensure_opset(oq_model *m, const char *domain, int64_t version);

@@ -34,12 +34,27 @@ void quant_report(const quant_ctx *q, const char *fmt, ...)
     q->opt->report(q->opt->report_user, line);
 }
 
+static void note_item(quant_ctx *q, const char *item);
+
 void quant_note_float(quant_ctx *q, const oq_node *n, const char *why)
 {
     q->n_float_nodes++;
     char lb[200], item[400];
-    snprintf(item, sizeof item, "%s%s (%s): %s", q->float_why_len ? "; " : "", oq_node_label(n, lb, sizeof lb),
-             n->op_type, why ? why : "kept float");
+    snprintf(item, sizeof item, "%s%s%s (%s): %s", q->float_why_len ? "; " : "", q->where ? q->where : "",
+             oq_node_label(n, lb, sizeof lb), n->op_type, why ? why : "kept float");
+    note_item(q, item);
+}
+
+void quant_note_float_group(quant_ctx *q, size_t count, const char *what)
+{
+    q->n_float_nodes += count;
+    char item[400];
+    snprintf(item, sizeof item, "%s%s", q->float_why_len ? "; " : "", what);
+    note_item(q, item);
+}
+
+static void note_item(quant_ctx *q, const char *item)
+{
     size_t len = strlen(item);
     if (q->float_why_len > 4000)
         return; /* the totals line stays readable */
@@ -143,21 +158,23 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
             q.table = own_table;
         }
     }
-    int64_t before = m ? qg_initializer_bytes(m->graph) : 0;
-    int64_t in_bytes = qg_initializer_bytes(in->graph);
+    int64_t before = m ? qg_initializer_bytes_deep(m->graph) : 0;
+    int64_t in_bytes = qg_initializer_bytes_deep(in->graph);
     if (st == OQ_OK)
         st = o.mode == OQ_QUANT_DYNAMIC ? quant_dynamic(&q) : quant_static_qdq(&q);
     if (st == OQ_OK && o.mode == OQ_QUANT_STATIC && o.format == OQ_QUANT_QOPERATOR)
         st = quant_qdq_to_qoperator(&q);
     if (st == OQ_OK) {
+        /* every graph: the float weights a subgraph's int8 nodes replaced go too */
         oq_pass_ctx ctx = {0};
-        st = pass_dead_nodes(m, m->graph, &ctx);
+        const oq_pass_info *dead = oq_pass_find("dead_nodes");
+        st = dead ? oq_pass_run(dead, m, &ctx) : pass_dead_nodes(m, m->graph, &ctx);
     }
     if (st == OQ_OK && q.n_quant_nodes == 0)
         st = oq_error(OQ_E_UNSUPPORTED, "no node was quantized (%s)",
                       q.float_why ? q.float_why : "the model has no quantizable operators");
     if (st == OQ_OK) {
-        int64_t after = qg_initializer_bytes(m->graph);
+        int64_t after = qg_initializer_bytes_deep(m->graph);
         quant_report(&q, "weights: %.2f MiB -> %.2f MiB (%.3f of the input model's %.2f MiB; %.2f MiB after "
                      "preparation)", mib(before), mib(after), in_bytes ? (double)after / (double)in_bytes : 0.0,
                      mib(in_bytes), mib(before));

@@ -52,6 +52,12 @@ typedef struct qnode {
 
 typedef struct plan {
     const oq_graph *g;
+    const quant_scope *scope;  /* g and the graphs enclosing it */
+    const struct plan *up;     /* the enclosing graph's plan (types of outer values), or NULL */
+    const oq_calib_table *table; /* subgraphs: a node whose tensors have no range stays float */
+    const oq_strmap *shared;   /* names defined in more than one graph (sibling branches), or NULL */
+    size_t n_unseen;           /* nodes kept float for that reason */
+    bool not_run;              /* a body calibration never ran (nor, then, its own bodies) */
     qnode *nodes;
     qtensor *t;
     size_t n_t, cap_t;
@@ -75,8 +81,21 @@ static void plan_free(plan *p)
 static oq_dtype type_of(const plan *p, const char *name)
 {
     size_t v;
-    return oq_strmap_get(&p->types, name, &v) ? (oq_dtype)v : OQ_UNDEFINED;
+    for (; p; p = p->up)
+        if (oq_strmap_get(&p->types, name, &v))
+            return (oq_dtype)v;
+    return OQ_UNDEFINED;
 }
+
+/* Output o's element type of a node with subgraphs, from the body's declared outputs. */
+static oq_dtype body_output_type(const oq_node *n, size_t o)
+{
+    const oq_attr *a = oq_node_attr(n, !strcmp(n->op_type, "If") ? "then_branch" : "body");
+    size_t k = o + (!strcmp(n->op_type, "Loop") ? 1 : 0); /* a Loop body's output 0 is the condition */
+    return a && a->g && k < a->g->n_outputs ? a->g->outputs[k].dtype : OQ_UNDEFINED;
+}
+
+static const char *const reason_unseen = "no calibration range (this branch did not run on the calibration data)";
 
 /* Element types of every value, from inputs, initializers and simple per-op rules:
  * enough to keep shape arithmetic (int64) out of quantization. */
@@ -110,16 +129,40 @@ static oq_status infer_types(plan *p)
             for (size_t k = 0; k < n->n_inputs && t == OQ_UNDEFINED; k++)
                 if (n->inputs[k][0])
                     t = type_of(p, n->inputs[k]);
+        bool control = !strcmp(op, "If") || !strcmp(op, "Loop") || !strcmp(op, "Scan");
+        /* every output has the input's type. (Not LSTM/GRU's Y_h, Y_c: left untyped, recurrent
+         * state is never quantized — 8-bit steps compound when the state is carried to the next call.) */
+        bool same = !strcmp(op, "Split");
         for (size_t o = 0; o < n->n_outputs && st == OQ_OK; o++) {
             size_t have;
+            oq_dtype to = control ? body_output_type(n, o) : o == 0 || same ? t : OQ_UNDEFINED;
             if (n->outputs[o][0] && !oq_strmap_get(&p->types, n->outputs[o], &have))
-                st = oq_strmap_put(&p->types, n->outputs[o], (size_t)(o == 0 ? t : OQ_UNDEFINED));
+                st = oq_strmap_put(&p->types, n->outputs[o], (size_t)to);
         }
     }
     return st;
 }
 
-static bool is_init(const plan *p, const char *name) { return name && oq_graph_initializer(p->g, name); }
+/* An initializer of g or of an enclosing graph (ONNX scoping), or NULL. */
+static const oq_tensor *plan_init(const plan *p, const char *name) { return quant_scope_initializer(p->scope, name); }
+
+static bool is_init(const plan *p, const char *name) { return name && plan_init(p, name); }
+
+static bool has_range(const plan *p, const char *name)
+{
+    float mn, mx;
+    return !p->table || oq_calib_table_get(p->table, name, &mn, &mx);
+}
+
+/* Sibling bodies may define the same name (ONNX scoping allows it); calibration keys ranges by
+ * name, so such a tensor's range may come from the other body. */
+static bool is_shared(const plan *p, const char *name)
+{
+    size_t v;
+    return p->shared && oq_strmap_get(p->shared, name, &v) && v > 1;
+}
+
+static const char *const reason_shared = "a tensor name is also defined in another subgraph (its range is ambiguous)";
 
 static size_t find_t(const plan *p, const char *name)
 {
@@ -172,53 +215,47 @@ static bool act_slot(const plan *p, const oq_node *n, enum kind k, size_t slot)
     }
 }
 
-/* Nodes inside g (and its own subgraphs) that have an int8 form, or LSTM/GRU: what a node's
- * subgraphs hold that stays float, since subgraph bodies are not quantized yet. */
-static size_t subgraph_quantizable(const oq_graph *g, int depth)
+static bool has_subgraph(const oq_node *n)
 {
-    size_t n = 0;
-    for (size_t i = 0; g && depth < 16 && i < g->n_nodes; i++) {
-        const oq_node *nd = &g->nodes[i];
-        if (kind_of(nd) == K_WEIGHTED || (oq_domain_is_default(nd->domain) && (!strcmp(nd->op_type, "LSTM") ||
-                                                                            !strcmp(nd->op_type, "GRU"))))
-            n++;
-        for (size_t a = 0; a < nd->n_attrs; a++) {
-            if (nd->attrs[a].type == OQ_ATTR_GRAPH)
-                n += subgraph_quantizable(nd->attrs[a].g, depth + 1);
-            for (size_t k = 0; k < nd->attrs[a].n_graphs; k++)
-                n += subgraph_quantizable(nd->attrs[a].graphs[k], depth + 1);
-        }
+    for (size_t a = 0; a < n->n_attrs; a++)
+        if (n->attrs[a].g || n->attrs[a].n_graphs)
+            return true;
+    return false;
+}
+
+static bool is_range_op(const oq_node *n)
+{
+    static const char *const ops[] = {"Log", "Sqrt", "Pow", "Exp", "Reciprocal"};
+    for (size_t i = 0; oq_domain_is_default(n->domain) && i < sizeof ops / sizeof ops[0]; i++)
+        if (!strcmp(n->op_type, ops[i]))
+            return true;
+    return false;
+}
+
+/* Does an elementwise node sit next to a dynamic-range operator: an activation input made by
+ * Sqrt/Pow/Exp/..., or its output read by Log/Sqrt/...? (A power or magnitude spectrum before
+ * its log: on a uniform 8-bit grid over [0, max] most of its small values become 0, and the log
+ * turns that into large errors — Silero VAD's STFT magnitude path: SQNR 10 -> 24 dB kept float.) */
+static bool next_to_range_op(const plan *p, const oq_node *n, enum kind k)
+{
+    for (size_t s = 0; s < n->n_inputs; s++) {
+        size_t pi = act_slot(p, n, k, s) ? oq_graph_producer(p->g, n->inputs[s]) : SIZE_MAX;
+        if (pi != SIZE_MAX && is_range_op(&p->g->nodes[pi]))
+            return true;
     }
-    return n;
+    for (size_t i = 0; n->n_outputs && i < p->g->n_nodes; i++)
+        for (size_t s = 0; s < p->g->nodes[i].n_inputs; s++)
+            if (!strcmp(p->g->nodes[i].inputs[s], n->outputs[0]) && is_range_op(&p->g->nodes[i]))
+                return true;
+    return false;
 }
 
-size_t quant_subgraph_quantizable(const oq_graph *g)
+static bool has_any_subgraph(const oq_graph *g)
 {
-    size_t n = 0;
-    for (size_t i = 0; g && i < g->n_nodes; i++)
-        for (size_t a = 0; a < g->nodes[i].n_attrs; a++) {
-            const oq_attr *at = &g->nodes[i].attrs[a];
-            if (at->type == OQ_ATTR_GRAPH)
-                n += subgraph_quantizable(at->g, 1);
-            for (size_t k = 0; k < at->n_graphs; k++)
-                n += subgraph_quantizable(at->graphs[k], 1);
-        }
-    return n;
-}
-
-/* The reason a node with subgraphs stays float, naming what its bodies hold (static buffer). */
-static const char *subgraph_why(const oq_node *n, const char *why)
-{
-    static _Thread_local char buf[160];
-    oq_graph tmp = {0};
-    tmp.nodes = (oq_node *)n;
-    tmp.n_nodes = 1;
-    size_t k = subgraph_quantizable(&tmp, 0);
-    if (!k)
-        return why;
-    snprintf(buf, sizeof buf, "its subgraphs hold %zu Conv/MatMul/Gemm/LSTM/GRU node%s that stay float "
-             "(subgraph bodies are not quantized yet)", k, k == 1 ? "" : "s");
-    return buf;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (has_subgraph(&g->nodes[i]))
+            return true;
+    return false;
 }
 
 /* Can node n run in int8 at all (types, constant weights)? Returns the reason if not. */
@@ -235,12 +272,14 @@ static const char *blocker(const plan *p, const oq_node *n, enum kind k)
             return "no weight";
         if (strcmp(n->op_type, "MatMul") != 0 && !is_init(p, w))
             return "weight is not constant";
-        if (is_init(p, w) && oq_graph_initializer(p->g, w)->dtype != OQ_FLOAT)
+        if (is_init(p, w) && plan_init(p, w)->dtype != OQ_FLOAT)
             return "weight is not float";
     }
+    if (k == K_ARITH && next_to_range_op(p, n, k))
+        return "next to Log/Sqrt/Pow/Exp (8-bit steps lose the small values of that range)";
     if (k == K_ARITH)
         for (size_t s = 0; s < n->n_inputs; s++)
-            if (is_init(p, n->inputs[s]) && oq_graph_initializer(p->g, n->inputs[s])->dtype != OQ_FLOAT)
+            if (is_init(p, n->inputs[s]) && plan_init(p, n->inputs[s])->dtype != OQ_FLOAT)
                 return "constant input is not float";
     if (!strcmp(n->op_type, "MaxPool") && n->n_outputs > 1 && n->outputs[1][0])
         return "MaxPool indices output";
@@ -259,15 +298,55 @@ static double clamp_low(const plan *p, const oq_node *n)
         return 0;
     double lo = oq_node_attr_float(n, "min", -INFINITY);
     const char *mn = oq_node_input(n, 1);
-    if (mn && !oq_graph_const_scalar(p->g, mn, &lo))
+    const oq_tensor *mt = mn ? plan_init(p, mn) : NULL;
+    if (mn && (!mt || oq_tensor_numel(mt) != 1 || !mt->data ||
+               (mt->dtype != OQ_FLOAT && mt->dtype != OQ_DOUBLE && mt->dtype != OQ_FLOAT16)))
         return NAN;
+    if (mt)
+        lo = oq_tensor_get_f64(mt, 0);
     return lo;
 }
 
-static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fold, bool symmetric, plan *p)
+/* Is name read inside the subgraph of one of g's nodes (an implicit input)? */
+static bool read_by_subgraph(const oq_graph *g, const char *name)
+{
+    size_t direct = 0;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t k = 0; k < g->nodes[i].n_inputs; k++)
+            direct += !strcmp(g->nodes[i].inputs[k], name);
+    for (size_t i = 0; i < g->n_outputs; i++)
+        direct += !strcmp(g->outputs[i].name, name);
+    return oq_graph_count_readers(g, name) > direct;
+}
+
+/* A folded activation's float readers read the dequantized value. When such a reader's
+ * output (or the value itself) goes into a subgraph, onnxruntime 1.30 fails to load the
+ * file (its QDQ propagation moves the DequantizeLinear past a Transpose whose only reader
+ * is an If branch and indexes past the If's explicit inputs), so such an activation stays. */
+static bool feeds_subgraph(const oq_graph *g, const char *name)
+{
+    if (read_by_subgraph(g, name))
+        return true;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t k = 0; k < g->nodes[i].n_inputs; k++)
+            if (!strcmp(g->nodes[i].inputs[k], name))
+                for (size_t o = 0; o < g->nodes[i].n_outputs; o++)
+                    if (g->nodes[i].outputs[o][0] && read_by_subgraph(g, g->nodes[i].outputs[o]))
+                        return true;
+    return false;
+}
+
+/* scope: g's; up: the enclosing graph's plan; table (subgraphs only): nodes whose tensors have no range stay float. */
+static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fold, bool symmetric,
+                           const quant_scope *scope, const plan *up, const oq_calib_table *table,
+                           const oq_strmap *shared, plan *p)
 {
     memset(p, 0, sizeof *p);
+    p->shared = shared;
     p->g = g;
+    p->scope = scope;
+    p->up = up;
+    p->table = table;
     p->nodes = oq_calloc(g->n_nodes + 1, sizeof *p->nodes);
     if (!p->nodes)
         return oq_error(OQ_E_NOMEM, "out of memory");
@@ -303,13 +382,35 @@ static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fol
                 qn->why = "input is float";
                 continue;
             }
+            /* DequantizeLinear -> Transpose -> If branch: see feeds_subgraph */
+            if (qn->kind == K_SHARED && read_by_subgraph(g, n->outputs[0])) {
+                qn->why = "its output goes into a subgraph";
+                continue;
+            }
+        }
+        if (p->table) {
+            bool seen = qn->kind == K_SHARED || has_range(p, n->outputs[0]);
+            for (size_t s = 0; seen && s < n->n_inputs; s++)
+                seen = !act_slot(p, n, qn->kind, s) || has_range(p, n->inputs[s]);
+            if (!seen) {
+                qn->why = reason_unseen;
+                p->n_unseen++;
+                continue;
+            }
+            bool shared = qn->kind != K_SHARED && is_shared(p, n->outputs[0]);
+            for (size_t s = 0; !shared && s < n->n_inputs; s++)
+                shared = act_slot(p, n, qn->kind, s) && is_shared(p, n->inputs[s]);
+            if (shared) {
+                qn->why = reason_shared;
+                continue;
+            }
         }
         qn->q = true;
         /* Relu/Clip(0, hi) right after an int8 producer: the asymmetric output range does the
          * clamp, so the activation goes. Symmetric ranges cannot clamp at 0: the activation
          * stays, and its input shares its output's range (values below -max saturate, then
          * clamp to 0 anyway), so calibration never needs the pre-activation range. */
-        if (fold && qn->kind == K_ACT && clamp_low(p, n) == 0) {
+        if (fold && qn->kind == K_ACT && clamp_low(p, n) == 0 && !feeds_subgraph(g, n->outputs[0])) {
             size_t pi = oq_graph_producer(g, n->inputs[0]);
             if (pi != SIZE_MAX && pi < i && p->nodes[pi].q && p->nodes[pi].kind != K_SHARED &&
                 p->nodes[pi].kind != K_ACT && oq_graph_single_reader(g, n->inputs[0]) == i && symmetric) {
@@ -351,12 +452,13 @@ oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool
 {
     plan p, unfolded;
     memset(&unfolded, 0, sizeof unfolded);
-    oq_status st = make_plan(g, all_ops ? NULL : rules, true, false, &p);
+    quant_scope scope = {g, NULL, ""};
+    oq_status st = make_plan(g, all_ops ? NULL : rules, true, false, &scope, NULL, NULL, NULL, &p);
     /* For every configuration, also the ranges an unfolded activation needs: with its
      * producer excluded (kept in float), a Relu is quantized on its own and its input's
      * range is needed too. */
     if (st == OQ_OK && all_ops)
-        st = make_plan(g, NULL, false, false, &unfolded);
+        st = make_plan(g, NULL, false, false, &scope, NULL, NULL, NULL, &unfolded);
     const char **out = NULL;
     size_t n = 0;
     if (st == OQ_OK && !(out = oq_calloc(p.n_t + unfolded.n_t + 1, sizeof *out)))
@@ -386,14 +488,84 @@ oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool
     return OQ_OK;
 }
 
+typedef struct name_set {
+    const char **v;
+    size_t n, cap;
+    oq_strmap seen;
+} name_set;
+
+static oq_status name_set_add(name_set *ns, const char *name)
+{
+    if (oq_strmap_get(&ns->seen, name, NULL))
+        return OQ_OK;
+    oq_status st = oq_grow((void **)&ns->v, &ns->cap, ns->n + 1, sizeof *ns->v);
+    if (st == OQ_OK)
+        st = oq_strmap_put(&ns->seen, name, ns->n);
+    if (st == OQ_OK)
+        ns->v[ns->n++] = name;
+    return st;
+}
+
+/* Every tensor the subgraphs of g's nodes (and theirs) may quantize, for every configuration;
+ * up: g's plan (the types g's values have). */
+static oq_status subgraph_tensors(const oq_graph *g, const plan *up, const quant_scope *scope, name_set *ns,
+                                  int depth)
+{
+    oq_status st = depth > 64 ? oq_error(OQ_E_GRAPH, "subgraphs nested more than 64 deep") : OQ_OK;
+    for (size_t i = 0; st == OQ_OK && i < g->n_nodes; i++)
+        for (size_t a = 0; st == OQ_OK && a < g->nodes[i].n_attrs; a++) {
+            const oq_attr *at = &g->nodes[i].attrs[a];
+            for (size_t k = 0; st == OQ_OK && k < (at->g ? 1 : at->n_graphs); k++) {
+                const oq_graph *sub = at->g ? at->g : at->graphs[k];
+                quant_scope ss = {sub, scope, ""};
+                plan p, unfolded;
+                memset(&unfolded, 0, sizeof unfolded);
+                st = make_plan(sub, NULL, true, false, &ss, up, NULL, NULL, &p);
+                if (st == OQ_OK)
+                    st = make_plan(sub, NULL, false, false, &ss, up, NULL, NULL, &unfolded);
+                for (size_t t = 0; st == OQ_OK && t < p.n_t; t++)
+                    st = name_set_add(ns, p.t[t].name);
+                for (size_t t = 0; st == OQ_OK && t < unfolded.n_t; t++)
+                    st = name_set_add(ns, unfolded.t[t].name);
+                if (st == OQ_OK)
+                    st = subgraph_tensors(sub, &p, &ss, ns, depth + 1);
+                plan_free(&p);
+                plan_free(&unfolded);
+            }
+        }
+    return st;
+}
+
+oq_status quant_static_subgraph_tensors(const oq_graph *g, const char ***names, size_t *count)
+{
+    name_set ns = {0};
+    quant_scope scope = {g, NULL, ""};
+    plan p;
+    oq_status st = oq_strmap_init(&ns.seen, 64);
+    if (st == OQ_OK)
+        st = make_plan(g, NULL, true, false, &scope, NULL, NULL, NULL, &p);
+    if (st == OQ_OK) {
+        st = subgraph_tensors(g, &p, &scope, &ns, 0);
+        plan_free(&p);
+    }
+    oq_strmap_free(&ns.seen);
+    if (st != OQ_OK) {
+        free(ns.v);
+        return st;
+    }
+    *names = ns.v;
+    *count = ns.n;
+    return OQ_OK;
+}
+
 /* ---- rewrite ---- */
 
 static oq_status add_q_dq(quant_ctx *q, oq_graph *g, plan *p, size_t ti, const char *scale, const char *zp)
 {
     qtensor *t = &p->t[ti];
     oq_status st;
-    char *qname = oq_graph_unique_name(g, t->name, "_q");
-    char *dq = oq_graph_unique_name(g, t->name, "_dq");
+    char *qname = qg_unique_name(p->scope, t->name, "_q");
+    char *dq = qg_unique_name(p->scope, t->name, "_dq");
     if (!qname || !dq) {
         free(qname);
         free(dq);
@@ -404,7 +576,7 @@ static oq_status add_q_dq(quant_ctx *q, oq_graph *g, plan *p, size_t ti, const c
     /* A graph output keeps its name on the dequantized value; the producer writes a new name. */
     if (oq_graph_is_output(g, t->name) && t->quant_producer) {
         size_t pi = oq_graph_producer(g, t->name);
-        renamed = oq_graph_unique_name(g, t->name, "_f");
+        renamed = qg_unique_name(p->scope, t->name, "_f");
         if (!renamed || pi == SIZE_MAX) {
             free(qname), free(dq), free(renamed);
             return renamed ? oq_error(OQ_E_GRAPH, "output '%s' has no producer", t->name)
@@ -459,12 +631,11 @@ static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
 
 /* Quantizes the constant input `slot` of node ni: weights per channel along axis,
  * other constants per tensor in the activation type. Returns the new DQ output name. */
-static oq_status quant_const(quant_ctx *q, oq_graph *g, size_t ni, size_t slot, int axis, oq_dtype type,
-                             int reduce, char **dq_name, const oq_tensor **w_scale, size_t *counter, size_t total,
-                             bool is_weight)
+static oq_status quant_const(quant_ctx *q, oq_graph *g, const plan *p, size_t ni, size_t slot, int axis,
+                             oq_dtype type, int reduce, char **dq_name, const oq_tensor **w_scale, bool is_weight)
 {
     oq_node *n = &g->nodes[ni];
-    const oq_tensor *w = oq_graph_initializer(g, n->inputs[slot]);
+    const oq_tensor *w = plan_init(p, n->inputs[slot]);
     oq_tensor *tq = NULL, *ts = NULL, *tz = NULL;
     oq_status st;
     if (type == OQ_INT8 || axis >= 0) {
@@ -498,7 +669,8 @@ static oq_status quant_const(quant_ctx *q, oq_graph *g, size_t ni, size_t slot, 
     char lbuf[200];
     const char *lb = label(n, lbuf, sizeof lbuf); /* the node's name, or lbuf */
     if (is_weight)
-        quant_report(q, "[%zu/%zu] %s  %.2f MiB -> %.2f MiB  %s  sqnr %.1f dB", ++*counter, total, lb,
+        quant_report(q, "[%zu/%zu] %s%s  %.2f MiB -> %.2f MiB  %s  sqnr %.1f dB", ++q->weights_done,
+                     q->weights_total, q->where ? q->where : "", lb,
                      mib((int64_t)w->nbytes), mib((int64_t)tq->nbytes), axis >= 0 ? "per-channel" : "per-tensor",
                      weight_sqnr(w, tq, ts, tz, axis));
     const char *base = w->name;
@@ -510,16 +682,16 @@ static oq_status quant_const(quant_ctx *q, oq_graph *g, size_t ni, size_t slot, 
     }
     if (w_scale)
         *w_scale = ts;
-    st = qg_add_init(g, tq, basecopy, "_q", &qn);
+    st = qg_add_init_in(g, p->scope, tq, basecopy, "_q", &qn);
     if (st == OQ_OK)
-        st = qg_add_init(g, ts, basecopy, "_s", &sn);
+        st = qg_add_init_in(g, p->scope, ts, basecopy, "_s", &sn);
     else
         oq_tensor_destroy(ts);
     if (st == OQ_OK)
-        st = qg_add_init(g, tz, basecopy, "_zp", &zn);
+        st = qg_add_init_in(g, p->scope, tz, basecopy, "_zp", &zn);
     else
         oq_tensor_destroy(tz);
-    char *dq = st == OQ_OK ? oq_graph_unique_name(g, basecopy, "_dq") : NULL;
+    char *dq = st == OQ_OK ? qg_unique_name(p->scope, basecopy, "_dq") : NULL;
     free(basecopy);
     if (st == OQ_OK && !dq)
         st = oq_error(OQ_E_NOMEM, "out of memory");
@@ -538,9 +710,10 @@ static oq_status quant_const(quant_ctx *q, oq_graph *g, size_t ni, size_t slot, 
     return OQ_OK;
 }
 
-static oq_status quant_bias(oq_graph *g, size_t ni, float x_scale, const oq_tensor *w_scale, char **dq_name)
+static oq_status quant_bias(oq_graph *g, const plan *p, size_t ni, float x_scale, const oq_tensor *w_scale,
+                            char **dq_name)
 {
-    const oq_tensor *b = oq_graph_initializer(g, g->nodes[ni].inputs[2]);
+    const oq_tensor *b = plan_init(p, g->nodes[ni].inputs[2]);
     oq_tensor *tq = NULL, *ts = NULL;
     oq_status st = quantize_bias(b, x_scale, w_scale, &tq, &ts);
     if (st != OQ_OK) {
@@ -554,12 +727,12 @@ static oq_status quant_bias(oq_graph *g, size_t ni, float x_scale, const oq_tens
         oq_tensor_destroy(tq), oq_tensor_destroy(ts);
         return oq_error(OQ_E_NOMEM, "out of memory");
     }
-    st = qg_add_init(g, tq, base, "_q", &qn);
+    st = qg_add_init_in(g, p->scope, tq, base, "_q", &qn);
     if (st == OQ_OK)
-        st = qg_add_init(g, ts, base, "_s", &sn);
+        st = qg_add_init_in(g, p->scope, ts, base, "_s", &sn);
     else
         oq_tensor_destroy(ts);
-    char *dq = st == OQ_OK ? oq_graph_unique_name(g, base, "_dq") : NULL;
+    char *dq = st == OQ_OK ? qg_unique_name(p->scope, base, "_dq") : NULL;
     free(base);
     if (st == OQ_OK && !dq)
         st = oq_error(OQ_E_NOMEM, "out of memory");
@@ -591,10 +764,10 @@ static int weight_axis(const oq_node *n, const oq_tensor *w)
     return 1;
 }
 
-static bool bias_ok(const oq_graph *g, const oq_node *n, const oq_tensor *w, int axis)
+static bool bias_ok(const plan *p, const oq_node *n, const oq_tensor *w, int axis)
 {
     const char *b = oq_node_input(n, 2);
-    const oq_tensor *bt = b ? oq_graph_initializer(g, b) : NULL;
+    const oq_tensor *bt = b ? plan_init(p, b) : NULL;
     if (!bt || bt->dtype != OQ_FLOAT || bt->ndim != 1)
         return false;
     if (!strcmp(n->op_type, "Gemm") && (oq_node_attr_float(n, "beta", 1.0f) != 1.0f ||
@@ -606,13 +779,64 @@ static bool bias_ok(const oq_graph *g, const oq_node *n, const oq_tensor *w, int
     return ax < w->ndim && bt->dims[0] == w->dims[ax];
 }
 
-oq_status quant_static_qdq(quant_ctx *q)
+/* Calls fn on every subgraph of g's nodes with its scope (where: "If_25.then_branch/"). */
+typedef oq_status (*sub_fn)(quant_ctx *q, oq_graph *sub, const quant_scope *s, const plan *up, int depth);
+static oq_status each_subgraph(quant_ctx *q, oq_graph *g, const quant_scope *scope, const plan *up, int depth,
+                               sub_fn fn)
+{
+    if (depth > 64)
+        return oq_error(OQ_E_GRAPH, "subgraphs nested more than 64 deep");
+    oq_status st = OQ_OK;
+    for (size_t i = 0; st == OQ_OK && i < g->n_nodes; i++)
+        for (size_t a = 0; st == OQ_OK && a < g->nodes[i].n_attrs; a++) {
+            oq_attr *at = &g->nodes[i].attrs[a];
+            for (size_t k = 0; st == OQ_OK && k < (at->g ? 1 : at->n_graphs); k++) {
+                char lb[200], *where = oq_malloc(strlen(scope->where) + strlen(at->name) + 210);
+                if (!where)
+                    return oq_error(OQ_E_NOMEM, "out of memory");
+                sprintf(where, "%s%s.%s/", scope->where, label(&g->nodes[i], lb, sizeof lb), at->name);
+                quant_scope ss = {at->g ? at->g : at->graphs[k], scope, where};
+                st = fn(q, at->g ? at->g : at->graphs[k], &ss, up, depth + 1);
+                free(where);
+            }
+        }
+    return st;
+}
+
+/* Counts the weights the rewrite will quantize in g and below (the [k/n] lines). */
+static oq_status count_weights(quant_ctx *q, oq_graph *g, const quant_scope *scope, const plan *up, int depth)
+{
+    plan p;
+    oq_status st = make_plan(g, q->rules, true, q->opt->activation_symmetric != 0, scope, up,
+                             scope->up ? q->table : NULL, q->shared_names, &p);
+    for (size_t i = 0; st == OQ_OK && i < g->n_nodes; i++)
+        if (p.nodes[i].q && !p.nodes[i].folded && p.nodes[i].kind == K_WEIGHTED &&
+            is_init(&p, oq_node_input(&g->nodes[i], 1)))
+            q->weights_total++;
+    if (st == OQ_OK)
+        st = each_subgraph(q, g, scope, &p, depth, count_weights);
+    plan_free(&p);
+    return st;
+}
+
+/* Static QDQ on g: the plan, then the subgraphs (they see g's values as they are before
+ * the rewrite), then g itself. */
+static oq_status static_graph(quant_ctx *q, oq_graph *g, const quant_scope *scope, const plan *up, int depth)
 {
     const oq_quant_options *opt = q->opt;
-    oq_graph *g = q->m->graph;
     oq_dtype at = opt->activation_type == OQ_INT8 ? OQ_INT8 : OQ_UINT8;
     plan p;
-    oq_status st = make_plan(g, q->rules, true, opt->activation_symmetric != 0, &p);
+    oq_status st = make_plan(g, q->rules, true, opt->activation_symmetric != 0, scope, up,
+                             scope->up ? q->table : NULL, q->shared_names, &p);
+    if (st == OQ_OK) {
+        bool any_q = false;
+        for (size_t i = 0; i < g->n_nodes; i++)
+            any_q |= p.nodes[i].q;
+        p.not_run = (up && up->not_run) || (p.n_unseen && !any_q);
+        st = each_subgraph(q, g, scope, &p, depth, static_graph);
+    }
+    const char *saved_where = q->where;
+    q->where = scope->where;
     size_t n_orig = g->n_nodes;
     /* parameters of every activation tensor */
     for (size_t i = 0; st == OQ_OK && i < p.n_t; i++) {
@@ -659,9 +883,9 @@ oq_status quant_static_qdq(quant_ctx *q)
             st = oq_error(OQ_E_NOMEM, "out of memory");
             break;
         }
-        st = qg_add_init(g, s, base, "_s", &sn);
+        st = qg_add_init_in(g, scope, s, base, "_s", &sn);
         if (st == OQ_OK)
-            st = qg_add_init(g, z, base, "_zp", &zn);
+            st = qg_add_init_in(g, scope, z, base, "_zp", &zn);
         else
             oq_tensor_destroy(z);
         free(base);
@@ -669,12 +893,6 @@ oq_status quant_static_qdq(quant_ctx *q)
         if (st == OQ_OK)
             st = add_q_dq(q, g, &p, i, sn, zn);
     }
-    /* count weights for the [k/n] lines */
-    size_t total = 0, counter = 0;
-    for (size_t i = 0; i < n_orig; i++)
-        if (p.nodes[i].q && !p.nodes[i].folded && p.nodes[i].kind == K_WEIGHTED &&
-            is_init(&p, oq_node_input(&g->nodes[i], 1)))
-            total++;
     /* point the int8 nodes at dequantized values */
     for (size_t i = 0; st == OQ_OK && i < n_orig; i++) {
         qnode *qn = &p.nodes[i];
@@ -689,14 +907,14 @@ oq_status quant_static_qdq(quant_ctx *q)
                 if (ti != SIZE_MAX && p.t[ti].dq)
                     set_input(&g->nodes[i], s, p.t[ti].dq);
             } else if (qn->kind == K_WEIGHTED && s == 1) {
-                const oq_tensor *w = oq_graph_initializer(g, in);
+                const oq_tensor *w = plan_init(&p, in);
                 int axis = qn->rule.per_channel ? weight_axis(&g->nodes[i], w) : -1;
                 const oq_tensor *ws = NULL;
                 char *dq = NULL;
-                bool with_bias = bias_ok(g, &g->nodes[i], w, axis);
+                bool with_bias = bias_ok(&p, &g->nodes[i], w, axis);
                 if (axis >= 0 && oq_model_opset(q->m, "") < 13)
                     axis = -1; /* DequantizeLinear gained axis in opset 13 */
-                st = quant_const(q, g, i, 1, axis, OQ_INT8, qn->rule.reduce_range, &dq, &ws, &counter, total, true);
+                st = quant_const(q, g, &p, i, 1, axis, OQ_INT8, qn->rule.reduce_range, &dq, &ws, true);
                 if (st == OQ_OK) {
                     set_input(&g->nodes[i], 1, dq);
                     free(dq);
@@ -708,7 +926,7 @@ oq_status quant_static_qdq(quant_ctx *q)
                         if (p.t[k].dq && !strcmp(p.t[k].dq, g->nodes[i].inputs[0]))
                             xi = k;
                     if (xi != SIZE_MAX) {
-                        st = quant_bias(g, i, p.t[xi].p.scale, ws, &dq);
+                        st = quant_bias(g, &p, i, p.t[xi].p.scale, ws, &dq);
                         if (st == OQ_OK) {
                             set_input(&g->nodes[i], 2, dq);
                             free(dq);
@@ -717,7 +935,7 @@ oq_status quant_static_qdq(quant_ctx *q)
                 }
             } else if (qn->kind == K_ARITH && is_init(&p, in)) {
                 char *dq = NULL;
-                st = quant_const(q, g, i, s, -1, at, 0, &dq, NULL, &counter, total, false);
+                st = quant_const(q, g, &p, i, s, -1, at, 0, &dq, NULL, false);
                 if (st == OQ_OK) {
                     set_input(&g->nodes[i], s, dq);
                     free(dq);
@@ -740,14 +958,51 @@ oq_status quant_static_qdq(quant_ctx *q)
                 set_input(&g->nodes[i], s, p.t[ti].dq);
         }
     }
-    /* tally, then drop the folded activations */
-    for (size_t i = 0; st == OQ_OK && i < n_orig; i++) {
+    /* the same for reads from inside subgraphs (an If branch reading a folded Relu's output) */
+    for (size_t f = 0; st == OQ_OK && f < n_orig; f++) {
+        size_t ti = p.nodes[f].folded ? find_t(&p, g->nodes[f].outputs[0]) : SIZE_MAX;
+        if (ti == SIZE_MAX || !p.t[ti].dq || !strcmp(p.t[ti].dq, g->nodes[f].outputs[0]))
+            continue;
+        for (size_t i = 0; st == OQ_OK && i < n_orig; i++)
+            for (size_t a = 0; st == OQ_OK && a < g->nodes[i].n_attrs; a++) {
+                oq_attr *at = &g->nodes[i].attrs[a];
+                for (size_t k = 0; st == OQ_OK && k < (at->g ? 1 : at->n_graphs); k++)
+                    st = oq_graph_replace_uses(at->g ? at->g : at->graphs[k], g->nodes[f].outputs[0], p.t[ti].dq);
+            }
+    }
+    /* a branch that never ran: say which of its nodes stay float */
+    if (st == OQ_OK && p.n_unseen) {
+        char list[600];
+        size_t len = 0, shown = 0;
+        list[0] = 0;
+        for (size_t i = 0; i < n_orig && len < sizeof list - 80; i++)
+            if (p.nodes[i].why == reason_unseen) {
+                char lb[200];
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", shown++ ? ", " : "",
+                                        label(&g->nodes[i], lb, sizeof lb));
+            }
+        quant_report(q, "%s: %zu node%s float, %s no calibration range (this branch did not run on the "
+                     "calibration data): %s%s", scope->where, p.n_unseen, p.n_unseen == 1 ? " stays" : "s stay",
+                     p.n_unseen == 1 ? "its tensors have" : "their tensors have", list,
+                     shown < p.n_unseen ? ", ..." : "");
+    }
+    /* tally, then drop the folded activations; a body that never ran is one item */
+    if (st == OQ_OK && p.not_run && up && up->not_run) {
+        q->n_float_nodes += n_orig; /* the enclosing body's item covers it */
+    } else if (st == OQ_OK && p.not_run) {
+        char what[300];
+        snprintf(what, sizeof what, "%s: its %zu node%s%s (the branch did not run on the calibration data)",
+                 scope->where, n_orig, n_orig == 1 ? "" : "s", has_any_subgraph(g) ? " and its subgraphs'" : "");
+        quant_note_float_group(q, n_orig, what);
+    }
+    for (size_t i = 0; st == OQ_OK && !p.not_run && i < n_orig; i++) {
         if (p.nodes[i].folded)
             continue;
         if (p.nodes[i].q)
             q->n_quant_nodes++;
         else
-            quant_note_float(q, &g->nodes[i], subgraph_why(&g->nodes[i], p.nodes[i].why));
+            quant_note_float(q, &g->nodes[i], has_subgraph(&g->nodes[i]) ? "no int8 form (its subgraphs are "
+                             "quantized on their own)" : p.nodes[i].why);
     }
     size_t folded = 0;
     for (size_t i = n_orig; st == OQ_OK && i-- > 0;)
@@ -770,9 +1025,66 @@ oq_status quant_static_qdq(quant_ctx *q)
             folded++;
         }
     if (folded)
-        quant_report(q, "%zu Relu/Clip folded into the output range of their producers", folded);
+        quant_report(q, "%s%s%zu Relu/Clip folded into the output range of their producers", scope->where,
+                     scope->where[0] ? " " : "", folded);
     plan_free(&p);
+    q->where = saved_where;
     if (st == OQ_OK)
-        st = oq_graph_toposort(g, NULL, 0);
+        st = qg_toposort(g, scope);
+    return st;
+}
+
+typedef struct def_count {
+    oq_strmap map; /* name -> number of graphs defining it */
+    char **keys;   /* owned: the rewrite replaces the graphs' strings */
+    size_t n, cap;
+} def_count;
+
+static oq_status count_def(def_count *d, const char *name)
+{
+    size_t v = 0;
+    if (!name[0])
+        return OQ_OK;
+    if (oq_strmap_get(&d->map, name, &v))
+        return oq_strmap_put(&d->map, name, v + 1); /* the key is already owned */
+    if (oq_grow((void **)&d->keys, &d->cap, d->n + 1, sizeof *d->keys) != OQ_OK || !(d->keys[d->n] = oq_strdup(name)))
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    return oq_strmap_put(&d->map, d->keys[d->n++], 1);
+}
+
+static oq_status count_defs(def_count *d, const oq_graph *g, int depth)
+{
+    oq_status st = depth > 64 ? oq_error(OQ_E_GRAPH, "subgraphs nested more than 64 deep") : OQ_OK;
+    for (size_t i = 0; st == OQ_OK && i < g->n_inputs; i++)
+        st = count_def(d, g->inputs[i].name);
+    for (size_t i = 0; st == OQ_OK && i < g->n_nodes; i++) {
+        const oq_node *n = &g->nodes[i];
+        for (size_t o = 0; st == OQ_OK && o < n->n_outputs; o++)
+            st = count_def(d, n->outputs[o]);
+        for (size_t a = 0; st == OQ_OK && a < n->n_attrs; a++)
+            for (size_t k = 0; st == OQ_OK && k < (n->attrs[a].g ? 1 : n->attrs[a].n_graphs); k++)
+                st = count_defs(d, n->attrs[a].g ? n->attrs[a].g : n->attrs[a].graphs[k], depth + 1);
+    }
+    return st;
+}
+
+oq_status quant_static_qdq(quant_ctx *q)
+{
+    quant_scope scope = {q->m->graph, NULL, ""};
+    def_count defs = {0};
+    q->weights_total = q->weights_done = 0;
+    oq_status st = oq_strmap_init(&defs.map, 64);
+    if (st == OQ_OK)
+        st = count_defs(&defs, q->m->graph, 0);
+    q->shared_names = &defs.map;
+    if (st == OQ_OK)
+        st = count_weights(q, q->m->graph, &scope, NULL, 0);
+    if (st == OQ_OK)
+        st = static_graph(q, q->m->graph, &scope, NULL, 0);
+    q->shared_names = NULL;
+    oq_strmap_free(&defs.map);
+    for (size_t i = 0; i < defs.n; i++)
+        free(defs.keys[i]);
+    free(defs.keys);
     return st;
 }

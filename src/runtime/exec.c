@@ -534,6 +534,10 @@ oq_status oq_exec_run(oq_exec *e, const oq_tensor *const *in, size_t n_in, oq_te
             ev->t.flags = 0;
         }
     }
+    /* a subgraph's formal inputs are values its parent made (the main graph's are the caller's) */
+    for (size_t k = 0; e->parent && e->observe && st == OQ_OK && k < e->n_inputs; k++)
+        if (e->values[e->inputs[k]].t.dtype != OQ_UNDEFINED)
+            e->observe(e->observe_user, e->values[e->inputs[k]].name, &e->values[e->inputs[k]].t);
     e->replan = false;
     size_t i = 0;
     for (; i < e->n_nodes && st == OQ_OK; i++) {

@@ -65,7 +65,12 @@ oq_status oq_exec_create(const oq_model *m, const oq_graph *g, oq_exec *parent, 
 void oq_exec_destroy(oq_exec *e);
 
 typedef struct oq_session oq_session;
-/* Sets (fn NULL: clears) the observer of the session's main graph (quant/calibrate.c). */
+/* Sets (fn NULL: clears) the observer of the session's graphs, subgraphs included (quant/calibrate.c);
+ * a subgraph also shows its formal inputs (a Loop body's carried values) each time it runs. */
 void oq_session_set_observer(oq_session *s, oq_value_observer fn, void *user);
+/* Calibration's session: as oq_session_create, but the runtime's fusions leave If/Loop bodies as they
+ * are, so every value there reaches the observer (hidden main-graph values can be exposed as outputs;
+ * a body's cannot). */
+oq_status oq_session_create_observable(const oq_model *m, const oq_session_options *opt, oq_session **out);
 
 #endif

@@ -46,7 +46,19 @@ static const oq_value_info *find_vi(const oq_value_info *v, size_t n, const char
     return NULL;
 }
 
+static oq_status create(const oq_model *m, const oq_session_options *opt, bool observable, oq_session **out);
+
 oq_status oq_session_create(const oq_model *m, const oq_session_options *opt, oq_session **out)
+{
+    return create(m, opt, false, out);
+}
+
+oq_status oq_session_create_observable(const oq_model *m, const oq_session_options *opt, oq_session **out)
+{
+    return create(m, opt, true, out);
+}
+
+static oq_status create(const oq_model *m, const oq_session_options *opt, bool observable, oq_session **out)
 {
     if (!m || !out || !m->graph)
         return oq_error(OQ_E_INVALID_ARG, "oq_session_create: NULL argument");
@@ -57,6 +69,7 @@ oq_status oq_session_create(const oq_model *m, const oq_session_options *opt, oq
     oq_status st = oq_model_clone(m, &s->model);
     oq_pass_ctx pctx = {0};
     pctx.no_qdq_fusion = o.emulate_qdq;
+    pctx.keep_subgraph_values = observable;
     if (st == OQ_OK)
         st = oq_passes_run_default(s->model, &pctx);
     /* After the passes: an operator they remove (Dropout, Identity) need not have a kernel. */
@@ -93,12 +106,20 @@ oq_status oq_session_create(const oq_model *m, const oq_session_options *opt, oq
     return OQ_OK;
 }
 
+static void set_observer(oq_exec *e, oq_value_observer fn, void *user)
+{
+    e->observe = fn;
+    e->observe_user = user;
+    for (size_t i = 0; i < e->n_nodes; i++)
+        for (size_t k = 0; k < e->nodes[i].op.n_subgraphs; k++)
+            if (e->nodes[i].op.subgraphs[k])
+                set_observer(e->nodes[i].op.subgraphs[k], fn, user);
+}
+
 void oq_session_set_observer(oq_session *s, oq_value_observer fn, void *user)
 {
-    if (s && s->exec) {
-        s->exec->observe = fn;
-        s->exec->observe_user = user;
-    }
+    if (s && s->exec)
+        set_observer(s->exec, fn, user);
 }
 
 size_t oq_session_input_count(const oq_session *s) { return s ? s->n_inputs : 0; }

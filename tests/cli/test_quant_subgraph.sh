@@ -1,0 +1,70 @@
+#!/bin/sh
+# `onnxq quantize` inside If branches (tests/fixtures/if_quant: Conv + MatMul in the then-branch, the MatMul's
+# weight an initializer of the main graph; a MatMul in the else-branch). The calibration data takes only the
+# then-branch: static mode quantizes it and keeps the else-branch float, naming it; dynamic mode quantizes both
+# MatMuls. tests/fixtures/loop_quant: a MatMul in a Loop body. Outputs stay close to float.
+# Usage: test_quant_subgraph.sh ONNXQ NPY_COMPARE SOURCE_DIR WORK_DIR
+set -u
+onnxq=$1 compare=$2 src=$3 work=$4
+fx="$src/tests/fixtures/if_quant"
+rm -rf "$work" && mkdir -p "$work" || exit 1
+checks=0 failed=0
+out="$work/stdout" err="$work/stderr"
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; echo "--- stdout:"; head -20 "$out"; echo "--- stderr:"; head -20 "$err"; }
+r() { last="$*"; "$@" >"$out" 2>"$err"; rc=$?; echo "+ $* -> $rc"; }
+expect_ok() { checks=$((checks + 1)); [ "$rc" -eq 0 ] || fail "expected exit 0: $last"; }
+expect_out() { checks=$((checks + 1)); grep -q -e "$1" "$out" || fail "stdout lacks '$1': $last"; }
+# op COUNT: the `onnxq info` histogram (every subgraph included) lists op with this count
+expect_op() { checks=$((checks + 1)); grep -q -e "^  $1 *$2\$" "$out" || fail "info lacks '$1 $2': $last"; }
+close() { checks=$((checks + 1)); "$compare" "$1" "$2" "$3" || fail "$1 differs from $2 by more than $3"; }
+
+run_both() { # MODEL DIR: outputs for the then (input_1) and else (cond_false.npy) inputs
+    r "$onnxq" run "$1" -i "x=$fx/input_0.npy" -i "cond=$fx/input_1.npy" -o "$2/then"; expect_ok
+    r "$onnxq" run "$1" -i "x=$fx/input_0.npy" -i "cond=$fx/cond_false.npy" -o "$2/else"; expect_ok
+}
+run_both "$fx/model.onnx" "$work/float"
+close "$work/float/then/y.npy" "$fx/expected_0.npy" 1e-4
+
+# static QDQ: the then-branch in int8, the else-branch float and named
+r "$onnxq" quantize "$fx/model.onnx" "$work/qdq.onnx" --calib "$fx/calib.npz"; expect_ok
+expect_out '\[1/2\] branch.then_branch/then_conv .*per-channel'
+expect_out '\[2/2\] branch.then_branch/then_matmul'
+expect_out 'branch.else_branch/: 1 node stays float, its tensors have no calibration range.*else_matmul'
+expect_out '^nodes: 4 int8, 3 kept float'
+expect_out '^kept float: branch.else_branch/: its 2 nodes (the branch did not run'
+r "$onnxq" info "$work/qdq.onnx"; expect_ok
+expect_op QuantizeLinear 5; expect_op DequantizeLinear 9; expect_op MatMul 2
+run_both "$work/qdq.onnx" "$work/qdq"
+close "$work/qdq/then/y.npy" "$work/float/then/y.npy" 0.1
+close "$work/qdq/else/y.npy" "$work/float/else/y.npy" 1e-6
+
+# QOperator: the branch's Conv and MatMul become integer operators
+r "$onnxq" quantize "$fx/model.onnx" "$work/qop.onnx" --calib "$fx/calib.npz" --format qoperator; expect_ok
+r "$onnxq" info "$work/qop.onnx"; expect_ok
+expect_op QLinearConv 1; expect_op QLinearMatMul 1
+run_both "$work/qop.onnx" "$work/qop"
+close "$work/qop/then/y.npy" "$work/float/then/y.npy" 0.1
+
+# dynamic: both branches' MatMuls (the then-branch's weight comes from the main graph)
+r "$onnxq" quantize "$fx/model.onnx" "$work/dyn.onnx" --mode dynamic; expect_ok
+expect_out 'branch.else_branch/else_matmul'; expect_out 'branch.then_branch/then_matmul'
+expect_out '^nodes: 2 int8'
+r "$onnxq" info "$work/dyn.onnx"; expect_ok
+expect_op com.microsoft:DynamicQuantizeMatMul 2
+run_both "$work/dyn.onnx" "$work/dyn"
+close "$work/dyn/then/y.npy" "$work/float/then/y.npy" 0.05
+close "$work/dyn/else/y.npy" "$work/float/else/y.npy" 0.05
+
+# a Loop body: the MatMul reads the body's carried input (its range comes from every iteration)
+lq="$src/tests/fixtures/loop_quant"
+r "$onnxq" quantize "$lq/model.onnx" "$work/loop.onnx" --calib "$lq/calib.npz"; expect_ok
+expect_out '\[1/1\] loop.body/body_matmul .*per-channel'
+expect_out '^nodes: 1 int8'
+r "$onnxq" run "$work/loop.onnx" -i "n=$lq/input_0.npy" -i "x=$lq/input_1.npy" -o "$work/loop"; expect_ok
+close "$work/loop/acc.npy" "$lq/expected_0.npy" 0.02
+r "$onnxq" quantize "$lq/model.onnx" "$work/loopd.onnx" --mode dynamic; expect_ok
+r "$onnxq" run "$work/loopd.onnx" -i "n=$lq/input_0.npy" -i "x=$lq/input_1.npy" -o "$work/loopd"; expect_ok
+close "$work/loopd/acc.npy" "$lq/expected_0.npy" 0.02
+
+echo "$checks checks, $failed failed"
+[ "$failed" -eq 0 ]
