@@ -264,7 +264,9 @@ static double clamp_low(const plan *p, const oq_node *n)
     return lo;
 }
 
-static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fold, bool symmetric, plan *p)
+/* forced: nodes kept float because running them in int8 gains nothing (see plan_int8_worth); may be NULL */
+static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fold, bool symmetric,
+                           const bool *forced, plan *p)
 {
     memset(p, 0, sizeof *p);
     p->g = g;
@@ -294,6 +296,28 @@ static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fol
         }
         if ((qn->why = blocker(p, n, qn->kind)) != NULL)
             continue;
+        if (forced && forced[i]) {
+            qn->why = "its output feeds no int8 node";
+            continue;
+        }
+        if (qn->kind == K_ARITH || qn->kind == K_OWN) {
+            /* element-wise and pooling ops run in int8 only when int8 already flows in on every
+             * activation input: a float input would be rounded once more for nothing, as the
+             * node's output is quantized for its int8 readers either way (a Mul of x by
+             * HardSigmoid(x), with the HardSigmoid kept in float) */
+            const char *fl = NULL;
+            for (size_t s = 0; s < n->n_inputs && !fl; s++) {
+                if (!act_slot(p, n, qn->kind, s))
+                    continue;
+                size_t t = find_t(p, n->inputs[s]);
+                if (t == SIZE_MAX || !p->t[t].quant_producer)
+                    fl = "input is float";
+            }
+            if (fl) {
+                qn->why = fl;
+                continue;
+            }
+        }
         if (qn->kind == K_SHARED || qn->kind == K_ACT) {
             /* data movement, or an activation, is worth it only when int8 already flows in:
              * otherwise quantizing its input just adds a second rounding (a Relu after a
@@ -351,12 +375,12 @@ oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool
 {
     plan p, unfolded;
     memset(&unfolded, 0, sizeof unfolded);
-    oq_status st = make_plan(g, all_ops ? NULL : rules, true, false, &p);
+    oq_status st = make_plan(g, all_ops ? NULL : rules, true, false, NULL, &p);
     /* For every configuration, also the ranges an unfolded activation needs: with its
      * producer excluded (kept in float), a Relu is quantized on its own and its input's
      * range is needed too. */
     if (st == OQ_OK && all_ops)
-        st = make_plan(g, NULL, false, false, &unfolded);
+        st = make_plan(g, NULL, false, false, NULL, &unfolded);
     const char **out = NULL;
     size_t n = 0;
     if (st == OQ_OK && !(out = oq_calloc(p.n_t + unfolded.n_t + 1, sizeof *out)))
@@ -387,6 +411,52 @@ oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool
 }
 
 /* ---- rewrite ---- */
+
+/* The plan, less the int8 nodes that gain nothing: an element-wise, pooling or data-movement
+ * node whose output no int8 node reads (a graph output, a float Div, the Add/Clip/Mul of a
+ * HardSwish before a float Div) would quantize its output only to dequantize it at once —
+ * one more rounding, and no integer kernel to show for it. Weighted nodes always stay int8.
+ * Keeping such a node float can leave the nodes before it in the same position, hence the
+ * repetition until nothing changes. */
+static oq_status plan_int8_worth(const oq_graph *g, const quant_rules *rules, bool symmetric, plan *p)
+{
+    bool *forced = oq_calloc(g->n_nodes + 1, sizeof *forced);
+    if (!forced)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    oq_status st = OQ_OK;
+    /* each round forces at least one more node, so this ends */
+    for (;;) {
+        if ((st = make_plan(g, rules, true, symmetric, forced, p)) != OQ_OK)
+            break;
+        size_t changed = 0;
+        for (size_t i = 0; i < g->n_nodes; i++) {
+            const qnode *qn = &p->nodes[i];
+            if (!qn->q || qn->folded || qn->kind == K_WEIGHTED)
+                continue;
+            const char *out = g->nodes[i].outputs[0];
+            /* a Relu folded into this node: its readers are the ones that count */
+            size_t r = oq_graph_single_reader(g, out);
+            if (r != SIZE_MAX && p->nodes[r].folded)
+                out = g->nodes[r].outputs[0];
+            bool int8_reader = false;
+            for (size_t k = 0; k < g->n_nodes && !int8_reader; k++) {
+                if (!p->nodes[k].q || p->nodes[k].folded)
+                    continue;
+                for (size_t s = 0; s < g->nodes[k].n_inputs && !int8_reader; s++)
+                    int8_reader = !strcmp(g->nodes[k].inputs[s], out);
+            }
+            if (!int8_reader) {
+                forced[i] = true;
+                changed++;
+            }
+        }
+        if (!changed)
+            break;
+        plan_free(p);
+    }
+    free(forced);
+    return st;
+}
 
 static oq_status add_q_dq(quant_ctx *q, oq_graph *g, plan *p, size_t ti, const char *scale, const char *zp)
 {
@@ -612,7 +682,7 @@ oq_status quant_static_qdq(quant_ctx *q)
     oq_graph *g = q->m->graph;
     oq_dtype at = opt->activation_type == OQ_INT8 ? OQ_INT8 : OQ_UINT8;
     plan p;
-    oq_status st = make_plan(g, q->rules, true, opt->activation_symmetric != 0, &p);
+    oq_status st = plan_int8_worth(g, q->rules, opt->activation_symmetric != 0, &p);
     size_t n_orig = g->n_nodes;
     /* parameters of every activation tensor */
     for (size_t i = 0; st == OQ_OK && i < p.n_t; i++) {
