@@ -135,6 +135,13 @@ static void test_observers(void)
     CHECK(t > 200 && t < 1200);
     double tm = oq_hist_mse_threshold(h, 2048, 2048.0, 127);
     CHECK(tm > 100 && tm < 1500);
+    /* asymmetric MSE: a tensor that does not go below 0 is charged t/255 per step (the
+     * nq = 255 rule), a fully signed one about t/127, and one that barely goes below 0
+     * (HardSwish) nearly t/255: it clips less than the symmetric rule would */
+    CHECK(oq_hist_mse_threshold_asym(h, 2048, 2048.0, 0) == oq_hist_mse_threshold(h, 2048, 2048.0, 255));
+    double ts = oq_hist_mse_threshold_asym(h, 2048, 2048.0, 2048.0), th = oq_hist_mse_threshold_asym(h, 2048, 2048.0, 30);
+    CHECK(fabs(ts - tm) <= 16 && th >= tm && th <= oq_hist_mse_threshold(h, 2048, 2048.0, 255));
+    CHECK(th > ts);
     CHECK(oq_hist_percentile_threshold(h, 2048, 2048.0, 100.0) == 2048.0);
     /* moving average */
     o.method = OQ_CALIB_MOVING_AVERAGE;
