@@ -14,7 +14,7 @@ static const char *const method_names[] = {"minmax", "moving_average", "entropy"
 oq_calib_options oq_calib_options_default(void)
 {
     oq_calib_options o = {0};
-    o.method = OQ_CALIB_MINMAX;
+    o.method = OQ_CALIB_MSE;
     o.percentile = 99.999;
     o.moving_average = 0.01;
     o.num_bins = 2048;
