@@ -264,6 +264,79 @@ static void test_fold_batchnorm(void)
     mb_free(&b);
 }
 
+/* Largest |w| of output channel c of a Conv weight [M, ...] (equalize_conv test). */
+static float row_range(const oq_tensor *w, int64_t c)
+{
+    int64_t per = oq_tensor_numel(w) / w->dims[0];
+    float r = 0;
+    for (int64_t i = 0; i < per; i++)
+        r = fmaxf(r, fabsf(((const float *)w->data)[c * per + i]));
+    return r;
+}
+
+/* Conv (4 channels, one scaled 40x) -> Relu -> depthwise Conv -> Conv: both pairs are
+ * equalized, the outputs stay the same, the spread of the first Conv's channel ranges
+ * shrinks, the original initializers are left alone; a Conv read twice is not touched. */
+static void test_equalize_conv(void)
+{
+    mb b = {0};
+    Onnx__GraphProto *g = mb_graph(&b, "eq");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 3, 6, 6}, NULL));
+    Onnx__TensorProto *w1 = init_f(&b, g, "W1", 4, (int64_t[]){4, 3, 3, 3}, 1, false);
+    for (int i = 0; i < 27; i++)
+        ((float *)w1->raw_data.data)[27 + i] *= 40; /* channel 1 */
+    init_f(&b, g, "B1", 1, (int64_t[]){4}, 2, false);
+    init_f(&b, g, "W2", 4, (int64_t[]){4, 1, 3, 3}, 3, false);
+    init_f(&b, g, "W3", 4, (int64_t[]){2, 4, 1, 1}, 4, false);
+    Onnx__NodeProto *c1 = mb_node(&b, g, "Conv", "c1", "x,W1,B1", "a");
+    attr_ints(&b, c1, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    mb_node(&b, g, "Relu", "r", "a", "ar");
+    Onnx__NodeProto *c2 = mb_node(&b, g, "Conv", "c2", "ar,W2", "d");
+    attr_ints(&b, c2, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    mb_attr_int(&b, c2, "group", 4);
+    mb_node(&b, g, "Conv", "c3", "d,W3", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 4, (int64_t[]){1, 2, 6, 6}, NULL));
+    oq_model *m = load(&b, mb_model(&b, 13, g));
+    size_t changed = 0;
+    oq_model *c = m ? clone_and_run(m, pass_equalize_conv, &changed) : NULL;
+    if (c) {
+        CHECK(changed == 2);
+        check_same(m, c, 4, (int64_t[]){1, 3, 6, 6}, 1e-5);
+        const oq_tensor *before = oq_graph_initializer(m->graph, "W1");
+        const oq_tensor *after = oq_graph_initializer(c->graph, c->graph->nodes[0].inputs[1]);
+        CHECK(after && after != oq_graph_initializer(c->graph, "W1"));
+        CHECK(oq_graph_initializer(c->graph, "W1") &&
+              !memcmp(oq_graph_initializer(c->graph, "W1")->data, before->data, before->nbytes));
+        if (after) {
+            float lo = INFINITY, hi = 0, lo0 = INFINITY, hi0 = 0;
+            for (int64_t k = 0; k < 4; k++) {
+                lo = fminf(lo, row_range(after, k)), hi = fmaxf(hi, row_range(after, k));
+                lo0 = fminf(lo0, row_range(before, k)), hi0 = fmaxf(hi0, row_range(before, k));
+            }
+            CHECK(hi / lo < 0.5f * hi0 / lo0);
+        }
+    }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+
+    /* the first Conv's output also feeds the graph output: no pair */
+    g = mb_graph(&b, "eq_shared");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 3, 4, 4}, NULL));
+    init_f(&b, g, "W1", 4, (int64_t[]){4, 3, 1, 1}, 1, false);
+    init_f(&b, g, "W3", 4, (int64_t[]){2, 4, 1, 1}, 4, false);
+    mb_node(&b, g, "Conv", "c1", "x,W1", "a");
+    mb_node(&b, g, "Conv", "c3", "a,W3", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 4, (int64_t[]){1, 2, 4, 4}, NULL));
+    mb_output(&b, g, mb_vi(&b, "a", T_FLOAT, 4, (int64_t[]){1, 4, 4, 4}, NULL));
+    m = load(&b, mb_model(&b, 13, g));
+    changed = 0;
+    c = m ? clone_and_run(m, pass_equalize_conv, &changed) : NULL;
+    CHECK(c && changed == 0);
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+    mb_free(&b);
+}
+
 /* Dead branch, unused initializer, Identity into the output, Dropout. */
 static void test_dead_and_identity(void)
 {
@@ -473,6 +546,7 @@ int main(void)
 {
     test_constant_fold();
     test_fold_batchnorm();
+    test_equalize_conv();
     test_dead_and_identity();
     test_transformer_fusions();
     test_integer_matmul_bias();
