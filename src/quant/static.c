@@ -103,7 +103,10 @@ static oq_status infer_types(plan *p)
         else if (!strcmp(op, "Equal") || !strcmp(op, "Less") || !strcmp(op, "Greater") || !strcmp(op, "Not") ||
                  !strcmp(op, "And") || !strcmp(op, "Or") || !strcmp(op, "IsNaN"))
             t = OQ_BOOL;
-        else if (!strcmp(op, "Constant")) {
+        else if (!strcmp(op, "ConstantOfShape")) {
+            const oq_attr *a = oq_node_attr(n, "value");
+            t = a && a->t ? a->t->dtype : OQ_FLOAT; /* not the type of its shape input */
+        } else if (!strcmp(op, "Constant")) {
             const oq_attr *a = oq_node_attr(n, "value");
             t = a && a->t ? a->t->dtype : OQ_UNDEFINED;
         } else

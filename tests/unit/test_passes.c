@@ -212,6 +212,27 @@ static void test_constant_fold(void)
         CHECK(count_op(c->graph, "Shape") == 1);
     oq_model_destroy(c);
     oq_model_destroy(m);
+
+    /* A large fill stays a node (BlazeFace's zero channel padding: stored, it was 172 KB);
+     * a small one is folded. */
+    g = mb_graph(&b, "fold_fill");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 2, 32, 32}, NULL));
+    init_i64(&b, g, "big", 4, (int64_t[]){1, 2, 32, 32});
+    init_i64(&b, g, "small", 4, (int64_t[]){1, 1, 1, 32});
+    mb_node(&b, g, "ConstantOfShape", "fill_big", "big", "zb");
+    mb_node(&b, g, "ConstantOfShape", "fill_small", "small", "zs");
+    mb_node(&b, g, "Add", "add_b", "x,zb", "xb");
+    mb_node(&b, g, "Add", "add_s", "xb,zs", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 4, (int64_t[]){1, 2, 32, 32}, NULL));
+    m = load(&b, mb_model(&b, 13, g));
+    c = m ? clone_and_run(m, pass_constant_fold, NULL) : NULL;
+    if (c) {
+        CHECK(count_op(c->graph, "ConstantOfShape") == 1 && !strcmp(c->graph->nodes[0].outputs[0], "zb"));
+        CHECK(oq_graph_initializer(c->graph, "zs") != NULL);
+        check_same(m, c, 4, (int64_t[]){1, 2, 32, 32}, 1e-6);
+    }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
     mb_free(&b);
 }
 
