@@ -88,6 +88,43 @@ static oq_status own_copy(oq_graph *g, oq_node *n, size_t slot, oq_tensor **out)
     return OQ_OK;
 }
 
+/* Renames name to a new unique name in its producer's outputs and every input that reads it. */
+static oq_status rename_value(oq_graph *g, const char *name)
+{
+    char *old = oq_strdup(name), *fresh = old ? oq_graph_unique_name(g, old, "_eq") : NULL;
+    oq_status st = old && fresh ? OQ_OK : oq_error(OQ_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < g->n_nodes && st == OQ_OK; i++) {
+        oq_node *n = &g->nodes[i];
+        for (size_t k = 0; k < n->n_inputs + n->n_outputs && st == OQ_OK; k++) {
+            char **slot = k < n->n_inputs ? &n->inputs[k] : &n->outputs[k - n->n_inputs];
+            if (strcmp(*slot, old))
+                continue;
+            char *s = oq_strdup(fresh);
+            if (!s) {
+                st = oq_error(OQ_E_NOMEM, "out of memory");
+                break;
+            }
+            free(*slot);
+            *slot = s;
+        }
+    }
+    free(old);
+    free(fresh);
+    return st;
+}
+
+/* The values between A and B hold other numbers than the model's tensors of those names
+ * (channel c divided by s_c): new names, so that nothing (onnxq debug, a range table made
+ * for the float model) matches them to the originals. */
+static oq_status rename_between(oq_graph *g, size_t a, size_t b)
+{
+    const char *between = g->nodes[b].inputs[0];
+    oq_status st = OQ_OK;
+    if (strcmp(between, g->nodes[a].outputs[0]))
+        st = rename_value(g, g->nodes[a].outputs[0]); /* A -> Relu -> B */
+    return st == OQ_OK ? rename_value(g, g->nodes[b].inputs[0]) : st;
+}
+
 /* The copy a node already owns for its weight (it is B of one pair and A of the next). */
 static oq_tensor *owned(const conv_pair *p, size_t n, size_t node, bool bias)
 {
@@ -157,6 +194,8 @@ oq_status pass_equalize_conv(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
             st = own_copy(g, &g->nodes[a], 2, &p->ba);
         if (st == OQ_OK && !(p->wb = owned(pairs, n, b, false)))
             st = own_copy(g, &g->nodes[b], 1, &p->wb);
+        if (st == OQ_OK)
+            st = rename_between(g, a, b);
         if (st == OQ_OK) {
             max_ch = (size_t)p->wa->dims[0] > max_ch ? (size_t)p->wa->dims[0] : max_ch;
             n++;
