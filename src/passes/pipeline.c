@@ -11,7 +11,7 @@ static const oq_pass_info passes[] = {
     {"fuse_identity", pass_fuse_identity, false, "remove Identity and inference Dropout"},
     {"fold_batchnorm", pass_fold_batchnorm, false, "fold BatchNormalization into Conv/ConvTranspose/Gemm weights"},
     {"equalize_conv", pass_equalize_conv, false,
-     "cross-layer equalization of Conv -> [Relu] -> Conv weight ranges (for quantization)"},
+     "cross-layer equalization of Conv|affine -> [Relu] -> Conv|Gemm|MatMul (for quantization)"},
     {"fuse_layernorm", pass_fuse_layernorm, false, "decomposed layer norm to LayerNormalization"},
     {"fuse_gelu", pass_fuse_gelu, false, "erf GELU pattern to Gelu"},
     {"fuse_matmul_bias", pass_fuse_matmul_bias, false, "2-D MatMul + constant bias Add to Gemm"},

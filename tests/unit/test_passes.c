@@ -340,6 +340,34 @@ static void test_equalize_conv(void)
     oq_model_destroy(c);
     oq_model_destroy(m);
 
+    /* a layer norm's affine (Mul gamma, Add beta) -> Relu -> Gemm(transB) and -> MatMul */
+    for (int mm = 0; mm < 2; mm++) {
+        g = mb_graph(&b, mm ? "eq_affine_matmul" : "eq_affine_gemm");
+        mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 2, (int64_t[]){3, 6}, NULL));
+        Onnx__TensorProto *gm = init_f(&b, g, "gamma", 1, (int64_t[]){6}, 1, true);
+        ((float *)gm->raw_data.data)[2] *= 30;
+        init_f(&b, g, "beta", 1, (int64_t[]){6}, 2, false);
+        init_f(&b, g, "W", 2, mm ? (int64_t[]){6, 4} : (int64_t[]){4, 6}, 3, false);
+        mb_node(&b, g, "Mul", "scale", "gamma,x", "s");
+        mb_node(&b, g, "Add", "shift", "s,beta", "t");
+        mb_node(&b, g, "Relu", "r", "t", "tr");
+        Onnx__NodeProto *gemm = mb_node(&b, g, mm ? "MatMul" : "Gemm", "fc", "tr,W", "y");
+        if (!mm)
+            mb_attr_int(&b, gemm, "transB", 1);
+        mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 2, (int64_t[]){3, 4}, NULL));
+        m = load(&b, mb_model(&b, 13, g));
+        changed = 0;
+        c = m ? clone_and_run(m, pass_equalize_conv, &changed) : NULL;
+        if (c) {
+            CHECK(changed == 1);
+            check_same(m, c, 2, (int64_t[]){3, 6}, 1e-5);
+            const oq_tensor *g1 = oq_graph_initializer(c->graph, c->graph->nodes[0].inputs[0]);
+            CHECK(g1 && strcmp(g1->name, "gamma") && ((float *)g1->data)[2] != ((float *)gm->raw_data.data)[2]);
+        }
+        oq_model_destroy(c);
+        oq_model_destroy(m);
+    }
+
     /* the first Conv's output also feeds the graph output: no pair */
     g = mb_graph(&b, "eq_shared");
     mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 3, 4, 4}, NULL));
