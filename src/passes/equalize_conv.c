@@ -3,10 +3,11 @@
  * the same when output channel c of A is divided by s_c and input channel c of B multiplied
  * by it (the activation is positively homogeneous: f(x / s) = f(x) / s). A is a Conv, or a
  * per-channel affine Mul(x, gamma) [-> Add(beta)] (a layer norm's scale and shift); B is a
- * Conv, or a Gemm/MatMul with a constant weight. With s_c = sqrt(r_A[c] / r_B[c]) both
- * ranges become sqrt(r_A r_B), and the activation between them, which is quantized per
- * tensor, no longer has channels that use a small part of its range (the depthwise
- * convolutions of MobileNet-style nets, the channels a layer norm scales apart). */
+ * Conv, or a Gemm/MatMul with a constant weight. With s_c = sqrt(r_A[c] / r_B[c]) (r_A: A's
+ * output range, r_B: B's weight range, see equalize) both become sqrt(r_A r_B), and the
+ * activation between them, which is quantized per tensor, no longer has channels that use
+ * a small part of its range (the depthwise convolutions of MobileNet-style nets, the
+ * channels a layer norm scales apart). */
 #include "passes/pass.h"
 
 #include <math.h>
@@ -223,18 +224,22 @@ static int64_t b_index(const oq_graph *g, const conv_pair *p, int64_t c, int64_t
     return (o * cin + c % cin) * per + k % per;
 }
 
-/* One equalization step on a pair; returns the largest |log s| applied. r_A is the largest
- * |w| of A's output channel, or |gamma| + |beta| of an affine A (its output range for a
- * normalized input); r_B the largest |w| that multiplies B's input channel. */
+/* One equalization step on a pair; returns the largest |log s| applied. r_A bounds the
+ * range of A's output channel for inputs in [-1, 1]: |bias| + sum |w| (|beta| + |gamma| for
+ * an affine A). The paper balances the largest |w| instead, which suits per-tensor weights;
+ * with per-channel weights A's scale does not matter, the activation's range does, and a
+ * channel that is nearly its bias (PP-OCRv4's stem: one channel sits at -3.2 with a spread
+ * of 0.004) must not be blown up by its small weights. r_B is the largest |w| that
+ * multiplies B's input channel. */
 static double equalize(const oq_graph *g, conv_pair *p, float *r)
 {
     int64_t ch = p->ch, per_a = p->a_kind == A_CONV ? oq_tensor_numel(p->wa) / ch : 1, nb = b_count(g, p);
     float *wa = p->wa->data, *wb = p->wb->data, *ba = p->ba ? p->ba->data : NULL;
     double moved = 0;
     for (int64_t c = 0; c < ch; c++) {
-        float ra = p->a_kind == A_AFFINE && ba ? fabsf(ba[c]) : 0, rb = 0;
+        float ra = ba ? fabsf(ba[c]) : 0, rb = 0;
         for (int64_t i = 0; i < per_a; i++)
-            ra = p->a_kind == A_CONV ? fmaxf(ra, fabsf(wa[c * per_a + i])) : ra + fabsf(wa[c]);
+            ra += fabsf(wa[c * per_a + i]);
         for (int64_t k = 0; k < nb; k++)
             rb = fmaxf(rb, fabsf(wb[b_index(g, p, c, k)]));
         float s = ra > 0 && rb > 0 && isfinite(ra) && isfinite(rb) ? sqrtf(ra / rb) : 1.0f;

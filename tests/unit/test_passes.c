@@ -340,6 +340,29 @@ static void test_equalize_conv(void)
     oq_model_destroy(c);
     oq_model_destroy(m);
 
+    /* a channel that is nearly its bias (weights 1e-3, bias -3) is not blown up: its scale
+     * follows its output range, bias included, not its tiny weights */
+    g = mb_graph(&b, "eq_bias");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 3, 4, 4}, NULL));
+    Onnx__TensorProto *wq = init_f(&b, g, "W1", 4, (int64_t[]){4, 3, 1, 1}, 1, false);
+    Onnx__TensorProto *bq = init_f(&b, g, "B1", 1, (int64_t[]){4}, 2, false);
+    for (int i = 0; i < 3; i++)
+        ((float *)wq->raw_data.data)[i] *= 1e-3f;
+    ((float *)bq->raw_data.data)[0] = -3;
+    init_f(&b, g, "W3", 4, (int64_t[]){2, 4, 1, 1}, 4, false);
+    mb_node(&b, g, "Conv", "c1", "x,W1,B1", "a");
+    mb_node(&b, g, "Conv", "c3", "a,W3", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 4, (int64_t[]){1, 2, 4, 4}, NULL));
+    m = load(&b, mb_model(&b, 13, g));
+    c = m ? clone_and_run(m, pass_equalize_conv, NULL) : NULL;
+    if (c) {
+        check_same(m, c, 4, (int64_t[]){1, 3, 4, 4}, 1e-5);
+        const oq_tensor *b1 = oq_graph_initializer(c->graph, c->graph->nodes[0].inputs[2]);
+        CHECK(b1 && fabsf(((float *)b1->data)[0]) < 10);
+    }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+
     /* a layer norm's affine (Mul gamma, Add beta) -> Relu -> Gemm(transB) and -> MatMul */
     for (int mm = 0; mm < 2; mm++) {
         g = mb_graph(&b, mm ? "eq_affine_matmul" : "eq_affine_gemm");
