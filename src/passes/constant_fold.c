@@ -11,6 +11,7 @@
 /* Folded results above this size stay computed at run time unless they are no
  * larger than twice their inputs (a transposed or cast weight, say). */
 #define FOLD_MAX_BYTES ((size_t)1 << 20)
+#define FILL_MAX_BYTES ((size_t)4096)
 
 static int64_t node_opset(const oq_model *m, const oq_node *n)
 {
@@ -356,6 +357,10 @@ static oq_status fold_graph(fold_state *fs, oq_pass_ctx *ctx, size_t *n_constant
             if (in[k] && in[k] != &dummies[k])
                 in_bytes += tensor_bytes(in[k]);
         size_t limit = is_constant ? 0 : (2 * in_bytes > FOLD_MAX_BYTES ? 2 * in_bytes : FOLD_MAX_BYTES);
+        /* a fill (ConstantOfShape, Expand, Tile) costs nothing to compute at run time, but
+         * folded it is stored in full: BlazeFace's zero channel padding was 172 KB of its 442 */
+        if (!strcmp(n->op_type, "ConstantOfShape") || !strcmp(n->op_type, "Expand") || !strcmp(n->op_type, "Tile"))
+            limit = FILL_MAX_BYTES > 2 * in_bytes ? FILL_MAX_BYTES : 2 * in_bytes;
         oq_status est = ready ? oq_pass_eval_node(fs->m, n, in, limit, outs) : OQ_E_UNSUPPORTED;
         free_dummies(n, dummies);
         if (est == OQ_E_NOMEM) {

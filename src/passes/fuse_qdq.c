@@ -502,6 +502,46 @@ static bool weight_side(const fq *f, const char *name, int want_axis, qside *w, 
     return true;
 }
 
+/* DQ -> MatMul <- DQ whose float output is read as float (a bias Add or a residual
+ * kept in float): com.microsoft MatMulIntegerToFloat, the integer product scaled
+ * to float in the GEMM's output stage, as onnxruntime fuses it. */
+static fuse_result fuse_matmul_to_float(fq *f, size_t i, const char **why)
+{
+    oq_node *n = &f->g->nodes[i];
+    qside x, w;
+    if (!read_dq(f, oq_node_input(n, 0), &x, why) || !read_dq(f, oq_node_input(n, 1), &w, why))
+        return FUSE_NO;
+    if (x.count != 1) {
+        *why = "the input is quantized per axis";
+        return FUSE_NO;
+    }
+    if (w.count != 1) {
+        int64_t nch;
+        if (!weight_side(f, oq_node_input(n, 1), 1, &w, &nch, why))
+            return FUSE_NO;
+        const oq_tensor *t = oq_graph_initializer(f->g, w.q);
+        if (t->ndim != 2) {
+            *why = "a per-column weight of rank other than 2";
+            return FUSE_NO;
+        }
+    }
+    fused u = {0};
+    u.domain = MS_DOMAIN;
+    u.op_type = "MatMulIntegerToFloat";
+    push(&u, x.q);
+    push(&u, w.q);
+    push(&u, x.scale);
+    push(&u, w.scale);
+    push(&u, x.zp);
+    push(&u, w.zp);
+    char *out = oq_strdup(n->outputs[0]);
+    if (!out)
+        return FUSE_ERROR;
+    oq_status st = replace_node(f, i, &u, out);
+    free(out);
+    return st == OQ_OK ? FUSE_DONE : FUSE_ERROR;
+}
+
 static fuse_result fuse_node(fq *f, size_t i, const char **why)
 {
     oq_node *n = &f->g->nodes[i];
@@ -517,6 +557,8 @@ static fuse_result fuse_node(fq *f, size_t i, const char **why)
         act = r;
         r = only_reader(f, f->g->nodes[act].outputs[0]);
     }
+    if ((r < 0 || !is_op(&f->g->nodes[r], "QuantizeLinear")) && act < 0 && !strcmp(op, "MatMul"))
+        return fuse_matmul_to_float(f, i, why);
     if (r < 0 || !is_op(&f->g->nodes[r], "QuantizeLinear")) {
         *why = "its output is not read by exactly one QuantizeLinear";
         return FUSE_NO;

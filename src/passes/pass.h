@@ -50,6 +50,11 @@ oq_status pass_constant_fold(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 /* BatchNormalization (inference) after Conv/ConvTranspose/Gemm with a constant
  * weight is folded into new weight and bias initializers. */
 oq_status pass_fold_batchnorm(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* Cross-layer equalization: Conv or per-channel affine (Mul gamma [-> Add beta]) ->
+ * [Relu|LeakyRelu] -> Conv/Gemm/MatMul with constant weights get per-channel scales moved
+ * from one side to the other (same outputs), so the activation between them suits one
+ * quantization range. */
+oq_status pass_equalize_conv(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 /* Removes nodes none of whose outputs reach a graph output, unused initializers
  * and stale value_info entries. */
 oq_status pass_dead_nodes(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);

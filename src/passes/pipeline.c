@@ -10,6 +10,8 @@ static const oq_pass_info passes[] = {
     {"constant_fold", pass_constant_fold, false, "Constant nodes and constant subgraphs to initializers"},
     {"fuse_identity", pass_fuse_identity, false, "remove Identity and inference Dropout"},
     {"fold_batchnorm", pass_fold_batchnorm, false, "fold BatchNormalization into Conv/ConvTranspose/Gemm weights"},
+    {"equalize_conv", pass_equalize_conv, false,
+     "cross-layer equalization of Conv|affine -> [Relu] -> Conv|Gemm|MatMul (for quantization)"},
     {"fuse_layernorm", pass_fuse_layernorm, false, "decomposed layer norm to LayerNormalization"},
     {"fuse_gelu", pass_fuse_gelu, false, "erf GELU pattern to Gelu"},
     {"fuse_matmul_bias", pass_fuse_matmul_bias, false, "2-D MatMul + constant bias Add to Gemm"},
@@ -54,7 +56,8 @@ oq_status oq_pass_run(const oq_pass_info *p, oq_model *m, oq_pass_ctx *ctx)
 
 oq_status oq_passes_run_prepare(oq_model *m, oq_pass_ctx *ctx)
 {
-    static const char *const names[] = {"constant_fold", "fuse_identity", "fold_batchnorm", "dead_nodes"};
+    static const char *const names[] = {"constant_fold", "fuse_identity", "fold_batchnorm", "equalize_conv",
+                                         "dead_nodes"};
     oq_status st = OQ_OK;
     for (size_t i = 0; i < sizeof names / sizeof names[0] && st == OQ_OK; i++)
         st = oq_pass_run(oq_pass_find(names[i]), m, ctx);

@@ -14,7 +14,7 @@ static const char *const method_names[] = {"minmax", "moving_average", "entropy"
 oq_calib_options oq_calib_options_default(void)
 {
     oq_calib_options o = {0};
-    o.method = OQ_CALIB_MINMAX;
+    o.method = OQ_CALIB_MSE;
     o.percentile = 99.999;
     o.moving_average = 0.01;
     o.num_bins = 2048;
@@ -343,7 +343,18 @@ oq_status oq_calibrate(const oq_model *m, const oq_calib_options *opt, oq_data_r
     oq_model *prep = NULL;
     oq_status st = quant_prepare(m, 1, 13, &prep, NULL, NULL);
     if (st == OQ_OK)
-        st = calibrate_prepared(prep, &o, data, out);
+        st = quant_calibrate_prepared(prep, &o, data, out);
     oq_model_destroy(prep);
     return st;
+}
+
+oq_status quant_calibrate_prepared(const oq_model *prep, const oq_calib_options *opt, oq_data_reader *data,
+                                   oq_calib_table **out)
+{
+    oq_calib_options o = *opt;
+    if ((unsigned)o.method > OQ_CALIB_MSE)
+        return oq_error(OQ_E_INVALID_ARG, "unknown calibration method %d", (int)o.method);
+    if (o.method == OQ_CALIB_PERCENTILE && !(o.percentile > 0 && o.percentile <= 100))
+        return oq_error(OQ_E_INVALID_ARG, "percentile must be in (0, 100], not %g", o.percentile);
+    return calibrate_prepared(prep, &o, data, out);
 }

@@ -207,6 +207,26 @@ double oq_hist_mse_threshold(const double *hist, int nbins, double hmax, int nq)
     return best_t;
 }
 
+double oq_hist_mse_threshold_asym(const double *hist, int nbins, double hmax, double neg)
+{
+    double w = hmax / nbins, best = INFINITY, best_t = hmax;
+    int step = nbins / 256 > 0 ? nbins / 256 : 1;
+    for (int i = step; i <= nbins; i += step) {
+        double t = i * w, delta = (t + (neg < t ? neg : t)) / 255, err = 0;
+        for (int b = 0; b < nbins; b++) {
+            if (hist[b] <= 0)
+                continue;
+            double c = (b + 0.5) * w;
+            err += hist[b] * (c < t ? delta * delta / 12 : (c - t) * (c - t));
+        }
+        if (err < best) {
+            best = err;
+            best_t = t;
+        }
+    }
+    return best_t;
+}
+
 void oq_observer_range(const oq_observer *o, const oq_calib_options *opt, float *min, float *max)
 {
     if (o->batches == 0) {
@@ -223,7 +243,7 @@ void oq_observer_range(const oq_observer *o, const oq_calib_options *opt, float 
         else if (o->method == OQ_CALIB_PERCENTILE)
             t = oq_hist_percentile_threshold(o->hist, o->nbins, o->hmax, opt->percentile);
         else if (o->method == OQ_CALIB_MSE)
-            t = oq_hist_mse_threshold(o->hist, o->nbins, o->hmax, nq);
+            t = oq_hist_mse_threshold_asym(o->hist, o->nbins, o->hmax, mn < 0 ? -mn : 0);
         mn = mn < -t ? -t : mn;
         mx = mx > t ? t : mx;
     }

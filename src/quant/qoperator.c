@@ -3,7 +3,8 @@
  * output goes only to QuantizeLinear becomes its integer operator (QLinearConv,
  * QLinearMatMul, com.microsoft QGemm / QLinearAdd / QLinearMul / QLinearConcat /
  * QLinearAveragePool / QLinearGlobalAveragePool), and data movement (MaxPool,
- * Flatten, Reshape, ...) runs directly on the int8 tensor. Q/DQ pairs remain
+ * Flatten, Reshape, ...) runs directly on the int8 tensor; a MatMul of int8 inputs
+ * whose output is read in float becomes com.microsoft MatMulIntegerToFloat. Q/DQ pairs remain
  * only where float and int8 parts of the graph meet. */
 #include "quant/quant.h"
 
@@ -102,11 +103,27 @@ static oq_status qoperator_graph(quant_ctx *q, oq_graph *g, const quant_scope *s
             is_op(n, "DequantizeLinear"))
             continue;
         size_t qi = to_q(g, n->outputs[0]);
-        if (qi == SIZE_MAX)
+        dq_info a, b, c;
+        if (qi == SIZE_MAX) {
+            /* a MatMul of int8 inputs whose output stays float (its reader is float):
+             * the integer product scaled to float */
+            if (is_op(n, "MatMul") && n->n_inputs == 2 && from_dq(g, n->inputs[0], &a) &&
+                from_dq(g, n->inputs[1], &b)) {
+                const char *in[6] = {a.q, b.q, a.scale, b.scale, a.zp, b.zp};
+                char *y = oq_strdup(n->outputs[0]);
+                if (!y) {
+                    st = oq_error(OQ_E_NOMEM, "out of memory");
+                    break;
+                }
+                st = rewrite(g, i, "MatMulIntegerToFloat", "com.microsoft", in, 6, y, false);
+                free(y);
+                contrib = true;
+                converted++;
+            }
             continue;
+        }
         const oq_node *qn = &g->nodes[qi];
         const char *ys = qn->inputs[1], *yz = qn->n_inputs > 2 ? qn->inputs[2] : "", *yq = qn->outputs[0];
-        dq_info a, b, c;
         const char *op = n->op_type;
         if (!strcmp(op, "Conv") && from_dq(g, oq_node_input(n, 0), &a) && from_dq(g, oq_node_input(n, 1), &b)) {
             bool has_b = oq_node_input(n, 2) != NULL;

@@ -51,6 +51,10 @@ void oq_observer_range(const oq_observer *o, const oq_calib_options *opt, float 
 double oq_hist_entropy_threshold(const double *hist, int nbins, double hmax, int nq);
 double oq_hist_percentile_threshold(const double *hist, int nbins, double hmax, double percentile);
 double oq_hist_mse_threshold(const double *hist, int nbins, double hmax, int nq);
+/* The MSE threshold t for an asymmetric 8-bit range [-min(neg, t), t] (neg: how far the
+ * tensor goes below 0; 0 for a non-negative one): the 255 steps cover only that range, so
+ * HardSwish's [-0.375, t] is not charged a step of t/127 as a symmetric range would be. */
+double oq_hist_mse_threshold_asym(const double *hist, int nbins, double hmax, double neg);
 
 /* ---- calibration table (calibrate.c) ---- */
 typedef struct calib_entry {
@@ -64,6 +68,10 @@ struct oq_calib_table {
     char *method;
     int64_t samples;
 };
+/* oq_calibrate on a model quant_prepare already prepared (preparation renames values, so it
+ * must run once: the quantizer calibrates the very graph it then quantizes). */
+oq_status quant_calibrate_prepared(const oq_model *prep, const oq_calib_options *opt, oq_data_reader *data,
+                                   oq_calib_table **out);
 oq_status calib_table_add(oq_calib_table *t, const char *name, float min, float max, float smin, float smax);
 
 /* ---- rules (rules.c): which nodes quantize and how ---- */

@@ -148,13 +148,7 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
         q.table = o.table;
         if (!q.table) {
             /* calibrate the prepared model (no second preparation) */
-            oq_model *again = NULL;
-            st = oq_model_clone(m, &again);
-            if (st == OQ_OK) {
-                oq_calib_options co = o.calib;
-                st = oq_calibrate(again, &co, calib, &own_table);
-            }
-            oq_model_destroy(again);
+            st = quant_calibrate_prepared(m, &o.calib, calib, &own_table);
             q.table = own_table;
         }
     }

@@ -122,7 +122,10 @@ static oq_status infer_types(plan *p)
         else if (!strcmp(op, "Equal") || !strcmp(op, "Less") || !strcmp(op, "Greater") || !strcmp(op, "Not") ||
                  !strcmp(op, "And") || !strcmp(op, "Or") || !strcmp(op, "IsNaN"))
             t = OQ_BOOL;
-        else if (!strcmp(op, "Constant")) {
+        else if (!strcmp(op, "ConstantOfShape")) {
+            const oq_attr *a = oq_node_attr(n, "value");
+            t = a && a->t ? a->t->dtype : OQ_FLOAT; /* not the type of its shape input */
+        } else if (!strcmp(op, "Constant")) {
             const oq_attr *a = oq_node_attr(n, "value");
             t = a && a->t ? a->t->dtype : OQ_UNDEFINED;
         } else
@@ -336,10 +339,11 @@ static bool feeds_subgraph(const oq_graph *g, const char *name)
     return false;
 }
 
-/* scope: g's; up: the enclosing graph's plan; table (subgraphs only): nodes whose tensors have no range stay float. */
+/* scope: g's; up: the enclosing graph's plan; table (subgraphs only): nodes whose tensors have no range stay float;
+ * forced: nodes kept float because running them in int8 gains nothing (see plan_int8_worth); may be NULL */
 static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fold, bool symmetric,
                            const quant_scope *scope, const plan *up, const oq_calib_table *table,
-                           const oq_strmap *shared, plan *p)
+                           const oq_strmap *shared, const bool *forced, plan *p)
 {
     memset(p, 0, sizeof *p);
     p->shared = shared;
@@ -373,6 +377,28 @@ static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fol
         }
         if ((qn->why = blocker(p, n, qn->kind)) != NULL)
             continue;
+        if (forced && forced[i]) {
+            qn->why = "its output feeds no int8 node";
+            continue;
+        }
+        if (qn->kind == K_ARITH || qn->kind == K_OWN) {
+            /* element-wise and pooling ops run in int8 only when int8 already flows in on every
+             * activation input: a float input would be rounded once more for nothing, as the
+             * node's output is quantized for its int8 readers either way (a Mul of x by
+             * HardSigmoid(x), with the HardSigmoid kept in float) */
+            const char *fl = NULL;
+            for (size_t s = 0; s < n->n_inputs && !fl; s++) {
+                if (!act_slot(p, n, qn->kind, s))
+                    continue;
+                size_t t = find_t(p, n->inputs[s]);
+                if (t == SIZE_MAX || !p->t[t].quant_producer)
+                    fl = "input is float";
+            }
+            if (fl) {
+                qn->why = fl;
+                continue;
+            }
+        }
         if (qn->kind == K_SHARED || qn->kind == K_ACT) {
             /* data movement, or an activation, is worth it only when int8 already flows in:
              * otherwise quantizing its input just adds a second rounding (a Relu after a
@@ -453,12 +479,12 @@ oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool
     plan p, unfolded;
     memset(&unfolded, 0, sizeof unfolded);
     quant_scope scope = {g, NULL, ""};
-    oq_status st = make_plan(g, all_ops ? NULL : rules, true, false, &scope, NULL, NULL, NULL, &p);
+    oq_status st = make_plan(g, all_ops ? NULL : rules, true, false, &scope, NULL, NULL, NULL, NULL, &p);
     /* For every configuration, also the ranges an unfolded activation needs: with its
      * producer excluded (kept in float), a Relu is quantized on its own and its input's
      * range is needed too. */
     if (st == OQ_OK && all_ops)
-        st = make_plan(g, NULL, false, false, &scope, NULL, NULL, NULL, &unfolded);
+        st = make_plan(g, NULL, false, false, &scope, NULL, NULL, NULL, NULL, &unfolded);
     const char **out = NULL;
     size_t n = 0;
     if (st == OQ_OK && !(out = oq_calloc(p.n_t + unfolded.n_t + 1, sizeof *out)))
@@ -520,9 +546,9 @@ static oq_status subgraph_tensors(const oq_graph *g, const plan *up, const quant
                 quant_scope ss = {sub, scope, ""};
                 plan p, unfolded;
                 memset(&unfolded, 0, sizeof unfolded);
-                st = make_plan(sub, NULL, true, false, &ss, up, NULL, NULL, &p);
+                st = make_plan(sub, NULL, true, false, &ss, up, NULL, NULL, NULL, &p);
                 if (st == OQ_OK)
-                    st = make_plan(sub, NULL, false, false, &ss, up, NULL, NULL, &unfolded);
+                    st = make_plan(sub, NULL, false, false, &ss, up, NULL, NULL, NULL, &unfolded);
                 for (size_t t = 0; st == OQ_OK && t < p.n_t; t++)
                     st = name_set_add(ns, p.t[t].name);
                 for (size_t t = 0; st == OQ_OK && t < unfolded.n_t; t++)
@@ -543,7 +569,7 @@ oq_status quant_static_subgraph_tensors(const oq_graph *g, const char ***names, 
     plan p;
     oq_status st = oq_strmap_init(&ns.seen, 64);
     if (st == OQ_OK)
-        st = make_plan(g, NULL, true, false, &scope, NULL, NULL, NULL, &p);
+        st = make_plan(g, NULL, true, false, &scope, NULL, NULL, NULL, NULL, &p);
     if (st == OQ_OK) {
         st = subgraph_tensors(g, &p, &scope, &ns, 0);
         plan_free(&p);
@@ -559,6 +585,53 @@ oq_status quant_static_subgraph_tensors(const oq_graph *g, const char ***names, 
 }
 
 /* ---- rewrite ---- */
+
+/* The plan, less the int8 nodes that gain nothing: an element-wise, pooling or data-movement
+ * node whose output no int8 node reads (a graph output, a float Div, the Add/Clip/Mul of a
+ * HardSwish before a float Div) would quantize its output only to dequantize it at once —
+ * one more rounding, and no integer kernel to show for it. Weighted nodes always stay int8.
+ * Keeping such a node float can leave the nodes before it in the same position, hence the
+ * repetition until nothing changes. */
+static oq_status plan_int8_worth(const oq_graph *g, const quant_rules *rules, bool symmetric, const quant_scope *scope,
+                                 const plan *up, const oq_calib_table *table, const oq_strmap *shared, plan *p)
+{
+    bool *forced = oq_calloc(g->n_nodes + 1, sizeof *forced);
+    if (!forced)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    oq_status st = OQ_OK;
+    /* each round forces at least one more node, so this ends */
+    for (;;) {
+        if ((st = make_plan(g, rules, true, symmetric, scope, up, table, shared, forced, p)) != OQ_OK)
+            break;
+        size_t changed = 0;
+        for (size_t i = 0; i < g->n_nodes; i++) {
+            const qnode *qn = &p->nodes[i];
+            if (!qn->q || qn->folded || qn->kind == K_WEIGHTED)
+                continue;
+            const char *out = g->nodes[i].outputs[0];
+            /* a Relu folded into this node: its readers are the ones that count */
+            size_t r = oq_graph_single_reader(g, out);
+            if (r != SIZE_MAX && p->nodes[r].folded)
+                out = g->nodes[r].outputs[0];
+            bool int8_reader = false;
+            for (size_t k = 0; k < g->n_nodes && !int8_reader; k++) {
+                if (!p->nodes[k].q || p->nodes[k].folded)
+                    continue;
+                for (size_t s = 0; s < g->nodes[k].n_inputs && !int8_reader; s++)
+                    int8_reader = !strcmp(g->nodes[k].inputs[s], out);
+            }
+            if (!int8_reader) {
+                forced[i] = true;
+                changed++;
+            }
+        }
+        if (!changed)
+            break;
+        plan_free(p);
+    }
+    free(forced);
+    return st;
+}
 
 static oq_status add_q_dq(quant_ctx *q, oq_graph *g, plan *p, size_t ti, const char *scale, const char *zp)
 {
@@ -808,7 +881,7 @@ static oq_status count_weights(quant_ctx *q, oq_graph *g, const quant_scope *sco
 {
     plan p;
     oq_status st = make_plan(g, q->rules, true, q->opt->activation_symmetric != 0, scope, up,
-                             scope->up ? q->table : NULL, q->shared_names, &p);
+                             scope->up ? q->table : NULL, q->shared_names, NULL, &p);
     for (size_t i = 0; st == OQ_OK && i < g->n_nodes; i++)
         if (p.nodes[i].q && !p.nodes[i].folded && p.nodes[i].kind == K_WEIGHTED &&
             is_init(&p, oq_node_input(&g->nodes[i], 1)))
@@ -826,8 +899,8 @@ static oq_status static_graph(quant_ctx *q, oq_graph *g, const quant_scope *scop
     const oq_quant_options *opt = q->opt;
     oq_dtype at = opt->activation_type == OQ_INT8 ? OQ_INT8 : OQ_UINT8;
     plan p;
-    oq_status st = make_plan(g, q->rules, true, opt->activation_symmetric != 0, scope, up,
-                             scope->up ? q->table : NULL, q->shared_names, &p);
+    oq_status st = plan_int8_worth(g, q->rules, opt->activation_symmetric != 0, scope, up,
+                                   scope->up ? q->table : NULL, q->shared_names, &p);
     if (st == OQ_OK) {
         bool any_q = false;
         for (size_t i = 0; i < g->n_nodes; i++)

@@ -30,10 +30,12 @@ r "$onnxq" quantize "$fx/model.onnx" "$work/qdq.onnx" --calib "$fx/calib.npz"; e
 expect_out '\[1/2\] branch.then_branch/then_conv .*per-channel'
 expect_out '\[2/2\] branch.then_branch/then_matmul'
 expect_out 'branch.else_branch/: 1 node stays float, its tensors have no calibration range.*else_matmul'
-expect_out '^nodes: 4 int8, 3 kept float'
+# the branch's final Add stays float: its output (the branch output) feeds no int8 node
+expect_out '^nodes: 3 int8, 4 kept float'
 expect_out '^kept float: branch.else_branch/: its 2 nodes (the branch did not run'
+expect_out 'branch.then_branch/then_add (Add): its output feeds no int8 node'
 r "$onnxq" info "$work/qdq.onnx"; expect_ok
-expect_op QuantizeLinear 5; expect_op DequantizeLinear 9; expect_op MatMul 2
+expect_op QuantizeLinear 3; expect_op DequantizeLinear 6; expect_op MatMul 2
 run_both "$work/qdq.onnx" "$work/qdq"
 close "$work/qdq/then/y.npy" "$work/float/then/y.npy" 0.1
 close "$work/qdq/else/y.npy" "$work/float/else/y.npy" 1e-6
@@ -41,7 +43,8 @@ close "$work/qdq/else/y.npy" "$work/float/else/y.npy" 1e-6
 # QOperator: the branch's Conv and MatMul become integer operators
 r "$onnxq" quantize "$fx/model.onnx" "$work/qop.onnx" --calib "$fx/calib.npz" --format qoperator; expect_ok
 r "$onnxq" info "$work/qop.onnx"; expect_ok
-expect_op QLinearConv 1; expect_op QLinearMatMul 1
+# (the MatMul's reader, the branch's final Add, is float: its integer product is scaled to float)
+expect_op QLinearConv 1; expect_op com.microsoft:MatMulIntegerToFloat 1
 run_both "$work/qop.onnx" "$work/qop"
 close "$work/qop/then/y.npy" "$work/float/then/y.npy" 0.1
 

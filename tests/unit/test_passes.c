@@ -212,6 +212,27 @@ static void test_constant_fold(void)
         CHECK(count_op(c->graph, "Shape") == 1);
     oq_model_destroy(c);
     oq_model_destroy(m);
+
+    /* A large fill stays a node (BlazeFace's zero channel padding: stored, it was 172 KB);
+     * a small one is folded. */
+    g = mb_graph(&b, "fold_fill");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 2, 32, 32}, NULL));
+    init_i64(&b, g, "big", 4, (int64_t[]){1, 2, 32, 32});
+    init_i64(&b, g, "small", 4, (int64_t[]){1, 1, 1, 32});
+    mb_node(&b, g, "ConstantOfShape", "fill_big", "big", "zb");
+    mb_node(&b, g, "ConstantOfShape", "fill_small", "small", "zs");
+    mb_node(&b, g, "Add", "add_b", "x,zb", "xb");
+    mb_node(&b, g, "Add", "add_s", "xb,zs", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 4, (int64_t[]){1, 2, 32, 32}, NULL));
+    m = load(&b, mb_model(&b, 13, g));
+    c = m ? clone_and_run(m, pass_constant_fold, NULL) : NULL;
+    if (c) {
+        CHECK(count_op(c->graph, "ConstantOfShape") == 1 && !strcmp(c->graph->nodes[0].outputs[0], "zb"));
+        CHECK(oq_graph_initializer(c->graph, "zs") != NULL);
+        check_same(m, c, 4, (int64_t[]){1, 2, 32, 32}, 1e-6);
+    }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
     mb_free(&b);
 }
 
@@ -259,6 +280,130 @@ static void test_fold_batchnorm(void)
         CHECK(count_op(c->graph, "BatchNormalization") == 0 && c->graph->nodes[0].n_inputs == 3);
         check_same(m, c, 2, (int64_t[]){3, 5}, 1e-5);
     }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+    mb_free(&b);
+}
+
+/* Largest |w| of output channel c of a Conv weight [M, ...] (equalize_conv test). */
+static float row_range(const oq_tensor *w, int64_t c)
+{
+    int64_t per = oq_tensor_numel(w) / w->dims[0];
+    float r = 0;
+    for (int64_t i = 0; i < per; i++)
+        r = fmaxf(r, fabsf(((const float *)w->data)[c * per + i]));
+    return r;
+}
+
+/* Conv (4 channels, one scaled 40x) -> Relu -> depthwise Conv -> Conv: both pairs are
+ * equalized, the outputs stay the same, the spread of the first Conv's channel ranges
+ * shrinks, the original initializers are left alone; a Conv read twice is not touched. */
+static void test_equalize_conv(void)
+{
+    mb b = {0};
+    Onnx__GraphProto *g = mb_graph(&b, "eq");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 3, 6, 6}, NULL));
+    Onnx__TensorProto *w1 = init_f(&b, g, "W1", 4, (int64_t[]){4, 3, 3, 3}, 1, false);
+    for (int i = 0; i < 27; i++)
+        ((float *)w1->raw_data.data)[27 + i] *= 40; /* channel 1 */
+    init_f(&b, g, "B1", 1, (int64_t[]){4}, 2, false);
+    init_f(&b, g, "W2", 4, (int64_t[]){4, 1, 3, 3}, 3, false);
+    init_f(&b, g, "W3", 4, (int64_t[]){2, 4, 1, 1}, 4, false);
+    Onnx__NodeProto *c1 = mb_node(&b, g, "Conv", "c1", "x,W1,B1", "a");
+    attr_ints(&b, c1, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    mb_node(&b, g, "Relu", "r", "a", "ar");
+    Onnx__NodeProto *c2 = mb_node(&b, g, "Conv", "c2", "ar,W2", "d");
+    attr_ints(&b, c2, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    mb_attr_int(&b, c2, "group", 4);
+    mb_node(&b, g, "Conv", "c3", "d,W3", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 4, (int64_t[]){1, 2, 6, 6}, NULL));
+    oq_model *m = load(&b, mb_model(&b, 13, g));
+    size_t changed = 0;
+    oq_model *c = m ? clone_and_run(m, pass_equalize_conv, &changed) : NULL;
+    if (c) {
+        CHECK(changed == 2);
+        check_same(m, c, 4, (int64_t[]){1, 3, 6, 6}, 1e-5);
+        const oq_tensor *before = oq_graph_initializer(m->graph, "W1");
+        const oq_tensor *after = oq_graph_initializer(c->graph, c->graph->nodes[0].inputs[1]);
+        CHECK(after && after != oq_graph_initializer(c->graph, "W1"));
+        CHECK(oq_graph_initializer(c->graph, "W1") &&
+              !memcmp(oq_graph_initializer(c->graph, "W1")->data, before->data, before->nbytes));
+        if (after) {
+            float lo = INFINITY, hi = 0, lo0 = INFINITY, hi0 = 0;
+            for (int64_t k = 0; k < 4; k++) {
+                lo = fminf(lo, row_range(after, k)), hi = fmaxf(hi, row_range(after, k));
+                lo0 = fminf(lo0, row_range(before, k)), hi0 = fmaxf(hi0, row_range(before, k));
+            }
+            CHECK(hi / lo < 0.5f * hi0 / lo0);
+        }
+    }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+
+    /* a channel that is nearly its bias (weights 1e-3, bias -3) is not blown up: its scale
+     * follows its output range, bias included, not its tiny weights */
+    g = mb_graph(&b, "eq_bias");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 3, 4, 4}, NULL));
+    Onnx__TensorProto *wq = init_f(&b, g, "W1", 4, (int64_t[]){4, 3, 1, 1}, 1, false);
+    Onnx__TensorProto *bq = init_f(&b, g, "B1", 1, (int64_t[]){4}, 2, false);
+    for (int i = 0; i < 3; i++)
+        ((float *)wq->raw_data.data)[i] *= 1e-3f;
+    ((float *)bq->raw_data.data)[0] = -3;
+    init_f(&b, g, "W3", 4, (int64_t[]){2, 4, 1, 1}, 4, false);
+    mb_node(&b, g, "Conv", "c1", "x,W1,B1", "a");
+    mb_node(&b, g, "Conv", "c3", "a,W3", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 4, (int64_t[]){1, 2, 4, 4}, NULL));
+    m = load(&b, mb_model(&b, 13, g));
+    c = m ? clone_and_run(m, pass_equalize_conv, NULL) : NULL;
+    if (c) {
+        check_same(m, c, 4, (int64_t[]){1, 3, 4, 4}, 1e-5);
+        const oq_tensor *b1 = oq_graph_initializer(c->graph, c->graph->nodes[0].inputs[2]);
+        CHECK(b1 && fabsf(((float *)b1->data)[0]) < 10);
+    }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+
+    /* a layer norm's affine (Mul gamma, Add beta) -> Relu -> Gemm(transB) and -> MatMul */
+    for (int mm = 0; mm < 2; mm++) {
+        g = mb_graph(&b, mm ? "eq_affine_matmul" : "eq_affine_gemm");
+        mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 2, (int64_t[]){3, 6}, NULL));
+        Onnx__TensorProto *gm = init_f(&b, g, "gamma", 1, (int64_t[]){6}, 1, true);
+        ((float *)gm->raw_data.data)[2] *= 30;
+        init_f(&b, g, "beta", 1, (int64_t[]){6}, 2, false);
+        init_f(&b, g, "W", 2, mm ? (int64_t[]){6, 4} : (int64_t[]){4, 6}, 3, false);
+        mb_node(&b, g, "Mul", "scale", "gamma,x", "s");
+        mb_node(&b, g, "Add", "shift", "s,beta", "t");
+        mb_node(&b, g, "Relu", "r", "t", "tr");
+        Onnx__NodeProto *gemm = mb_node(&b, g, mm ? "MatMul" : "Gemm", "fc", "tr,W", "y");
+        if (!mm)
+            mb_attr_int(&b, gemm, "transB", 1);
+        mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 2, (int64_t[]){3, 4}, NULL));
+        m = load(&b, mb_model(&b, 13, g));
+        changed = 0;
+        c = m ? clone_and_run(m, pass_equalize_conv, &changed) : NULL;
+        if (c) {
+            CHECK(changed == 1);
+            check_same(m, c, 2, (int64_t[]){3, 6}, 1e-5);
+            const oq_tensor *g1 = oq_graph_initializer(c->graph, c->graph->nodes[0].inputs[0]);
+            CHECK(g1 && strcmp(g1->name, "gamma") && ((float *)g1->data)[2] != ((float *)gm->raw_data.data)[2]);
+        }
+        oq_model_destroy(c);
+        oq_model_destroy(m);
+    }
+
+    /* the first Conv's output also feeds the graph output: no pair */
+    g = mb_graph(&b, "eq_shared");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 3, 4, 4}, NULL));
+    init_f(&b, g, "W1", 4, (int64_t[]){4, 3, 1, 1}, 1, false);
+    init_f(&b, g, "W3", 4, (int64_t[]){2, 4, 1, 1}, 4, false);
+    mb_node(&b, g, "Conv", "c1", "x,W1", "a");
+    mb_node(&b, g, "Conv", "c3", "a,W3", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 4, (int64_t[]){1, 2, 4, 4}, NULL));
+    mb_output(&b, g, mb_vi(&b, "a", T_FLOAT, 4, (int64_t[]){1, 4, 4, 4}, NULL));
+    m = load(&b, mb_model(&b, 13, g));
+    changed = 0;
+    c = m ? clone_and_run(m, pass_equalize_conv, &changed) : NULL;
+    CHECK(c && changed == 0);
     oq_model_destroy(c);
     oq_model_destroy(m);
     mb_free(&b);
@@ -473,6 +618,7 @@ int main(void)
 {
     test_constant_fold();
     test_fold_batchnorm();
+    test_equalize_conv();
     test_dead_and_identity();
     test_transformer_fusions();
     test_integer_matmul_bias();

@@ -5,6 +5,7 @@
 #include "quant/quant.h"
 #include "test.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +135,13 @@ static void test_observers(void)
     CHECK(t > 200 && t < 1200);
     double tm = oq_hist_mse_threshold(h, 2048, 2048.0, 127);
     CHECK(tm > 100 && tm < 1500);
+    /* asymmetric MSE: a tensor that does not go below 0 is charged t/255 per step (the
+     * nq = 255 rule), a fully signed one about t/127, and one that barely goes below 0
+     * (HardSwish) nearly t/255: it clips less than the symmetric rule would */
+    CHECK(oq_hist_mse_threshold_asym(h, 2048, 2048.0, 0) == oq_hist_mse_threshold(h, 2048, 2048.0, 255));
+    double ts = oq_hist_mse_threshold_asym(h, 2048, 2048.0, 2048.0), th = oq_hist_mse_threshold_asym(h, 2048, 2048.0, 30);
+    CHECK(fabs(ts - tm) <= 16 && th >= tm && th <= oq_hist_mse_threshold(h, 2048, 2048.0, 255));
+    CHECK(th > ts);
     CHECK(oq_hist_percentile_threshold(h, 2048, 2048.0, 100.0) == 2048.0);
     /* moving average */
     o.method = OQ_CALIB_MOVING_AVERAGE;
@@ -351,6 +359,101 @@ static void test_exclude_after_folded_relu(oq_model *mlp)
     oq_data_reader_destroy(r);
 }
 
+
+static void add_value(oq_value_info **vs, size_t *n, const char *name, int64_t d0, int64_t d1)
+{
+    *vs = realloc(*vs, (*n + 1) * sizeof **vs);
+    oq_value_info *v = &(*vs)[(*n)++];
+    memset(v, 0, sizeof *v);
+    v->name = oq_strdup(name);
+    v->dtype = OQ_FLOAT;
+    v->ndim = 2;
+    v->dims[0] = d0, v->dims[1] = d1;
+}
+
+static void add_const(oq_graph *g, const char *name, int ndim, int64_t d, float base)
+{
+    oq_tensor *t = NULL;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, ndim, &d, &t));
+    if (!t)
+        return;
+    t->name = oq_strdup(name);
+    for (int64_t i = 0; i < oq_tensor_numel(t); i++)
+        ((float *)t->data)[i] = base + 0.05f * (float)((i * 7) % 11) - 0.25f * (ndim > 0);
+    CHECK_OK(oq_grow((void **)&g->initializers, &g->cap_initializers, g->n_initializers + 1, sizeof t));
+    g->initializers[g->n_initializers++] = t;
+}
+
+/* MatMul -> HardSwish as x * HardSigmoid(x) -> MatMul -> Add -> Div -> output: the Mul has a
+ * float input (HardSigmoid stays float) and the Add feeds only the float Div, so both stay
+ * float; only the two MatMul inputs are quantized (no QuantizeLinear on the HardSigmoid, Mul
+ * or Add outputs: each would be one more rounding; the MatMuls write float for float readers). */
+static void test_int8_only_where_it_pays(void)
+{
+    oq_model *m = oq_model_new();
+    m->ir_version = 8;
+    m->n_opsets = 1;
+    m->opsets = calloc(1, sizeof *m->opsets);
+    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
+    oq_graph *g = m->graph = oq_graph_new();
+    add_value(&g->inputs, &g->n_inputs, "x", 1, 8);
+    add_value(&g->outputs, &g->n_outputs, "y", 1, 8);
+    int64_t wd[2] = {8, 8};
+    add_const(g, "w1", 1, 64, 0), add_const(g, "w2", 1, 64, 0.1f), add_const(g, "c", 1, 8, 1), add_const(g, "d", 0, 1, 6);
+    for (size_t i = 0; i < g->n_initializers; i++)
+        if (g->initializers[i]->ndim == 1 && g->initializers[i]->dims[0] == 64) {
+            g->initializers[i]->ndim = 2; /* [8, 8] weights, filled as 64 values */
+            g->initializers[i]->dims[0] = wd[0], g->initializers[i]->dims[1] = wd[1];
+        }
+    const char *mm1[2] = {"x", "w1"}, *h[1] = {"h"}, *hs[1] = {"s"}, *mul[2] = {"h", "s"}, *mo[1] = {"m"};
+    const char *mm2[2] = {"m", "w2"}, *y2[1] = {"y2"}, *add[2] = {"y2", "c"}, *ao[1] = {"a"}, *dv[2] = {"a", "d"},
+               *y[1] = {"y"};
+    CHECK_OK(qg_add_node(g, "MatMul", "", "mm1", mm1, 2, h, 1, NULL));
+    CHECK_OK(qg_add_node(g, "HardSigmoid", "", "hs", h, 1, hs, 1, NULL));
+    CHECK_OK(qg_add_node(g, "Mul", "", "mul", mul, 2, mo, 1, NULL));
+    CHECK_OK(qg_add_node(g, "MatMul", "", "mm2", mm2, 2, y2, 1, NULL));
+    CHECK_OK(qg_add_node(g, "Add", "", "add", add, 2, ao, 1, NULL));
+    CHECK_OK(qg_add_node(g, "Div", "", "div", dv, 2, y, 1, NULL));
+    oq_calib_table *t = oq_calloc(1, sizeof *t);
+    const char *names[] = {"x", "h", "s", "m", "y2", "a", "y"};
+    for (size_t i = 0; t && i < sizeof names / sizeof *names; i++)
+        CHECK_OK(calib_table_add(t, names[i], -2, 3, -2, 3));
+    oq_quant_options o = oq_quant_options_default();
+    o.table = t;
+    oq_model *q = NULL;
+    CHECK_OK(oq_quantize(m, &o, NULL, &q));
+    CHECK(q && count_op(q, "QuantizeLinear") == 2 && count_op(q, "Mul") == 1 && count_op(q, "Add") == 1);
+    for (size_t i = 0; q && i < q->graph->n_nodes; i++) {
+        const oq_node *n = &q->graph->nodes[i];
+        if (strcmp(n->op_type, "QuantizeLinear"))
+            continue;
+        const char *in = n->inputs[0];
+        CHECK(strcmp(in, "s") && strcmp(in, "m_f") && strcmp(in, "a")); /* not HardSigmoid/Mul/Add outputs */
+    }
+    /* it runs, and close to the float model */
+    oq_session *sf = NULL, *sq = NULL;
+    oq_tensor *x = NULL, *yf = NULL, *yq = NULL;
+    int64_t xd[2] = {1, 8};
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 2, xd, &x));
+    for (int i = 0; x && i < 8; i++)
+        ((float *)x->data)[i] = 0.3f * (float)i - 1;
+    CHECK_OK(oq_session_create(m, NULL, &sf));
+    if (q)
+        CHECK_OK(oq_session_create(q, NULL, &sq));
+    if (sf && sq && x) {
+        const oq_tensor *in[1] = {x};
+        CHECK_OK(oq_session_run(sf, in, 1, &yf, 1));
+        CHECK_OK(oq_session_run(sq, in, 1, &yq, 1));
+    }
+    for (int i = 0; yf && yq && i < 8; i++)
+        CHECK(fabsf(((float *)yf->data)[i] - ((float *)yq->data)[i]) < 0.05f);
+    oq_tensor_destroy(x), oq_tensor_destroy(yf), oq_tensor_destroy(yq);
+    oq_session_destroy(sf), oq_session_destroy(sq);
+    oq_model_destroy(q);
+    oq_model_destroy(m);
+    oq_calib_table_destroy(t);
+}
+
 static void test_quantize(oq_model *cnn, oq_model *mlp)
 {
     oq_data_reader *r = NULL;
@@ -444,6 +547,7 @@ int main(void)
     test_weights();
     test_observers();
     test_observer_minmax();
+    test_int8_only_where_it_pays();
     oq_model *cnn = NULL, *mlp = NULL;
     CHECK_OK(oq_model_load("tests/fixtures/fmnist_cnn/model.onnx", NULL, &cnn));
     CHECK_OK(oq_model_load("tests/fixtures/fmnist_mlp/model.onnx", NULL, &mlp));

@@ -22,7 +22,7 @@ static const char usage[] =
     "options:\n"
     "  --calib DATA        calibration data (required)\n"
     "  -o, --out FILE      table to write (JSON)\n"
-    "  --method M          minmax (default), moving_average, entropy, percentile, mse\n"
+    "  --method M          minmax, moving_average, entropy, percentile, mse (default)\n"
     "  --percentile P      for --method percentile (default 99.999)\n"
     "  --bins N            histogram bins (default 2048)\n"
     "  --samples N         use at most N samples\n"

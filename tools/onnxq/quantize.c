@@ -19,7 +19,7 @@ static const char usage[] =
     "  --mode static|dynamic    (default static)\n"
     "  --calib DATA             calibration data: .npy, .npz, folder or list (see onnxq calibrate --help)\n"
     "  --table FILE             ranges from `onnxq calibrate` instead of --calib\n"
-    "  --method M               minmax (default), moving_average, entropy, percentile, mse\n"
+    "  --method M               minmax, moving_average, entropy, percentile, mse (default)\n"
     "  --percentile P, --bins N, --samples N, --batch N, --threads N   calibration settings\n"
     "  --format qdq|qoperator   static output form (default qdq)\n"
     "  --activation-type uint8|int8   (default uint8, asymmetric)\n"
