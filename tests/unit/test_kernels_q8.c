@@ -534,6 +534,56 @@ static void test_dwconv_channels(void)
     CHECK(bad == 0);
 }
 
+/* Rows wide enough for the 32- and 64-output strips of the 3x3 kernels (and
+ * their narrow remainders): widths around the strip sizes up to 130, strides
+ * 1 and 2 in x and y, pads 0..2, u8 and s8 data and outputs, zero points 0
+ * and not. */
+static void test_dwconv_wide(void)
+{
+    static const size_t widths[] = {33, 34, 35, 36, 37, 38, 39, 40, 47, 48, 49, 56, 63, 64, 65,
+                                    66, 67, 80, 95, 96, 97, 98, 112, 113, 127, 128, 129, 130};
+    int bad = 0;
+    unsigned seed = 777;
+    for (size_t ri = 0; ri < N_DW_KERNELS; ri++) {
+        if (rows[ri].isa > oq_isa_level())
+            continue;
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+            for (size_t v = 0; v < 8; v++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 8;
+                oq_q8_conv_geom g = {.channels = 1, .in = {1, 1 + (v * 3 + wi) % 7, widths[wi]}, .out = {1, 1, 1},
+                                     .kernel = {1, 3, 3}, .stride = {1, 1 + (v >> 1) % 2, 1 + v % 2},
+                                     .dilation = {1, 1, 1}, .pad = {0, r % 3, (r >> 2) % 3}};
+                if (g.in[1] + 2 * g.pad[1] < 3)
+                    g.in[1] = 3;
+                for (int i = 1; i < 3; i++)
+                    g.out[i] = (g.in[i] + 2 * g.pad[i] - 3) / g.stride[i] + 1;
+                size_t nin = g.in[1] * g.in[2], nout = g.out[1] * g.out[2];
+                uint8_t *x = malloc(nin), w[9];
+                int32_t *want = calloc(nout, 4), *got = malloc(nout * 4);
+                for (size_t i = 0; i < nin; i++)
+                    x[i] = rnd8();
+                for (size_t i = 0; i < 9; i++)
+                    w[i] = rnd8();
+                bool xs = (r >> 4) & 1, zero = (r >> 5) & 1;
+                oq_q8_out o = (r >> 6) & 1 ? OQ_Q8_OUT_S8 : OQ_Q8_OUT_U8;
+                oq_q8_dw_params p = {.g = &g, .x_signed = xs, .w_signed = true,
+                                     .x_zp = zero ? (xs ? -128 : 0) : (xs ? 5 : 131), .bias = (int32_t)(r % 3001) - 1500,
+                                     .out = o, .scale = 0.0013f,
+                                     .range = o == OQ_Q8_OUT_S8 ? oq_requant_range_make(-2, -128, 127)
+                                                                : oq_requant_range_make(120, 0, 255)};
+                if (zero && xs && (r >> 7) & 1)
+                    p.x_zp = 0; /* s8 zero point 0: the fill, as loaded, is 0 too */
+                oq_q8_dwconv_reference(&p, x, w, want);
+                bad += dw_compare(ri, &p, x, w, want, got, nout);
+                free(x);
+                free(want);
+                free(got);
+            }
+    }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
     printf("ISA level %s\n", oq_isa_name(oq_isa_level()));
@@ -544,5 +594,6 @@ int main(void)
     test_dwconv_fast();
     test_dwconv_sweep();
     test_dwconv_channels();
+    test_dwconv_wide();
     return test_summary("test_kernels_q8");
 }

@@ -213,13 +213,72 @@ static inline __attribute__((always_inline)) void strip_3rows_x2(const plane_ctx
     }
 }
 
+/* 64 outputs [ox0, ox0 + 64) of every row at x stride 1, 3 kernel rows of at
+ * most 4 taps, u8/s8 out: the quads of outputs 4i + f are the dwords of the
+ * row loaded from column ox0 - pad + f, so four loads give 64 outputs' quads
+ * without a shuffle; packing to bytes puts each 16 outputs in one lane, in
+ * an order one in-lane shuffle fixes. */
+static inline __attribute__((always_inline)) void strip_3rows_x1(const plane_ctx *k, size_t ox0, oq_q8_out out,
+                                                                 size_t sy, void *y)
+{
+    const strip_regs r = strip_regs_of(k, true);
+    const out_stage o = out_stage_of(k->p, k->scale);
+    const __m512i w0 = _mm512_set1_epi32(k->wq[0][0]), w1 = _mm512_set1_epi32(k->wq[0][1]),
+                  w2 = _mm512_set1_epi32(k->wq[0][2]), init = _mm512_set1_epi32(k->init);
+    /* packed lane l holds outputs 16l + (0 4 8 12 1 5 9 13 2 6 10 14 3 7 11 15) */
+    const __m512i order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    ptrdiff_t c = (ptrdiff_t)ox0 - (ptrdiff_t)k->px;
+    __mmask64 m[4];
+    _Pragma("GCC unroll 4") for (int f = 0; f < 4; f++)
+        m[f] = row_mask(c + f, (ptrdiff_t)r.iw);
+    size_t n = k->ow - ox0 < 64 ? k->ow - ox0 : 64;
+    __mmask64 om = n == 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1;
+    size_t oh = k->oh, ystep = k->ow;
+    size_t iy = 0 - k->py;
+    __m512i a[4], b[4];
+    _Pragma("GCC unroll 4") for (int f = 0; f < 4; f++) {
+        a[f] = row_bytes(r, iy, c + f, m[f]);
+        b[f] = row_bytes(r, iy + 1, c + f, m[f]);
+    }
+    uint8_t *yo = (uint8_t *)y + ox0;
+    for (size_t oy = 0; oy < oh; oy++, iy += sy, yo += ystep) {
+        __m512i q[4];
+        _Pragma("GCC unroll 4") for (int f = 0; f < 4; f++) {
+            __m512i d = row_bytes(r, iy + 2, c + f, m[f]);
+            __m512i acc = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, a[f], w0), b[f], w1), d, w2);
+            __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), o.scale), o.lo), o.hi);
+            /* in [qmin, qmax] after the zero point: the packs cannot saturate */
+            q[f] = _mm512_add_epi32(_mm512_cvtps_epi32(v), o.zp);
+            if (sy == 1) {
+                a[f] = b[f];
+                b[f] = d;
+            } else {
+                a[f] = d;
+                b[f] = row_bytes(r, iy + 3, c + f, m[f]);
+            }
+        }
+        __m512i lo = _mm512_packs_epi32(q[0], q[1]), hi = _mm512_packs_epi32(q[2], q[3]);
+        __m512i bytes = out == OQ_Q8_OUT_U8 ? _mm512_packus_epi16(lo, hi) : _mm512_packs_epi16(lo, hi);
+        _mm512_mask_storeu_epi8(yo, om, _mm512_shuffle_epi8(bytes, order));
+    }
+}
+
 /* Every strip of the plane, the output type a constant. */
 static inline __attribute__((always_inline)) void plane_strips(const plane_ctx *k, oq_q8_out out, void *y)
 {
     size_t esize = out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8 ? 1 : 4;
     bool three = k->kh == 3 && k->dy == 1 && k->nq == 1 && (k->sy == 1 || k->sy == 2);
     bool x2 = three && k->sx == 2 && (out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8);
+    bool x1 = three && k->sx == 1 && (out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8);
     for (size_t ox0 = 0; ox0 < k->ow; ox0 += 16) {
+        if (x1 && k->ow - ox0 > 32) { /* narrower, 16-wide strips waste fewer lanes */
+            if (k->sy == 1)
+                strip_3rows_x1(k, ox0, out, 1, y);
+            else
+                strip_3rows_x1(k, ox0, out, 2, y);
+            ox0 += 48;
+            continue;
+        }
         if (x2 && k->ow - ox0 > 16) {
             if (k->sy == 1)
                 strip_3rows_x2(k, ox0, out, 1, y);
