@@ -584,6 +584,52 @@ static void test_dwconv_wide(void)
     CHECK(bad == 0);
 }
 
+/* Planes of up to about 64 outputs at stride 1 with "same" padding, which the
+ * AVX512-VNNI kernel reads as one long row: every height and width with
+ * h*w <= 72, kernels 3x3, 5x3, 7x1, 1x3 and 1x1, zero points whose fill is 0
+ * and not, signed and unsigned, every output type. */
+static void test_dwconv_flat(void)
+{
+    static const size_t kern[][2] = {{3, 3}, {5, 3}, {7, 1}, {1, 3}, {1, 1}, {3, 3}};
+    int bad = 0;
+    unsigned seed = 4242;
+    for (size_t ri = 0; ri < N_DW_KERNELS; ri++) {
+        if (rows[ri].isa > oq_isa_level())
+            continue;
+        for (size_t h = 1; h <= 9; h++)
+            for (size_t wd = 1; wd * h <= 72; wd++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 8;
+                size_t ki = (h + wd) % (sizeof kern / sizeof kern[0]);
+                oq_q8_conv_geom g = {.channels = 1, .in = {1, h, wd}, .out = {1, h, wd},
+                                     .kernel = {1, kern[ki][0], kern[ki][1]}, .stride = {1, 1, 1},
+                                     .dilation = {1, 1, 1}, .pad = {0, (kern[ki][0] - 1) / 2, (kern[ki][1] - 1) / 2}};
+                size_t n = h * wd, taps = kern[ki][0] * kern[ki][1];
+                uint8_t *x = malloc(n), w[64];
+                int32_t *want = calloc(n, 4), *got = malloc(n * 4);
+                for (size_t i = 0; i < n; i++)
+                    x[i] = rnd8();
+                for (size_t i = 0; i < taps; i++)
+                    w[i] = rnd8();
+                bool xs = r & 1;
+                int o = (int)((r >> 1) % 4);
+                if ((r >> 3) % 4) /* mostly u8/s8 out, which the flat path takes */
+                    o = (r >> 5) & 1 ? OQ_Q8_OUT_S8 : OQ_Q8_OUT_U8;
+                oq_q8_dw_params p = {.g = &g, .x_signed = xs, .w_signed = true,
+                                     .x_zp = (r >> 6) % 3 ? 0 : (xs ? -128 : 9), .bias = (int32_t)(r % 2001) - 1000,
+                                     .out = (oq_q8_out)o, .scale = 0.0021f,
+                                     .range = o == OQ_Q8_OUT_S8 ? oq_requant_range_make(-5, -128, 127)
+                                                                : oq_requant_range_make(100, 0, 255)};
+                oq_q8_dwconv_reference(&p, x, w, want);
+                bad += dw_compare(ri, &p, x, w, want, got, n);
+                free(x);
+                free(want);
+                free(got);
+            }
+    }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
     printf("ISA level %s\n", oq_isa_name(oq_isa_level()));
@@ -595,5 +641,6 @@ int main(void)
     test_dwconv_sweep();
     test_dwconv_channels();
     test_dwconv_wide();
+    test_dwconv_flat();
     return test_summary("test_kernels_q8");
 }

@@ -352,6 +352,92 @@ static inline __attribute__((always_inline)) bool prep_weights(plane_ctx *k, con
     return true;
 }
 
+/* Small planes at stride 1 with "same" padding (out = in, as MobileNet's 7x7
+ * and 14x14): the plane read as one long row. Output j's tap (ky, kx) is input
+ * j + (ky - py)*iw + kx - px; a tap in another row's end or outside the plane
+ * is masked out of the load, and with a fill of 0 as loaded it reads as the
+ * zero point. 64 outputs at a time, from kh x 4 loads one column apart as in
+ * strip_3rows_x1: no 16-wide strip per 7-wide row, no per-row setup. Only up
+ * to 64 outputs (7x7, 8x8): the byte-masked loads cost a vector uop each, so
+ * a 14x14 plane gains nothing over its 14 row strips, which keep each row's
+ * quads. */
+enum { FLAT_GROUPS = 1, FLAT_ROWS = 7 };
+typedef struct flat_plan {
+    size_t groups, n;
+    ptrdiff_t off[FLAT_ROWS];                 /* (ky - py)*iw - px */
+    __mmask64 m[FLAT_GROUPS][FLAT_ROWS][4]; /* per group, kernel row, column offset */
+} flat_plan;
+
+static bool flat_plan_make(const plane_ctx *k, size_t kw, flat_plan *f)
+{
+    size_t n = k->oh * k->ow, iw = k->iw, px = k->px;
+    if (k->sx != 1 || k->sy != 1 || k->dy != 1 || k->nq != 1 || k->kh > FLAT_ROWS || k->ow != iw || k->oh != k->ih ||
+        !k->fill_zero || n > 64 * FLAT_GROUPS)
+        return false;
+    f->groups = (n + 63) / 64;
+    f->n = n;
+    for (size_t ky = 0; ky < k->kh; ky++)
+        f->off[ky] = ((ptrdiff_t)ky - (ptrdiff_t)k->py) * (ptrdiff_t)iw - (ptrdiff_t)px;
+    for (size_t g = 0; g < f->groups; g++)
+        for (size_t fo = 0; fo < 4; fo++) {
+            /* taps inside the output's row: byte 4i + b of the load is tap b of output 64g + 4i + fo */
+            __mmask64 col = 0;
+            for (size_t i = 0; i < 16; i++) {
+                size_t ox = (64 * g + 4 * i + fo) % iw;
+                for (size_t b = 0; b < kw; b++)
+                    if (ox + b >= px && ox + b - px < iw)
+                        col |= (__mmask64)1 << (4 * i + b);
+            }
+            for (size_t ky = 0; ky < k->kh; ky++)
+                f->m[g][ky][fo] = col & row_mask((ptrdiff_t)(64 * g + fo) + f->off[ky], (ptrdiff_t)n);
+        }
+    return true;
+}
+
+static inline __attribute__((always_inline)) void flat_plane(const plane_ctx *k, const flat_plan *f, oq_q8_out out,
+                                                             size_t kh, bool flip_on, void *y)
+{
+    const out_stage o = out_stage_of(k->p, k->scale);
+    const __m512i init = _mm512_set1_epi32(k->init), flip = k->flip;
+    const __m512i order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    for (size_t g = 0; g < f->groups; g++) {
+        __m512i acc[4] = {init, init, init, init};
+        for (size_t ky = 0; ky < kh; ky++) {
+            const __m512i wv = _mm512_set1_epi32(k->wq[0][ky]);
+            /* masked lanes are not read: the load may start before the plane */
+            uintptr_t at = (uintptr_t)k->x + (uintptr_t)(ptrdiff_t)(64 * g) + (uintptr_t)f->off[ky];
+            _Pragma("GCC unroll 4") for (size_t fo = 0; fo < 4; fo++) {
+                __m512i v = _mm512_maskz_loadu_epi8(f->m[g][ky][fo], (const void *)(at + fo));
+                if (flip_on)
+                    v = _mm512_xor_si512(v, flip);
+                acc[fo] = _mm512_dpbusd_epi32(acc[fo], v, wv);
+            }
+        }
+        __m512i q[4];
+        _Pragma("GCC unroll 4") for (size_t fo = 0; fo < 4; fo++) {
+            __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[fo]), o.scale), o.lo), o.hi);
+            q[fo] = _mm512_add_epi32(_mm512_cvtps_epi32(v), o.zp); /* in [qmin, qmax]: packs cannot saturate */
+        }
+        __m512i lo = _mm512_packs_epi32(q[0], q[1]), hi = _mm512_packs_epi32(q[2], q[3]);
+        __m512i bytes = out == OQ_Q8_OUT_U8 ? _mm512_packus_epi16(lo, hi) : _mm512_packs_epi16(lo, hi);
+        size_t left = f->n - 64 * g;
+        __mmask64 om = left >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << left) - 1;
+        _mm512_mask_storeu_epi8((uint8_t *)y + 64 * g, om, _mm512_shuffle_epi8(bytes, order));
+    }
+}
+
+/* flat_plane with the kernel height and the input sign constants */
+static inline __attribute__((always_inline)) void flat_any(const plane_ctx *k, const flat_plan *f, oq_q8_out out, void *y)
+{
+    bool flip_on = k->p->x_signed;
+    if (k->kh == 3 && !flip_on)
+        flat_plane(k, f, out, 3, false, y);
+    else if (k->kh == 3)
+        flat_plane(k, f, out, 3, true, y);
+    else
+        flat_plane(k, f, out, k->kh, flip_on, y);
+}
+
 /* The channels one after another, the output type a constant. */
 static inline __attribute__((always_inline)) size_t planes_loop(plane_ctx *k, const oq_q8_dw_channels *ch, const void *x,
                                                                 const void *w, void *y, size_t kw, int32_t zpu,
@@ -360,6 +446,8 @@ static inline __attribute__((always_inline)) size_t planes_loop(plane_ctx *k, co
     const oq_q8_dw_params *p = k->p;
     size_t in_plane = k->ih * k->iw, out_bytes = k->oh * k->ow * (out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8 ? 1 : 4);
     size_t ksize = k->kh * kw;
+    flat_plan fp;
+    bool flat = (out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8) && flat_plan_make(k, kw, &fp);
     for (size_t i = 0; i < ch->count; i++) {
         uint32_t wsum;
         if (!prep_weights(k, (const uint8_t *)w + i * ksize, ch->w_zp ? ch->w_zp[i] : p->w_zp, kw, &wsum))
@@ -369,7 +457,10 @@ static inline __attribute__((always_inline)) size_t planes_loop(plane_ctx *k, co
         k->init = (int32_t)((uint32_t)(ch->bias ? ch->bias[i] : p->bias) - (uint32_t)zpu * wsum);
         k->scale = ch->scale ? ch->scale[i] : p->scale;
         k->x = (const uint8_t *)x + i * in_plane;
-        plane_strips(k, out, (uint8_t *)y + i * out_bytes);
+        if (flat)
+            flat_any(k, &fp, out, (uint8_t *)y + i * out_bytes);
+        else
+            plane_strips(k, out, (uint8_t *)y + i * out_bytes);
     }
     return ch->count;
 }
