@@ -477,7 +477,9 @@ static void test_dwconv_sweep(void)
 static void test_dwconv_channels(void)
 {
     enum { C = 7 };
-    static const size_t geo[][6] = {{7, 7, 1, 1, 1, 1}, {14, 13, 2, 2, 1, 1}, {5, 30, 1, 2, 0, 2}};
+    /* in, stride, pad; odd entries with a zero point 0 (the flat and wide strips' loads) */
+    static const size_t geo[][6] = {{7, 7, 1, 1, 1, 1},  {7, 7, 1, 1, 1, 1},  {14, 13, 2, 2, 1, 1},
+                                    {5, 30, 1, 2, 0, 2}, {4, 70, 1, 1, 1, 1}, {5, 80, 2, 2, 1, 1}};
     int bad = 0;
     for (size_t ri = 0; ri < N_DW_KERNELS; ri++) {
         if (rows[ri].isa > oq_isa_level())
@@ -503,8 +505,10 @@ static void test_dwconv_channels(void)
                         wzp[c] = c == 3 ? 3 : 128; /* u8 weights: channel 3 leaves s8 */
                         scale[c] = 0.0005f + 0.0001f * (float)c;
                     }
+                    scale[5] = 4e5f; /* acc * scale past the int32 range both ways */
                     w[3 * 9 + 4] = 250;
-                    oq_q8_dw_params p = {.g = &g, .x_signed = o & 1, .w_signed = false, .x_zp = o & 1 ? -9 : 140,
+                    oq_q8_dw_params p = {.g = &g, .x_signed = o & 1, .w_signed = false,
+                                         .x_zp = gi % 2 ? 0 : o & 1 ? -9 : 140,
                                          .w_zp = 128, .bias = 55, .out = (oq_q8_out)o, .scale = 0.0008f,
                                          .range = oq_requant_range_make(o == 2 ? -3 : 128, o == 2 ? -128 : 0,
                                                                         o == 2 ? 127 : 255)};

@@ -13,13 +13,37 @@
  * be reloaded after every store (a byte store may alias p). */
 typedef struct out_stage {
     __m512 scale, lo, hi;
-    __m512i zp;
+    __m512i zp, lo16, zp16;
 } out_stage;
 
 static inline __attribute__((always_inline)) out_stage out_stage_of(const oq_q8_dw_params *p, float scale)
 {
-    return (out_stage){_mm512_set1_ps(scale), _mm512_set1_ps(p->range.lo), _mm512_set1_ps(p->range.hi),
-                       _mm512_set1_epi32(p->range.zp)};
+    return (out_stage){_mm512_set1_ps(scale),         _mm512_set1_ps(p->range.lo),
+                       _mm512_set1_ps(p->range.hi),   _mm512_set1_epi32(p->range.zp),
+                       _mm512_set1_epi16((short)(int32_t)p->range.lo), _mm512_set1_epi16((short)p->range.zp)};
+}
+
+/* The u8/s8 output stage of 16 accumulators in two halves, so that the half
+ * after the packs works on 32 lanes at once: acc * scale clamped above in fp32
+ * and rounded half to even (cvtps2dq, MXCSR default); then, packed to int16
+ * (saturating), clamped below and offset by the zero point. The same as the
+ * reference's clamp, round, add: lo and hi are integers and rounding is
+ * monotonic, so clamping below after rounding changes nothing, and a value
+ * below lo (even one cvtps2dq turns into INT_MIN) saturates to lo either way. */
+static inline __attribute__((always_inline)) __m512i scaled(out_stage o, __m512i acc)
+{
+    return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), o.scale), o.hi));
+}
+
+static inline __attribute__((always_inline)) __m512i to16(out_stage o, __m512i a, __m512i b)
+{
+    return _mm512_add_epi16(_mm512_max_epi16(_mm512_packs_epi32(a, b), o.lo16), o.zp16);
+}
+
+/* in [qmin, qmax]: the byte packs cannot saturate */
+static inline __attribute__((always_inline)) __m512i to8(oq_q8_out out, __m512i lo, __m512i hi)
+{
+    return out == OQ_Q8_OUT_U8 ? _mm512_packus_epi16(lo, hi) : _mm512_packs_epi16(lo, hi);
 }
 
 static inline __attribute__((always_inline)) void store16(out_stage o, oq_q8_out out, __m512i v, void *y, __mmask16 m)
@@ -195,12 +219,8 @@ static inline __attribute__((always_inline)) void strip_3rows_x2(const plane_ctx
         ao = _mm512_dpbusd_epi32(ao, o1, w1);
         ae = _mm512_dpbusd_epi32(ae, e2, w2);
         ao = _mm512_dpbusd_epi32(ao, o2, w2);
-        __m512 fe = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ae), o.scale), o.lo), o.hi);
-        __m512 fo = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ao), o.scale), o.lo), o.hi);
-        /* in [qmin, qmax] after the zero point: the packs cannot saturate */
-        __m512i qe = _mm512_add_epi32(_mm512_cvtps_epi32(fe), o.zp), qo = _mm512_add_epi32(_mm512_cvtps_epi32(fo), o.zp);
-        __m512i w16 = _mm512_packs_epi32(qe, qo);
-        __m512i b = out == OQ_Q8_OUT_U8 ? _mm512_packus_epi16(w16, w16) : _mm512_packs_epi16(w16, w16);
+        __m512i w16 = to16(o, scaled(o, ae), scaled(o, ao));
+        __m512i b = to8(out, w16, w16);
         b = _mm512_permutexvar_epi64(lanes, _mm512_shuffle_epi8(b, order));
         _mm256_mask_storeu_epi8(yo, om, _mm512_castsi512_si256(b));
         if (sy == 1) {
@@ -246,9 +266,7 @@ static inline __attribute__((always_inline)) void strip_3rows_x1(const plane_ctx
         _Pragma("GCC unroll 4") for (int f = 0; f < 4; f++) {
             __m512i d = row_bytes(r, iy + 2, c + f, m[f]);
             __m512i acc = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, a[f], w0), b[f], w1), d, w2);
-            __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), o.scale), o.lo), o.hi);
-            /* in [qmin, qmax] after the zero point: the packs cannot saturate */
-            q[f] = _mm512_add_epi32(_mm512_cvtps_epi32(v), o.zp);
+            q[f] = scaled(o, acc);
             if (sy == 1) {
                 a[f] = b[f];
                 b[f] = d;
@@ -257,8 +275,7 @@ static inline __attribute__((always_inline)) void strip_3rows_x1(const plane_ctx
                 b[f] = row_bytes(r, iy + 3, c + f, m[f]);
             }
         }
-        __m512i lo = _mm512_packs_epi32(q[0], q[1]), hi = _mm512_packs_epi32(q[2], q[3]);
-        __m512i bytes = out == OQ_Q8_OUT_U8 ? _mm512_packus_epi16(lo, hi) : _mm512_packs_epi16(lo, hi);
+        __m512i bytes = to8(out, to16(o, q[0], q[1]), to16(o, q[2], q[3]));
         _mm512_mask_storeu_epi8(yo, om, _mm512_shuffle_epi8(bytes, order));
     }
 }
@@ -415,11 +432,9 @@ static inline __attribute__((always_inline)) void flat_plane(const plane_ctx *k,
         }
         __m512i q[4];
         _Pragma("GCC unroll 4") for (size_t fo = 0; fo < 4; fo++) {
-            __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[fo]), o.scale), o.lo), o.hi);
-            q[fo] = _mm512_add_epi32(_mm512_cvtps_epi32(v), o.zp); /* in [qmin, qmax]: packs cannot saturate */
+            q[fo] = scaled(o, acc[fo]);
         }
-        __m512i lo = _mm512_packs_epi32(q[0], q[1]), hi = _mm512_packs_epi32(q[2], q[3]);
-        __m512i bytes = out == OQ_Q8_OUT_U8 ? _mm512_packus_epi16(lo, hi) : _mm512_packs_epi16(lo, hi);
+        __m512i bytes = to8(out, to16(o, q[0], q[1]), to16(o, q[2], q[3]));
         size_t left = f->n - 64 * g;
         __mmask64 om = left >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << left) - 1;
         _mm512_mask_storeu_epi8((uint8_t *)y + 64 * g, om, _mm512_shuffle_epi8(bytes, order));
