@@ -1,10 +1,15 @@
-/* kernels/q8: AVX512-VNNI whole-plane depthwise convolution (MobileNet's 3x3,
- * also any kernel up to 8 wide at x stride 1 or 2): the input stays u8 and the
- * weights minus their zero point s8, so four taps of a kernel row are one
- * vpdpbusd; the quads are cut from a 64-byte load of the input row (vpermd +
- * vpshufb), columns outside the row read as the zero point. Exact: the sum of
- * x*w over every tap minus zp*sum(w) over the rows inside the image is the
- * reference's sum of (x - zp)*w over in-image taps, in wrapping int32. */
+/* kernels/q8: AVX512-VNNI depthwise convolution, channels one after another
+ * with the geometry set up once (oq_q8_dwconv_channels takes it first; it
+ * declines kernels over 8 wide, x strides other than 1 and 2, x dilation and
+ * weights that leave s8). The input stays u8 and the weights minus their zero
+ * point s8, so four taps of a kernel row are one vpdpbusd. Output strips of 16
+ * (quads cut from a 64-byte row load by vpermd + vpshufb), 32 (x stride 2) or
+ * 64 (x stride 1) outputs (quads straight from row loads at dword offsets),
+ * and small planes read as one long row; 3-row kernels keep each input row's
+ * quads while the output rows that read it pass. Columns and rows outside the
+ * image read as the zero point. Exact: the sum of x*w over every tap minus
+ * zp*sum(w) is the reference's sum of (x - zp)*w over in-image taps, in
+ * wrapping int32, and the output stage is the reference's rule. */
 #include "kernels/q8/q8.h"
 
 #include <immintrin.h>
