@@ -2,7 +2,9 @@
  * dw-shapes.txt: "name channels height width kernel stride pad"): the whole
  * layer as QLinearConv runs it (one oq_q8_dwconv_channels call, u8 in, s8
  * weights, u8 out), ms and GMAC/s, checked against the reference.
- * Usage: bench_q8_dwconv [dw-shapes.txt] [min-seconds-per-measure] */
+ * With threads > 1, the channels go in tasks_per_thread x threads tasks over a
+ * thread pool, as QLinearConv runs them.
+ * Usage: bench_q8_dwconv [dw-shapes.txt] [min-seconds-per-measure] [threads] [tasks-per-thread] */
 #include "kernels/q8/q8.h"
 
 #include <stdio.h>
@@ -13,14 +15,35 @@
 #define BENCH_DW_SHAPES "bench/kernels-q8/dw-shapes.txt"
 #endif
 
+/* The layer in tasks of `per` channels, as QLinearConv splits it over threads. */
+typedef struct layer_job {
+    const oq_q8_dw_params *p;
+    size_t c, per;
+    const uint8_t *x;
+    const int8_t *w;
+    const int32_t *bias;
+    uint8_t *y;
+} layer_job;
+
+static void layer_task(void *ctx, size_t task, size_t thread)
+{
+    (void)thread;
+    const layer_job *j = ctx;
+    const oq_q8_conv_geom *g = j->p->g;
+    size_t in_plane = g->in[1] * g->in[2], out_plane = g->out[1] * g->out[2], ks = g->kernel[1] * g->kernel[2];
+    size_t c0 = task * j->per, n = j->c - c0 < j->per ? j->c - c0 : j->per;
+    oq_q8_dw_channels ch = {n, j->bias + c0, NULL, NULL};
+    oq_q8_dwconv_channels(j->p, &ch, j->x + c0 * in_plane, j->w + c0 * ks, j->y + c0 * out_plane);
+}
+
 static void layer(const oq_q8_dw_params *p, size_t c, const uint8_t *x, const int8_t *w, const int32_t *bias,
-                  uint8_t *y, bool reference)
+                  uint8_t *y, bool reference, oq_threadpool *tp, size_t tasks)
 {
     const oq_q8_conv_geom *g = p->g;
     size_t in_plane = g->in[1] * g->in[2], out_plane = g->out[1] * g->out[2], ks = g->kernel[1] * g->kernel[2];
     if (!reference) {
-        oq_q8_dw_channels ch = {c, bias, NULL, NULL};
-        oq_q8_dwconv_channels(p, &ch, x, w, y);
+        layer_job j = {p, c, (c + tasks - 1) / tasks, x, w, bias, y};
+        oq_parallel_for(tp, (c + j.per - 1) / j.per, layer_task, &j);
         return;
     }
     for (size_t i = 0; i < c; i++) {
@@ -34,12 +57,17 @@ int main(int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : BENCH_DW_SHAPES;
     double min_s = argc > 2 ? atof(argv[2]) : 0.2;
+    int threads = argc > 3 ? atoi(argv[3]) : 1;
+    size_t tasks = threads > 1 ? (size_t)threads * (argc > 4 ? (size_t)atoi(argv[4]) : 8) : 1;
+    oq_threadpool *tp = NULL;
+    if (threads > 1 && oq_threadpool_create(threads, &tp) != OQ_OK)
+        return 1;
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "cannot open %s\n", path);
         return 1;
     }
-    printf("isa %s\n%-12s %5s %4s %4s %2s %2s %10s %9s\n", oq_isa_name(oq_isa_level()), "name", "C", "H", "W", "k", "s",
+    printf("isa %s, %d thread(s)\n%-12s %5s %4s %4s %2s %2s %10s %9s\n", oq_isa_name(oq_isa_level()), threads, "name", "C", "H", "W", "k", "s",
            "ms", "GMAC/s");
     char line[256], name[64];
     size_t c, h, wd, k, s, pad;
@@ -68,8 +96,8 @@ int main(int argc, char **argv)
         /* zero point 0: MobileNetV2 depthwise inputs follow a ReLU6 */
         oq_q8_dw_params p = {.g = &g, .w_signed = true, .x_zp = 0, .out = OQ_Q8_OUT_U8, .scale = 0.004f,
                              .range = oq_requant_range_make(0, 0, 255)};
-        layer(&p, c, x, w, bias, want, true);
-        layer(&p, c, x, w, bias, y, false);
+        layer(&p, c, x, w, bias, want, true, tp, tasks);
+        layer(&p, c, x, w, bias, y, false, tp, tasks);
         if (memcmp(y, want, out_n)) {
             printf("%s: differs from the reference\n", name);
             bad = 1;
@@ -80,7 +108,7 @@ int main(int argc, char **argv)
             size_t runs = 0;
             double t0 = oq_now(), t;
             do {
-                layer(&p, c, x, w, bias, y, false);
+                layer(&p, c, x, w, bias, y, false, tp, tasks);
                 runs++;
                 t = oq_now() - t0;
             } while (t < min_s / 50);
@@ -92,6 +120,7 @@ int main(int argc, char **argv)
         free(x), free(y), free(want), free(w), free(bias);
     }
     fclose(f);
+    oq_threadpool_destroy(tp);
     printf("total %.4f ms\n", total * 1e3);
     return bad;
 }

@@ -479,7 +479,9 @@ static void test_dwconv_sweep(void)
 static void test_dwconv_channels(void)
 {
     enum { C = 7 };
-    static const size_t geo[][6] = {{7, 7, 1, 1, 1, 1}, {14, 13, 2, 2, 1, 1}, {5, 30, 1, 2, 0, 2}};
+    /* in, stride, pad; odd entries with a zero point 0 (the flat and wide strips' loads) */
+    static const size_t geo[][6] = {{7, 7, 1, 1, 1, 1},  {7, 7, 1, 1, 1, 1},  {14, 13, 2, 2, 1, 1},
+                                    {5, 30, 1, 2, 0, 2}, {4, 70, 1, 1, 1, 1}, {5, 80, 2, 2, 1, 1}};
     int bad = 0;
     for (size_t ri = 0; ri < N_DW_KERNELS; ri++) {
         if (rows[ri].isa > oq_isa_level())
@@ -505,8 +507,10 @@ static void test_dwconv_channels(void)
                         wzp[c] = c == 3 ? 3 : 128; /* u8 weights: channel 3 leaves s8 */
                         scale[c] = 0.0005f + 0.0001f * (float)c;
                     }
+                    scale[5] = 4e5f; /* acc * scale past the int32 range both ways */
                     w[3 * 9 + 4] = 250;
-                    oq_q8_dw_params p = {.g = &g, .x_signed = o & 1, .w_signed = false, .x_zp = o & 1 ? -9 : 140,
+                    oq_q8_dw_params p = {.g = &g, .x_signed = o & 1, .w_signed = false,
+                                         .x_zp = gi % 2 ? 0 : o & 1 ? -9 : 140,
                                          .w_zp = 128, .bias = 55, .out = (oq_q8_out)o, .scale = 0.0008f,
                                          .range = oq_requant_range_make(o == 2 ? -3 : 128, o == 2 ? -128 : 0,
                                                                         o == 2 ? 127 : 255)};
@@ -536,6 +540,102 @@ static void test_dwconv_channels(void)
     CHECK(bad == 0);
 }
 
+/* Rows wide enough for the 32- and 64-output strips of the 3x3 kernels (and
+ * their narrow remainders): widths around the strip sizes up to 130, strides
+ * 1 and 2 in x and y, pads 0..2, u8 and s8 data and outputs, zero points 0
+ * and not. */
+static void test_dwconv_wide(void)
+{
+    static const size_t widths[] = {33, 34, 35, 36, 37, 38, 39, 40, 47, 48, 49, 56, 63, 64, 65,
+                                    66, 67, 80, 95, 96, 97, 98, 112, 113, 127, 128, 129, 130};
+    int bad = 0;
+    unsigned seed = 777;
+    for (size_t ri = 0; ri < N_DW_KERNELS; ri++) {
+        if (rows[ri].isa > oq_isa_level())
+            continue;
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+            for (size_t v = 0; v < 8; v++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 8;
+                oq_q8_conv_geom g = {.channels = 1, .in = {1, 1 + (v * 3 + wi) % 7, widths[wi]}, .out = {1, 1, 1},
+                                     .kernel = {1, 3, 3}, .stride = {1, 1 + (v >> 1) % 2, 1 + v % 2},
+                                     .dilation = {1, 1, 1}, .pad = {0, r % 3, (r >> 2) % 3}};
+                if (g.in[1] + 2 * g.pad[1] < 3)
+                    g.in[1] = 3;
+                for (int i = 1; i < 3; i++)
+                    g.out[i] = (g.in[i] + 2 * g.pad[i] - 3) / g.stride[i] + 1;
+                size_t nin = g.in[1] * g.in[2], nout = g.out[1] * g.out[2];
+                uint8_t *x = malloc(nin), w[9];
+                int32_t *want = calloc(nout, 4), *got = malloc(nout * 4);
+                for (size_t i = 0; i < nin; i++)
+                    x[i] = rnd8();
+                for (size_t i = 0; i < 9; i++)
+                    w[i] = rnd8();
+                bool xs = (r >> 4) & 1, zero = (r >> 5) & 1;
+                oq_q8_out o = (r >> 6) & 1 ? OQ_Q8_OUT_S8 : OQ_Q8_OUT_U8;
+                oq_q8_dw_params p = {.g = &g, .x_signed = xs, .w_signed = true,
+                                     .x_zp = zero ? (xs ? -128 : 0) : (xs ? 5 : 131), .bias = (int32_t)(r % 3001) - 1500,
+                                     .out = o, .scale = 0.0013f,
+                                     .range = o == OQ_Q8_OUT_S8 ? oq_requant_range_make(-2, -128, 127)
+                                                                : oq_requant_range_make(120, 0, 255)};
+                if (zero && xs && (r >> 7) & 1)
+                    p.x_zp = 0; /* s8 zero point 0: the fill, as loaded, is 0 too */
+                oq_q8_dwconv_reference(&p, x, w, want);
+                bad += dw_compare(ri, &p, x, w, want, got, nout);
+                free(x);
+                free(want);
+                free(got);
+            }
+    }
+    CHECK(bad == 0);
+}
+
+/* Planes of up to about 64 outputs at stride 1 with "same" padding, which the
+ * AVX512-VNNI kernel reads as one long row: every height and width with
+ * h*w <= 72, kernels 3x3, 5x3, 7x1, 1x3 and 1x1, zero points whose fill is 0
+ * and not, signed and unsigned, every output type. */
+static void test_dwconv_flat(void)
+{
+    static const size_t kern[][2] = {{3, 3}, {5, 3}, {7, 1}, {1, 3}, {1, 1}, {3, 3}};
+    int bad = 0;
+    unsigned seed = 4242;
+    for (size_t ri = 0; ri < N_DW_KERNELS; ri++) {
+        if (rows[ri].isa > oq_isa_level())
+            continue;
+        for (size_t h = 1; h <= 9; h++)
+            for (size_t wd = 1; wd * h <= 72; wd++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = seed >> 8;
+                size_t ki = (h + wd) % (sizeof kern / sizeof kern[0]);
+                oq_q8_conv_geom g = {.channels = 1, .in = {1, h, wd}, .out = {1, h, wd},
+                                     .kernel = {1, kern[ki][0], kern[ki][1]}, .stride = {1, 1, 1},
+                                     .dilation = {1, 1, 1}, .pad = {0, (kern[ki][0] - 1) / 2, (kern[ki][1] - 1) / 2}};
+                size_t n = h * wd, taps = kern[ki][0] * kern[ki][1];
+                uint8_t *x = malloc(n), w[64];
+                int32_t *want = calloc(n, 4), *got = malloc(n * 4);
+                for (size_t i = 0; i < n; i++)
+                    x[i] = rnd8();
+                for (size_t i = 0; i < taps; i++)
+                    w[i] = rnd8();
+                bool xs = r & 1;
+                int o = (int)((r >> 1) % 4);
+                if ((r >> 3) % 4) /* mostly u8/s8 out, which the flat path takes */
+                    o = (r >> 5) & 1 ? OQ_Q8_OUT_S8 : OQ_Q8_OUT_U8;
+                oq_q8_dw_params p = {.g = &g, .x_signed = xs, .w_signed = true,
+                                     .x_zp = (r >> 6) % 3 ? 0 : (xs ? -128 : 9), .bias = (int32_t)(r % 2001) - 1000,
+                                     .out = (oq_q8_out)o, .scale = 0.0021f,
+                                     .range = o == OQ_Q8_OUT_S8 ? oq_requant_range_make(-5, -128, 127)
+                                                                : oq_requant_range_make(100, 0, 255)};
+                oq_q8_dwconv_reference(&p, x, w, want);
+                bad += dw_compare(ri, &p, x, w, want, got, n);
+                free(x);
+                free(want);
+                free(got);
+            }
+    }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
     printf("ISA level %s\n", oq_isa_name(oq_isa_level()));
@@ -546,5 +646,7 @@ int main(void)
     test_dwconv_fast();
     test_dwconv_sweep();
     test_dwconv_channels();
+    test_dwconv_wide();
+    test_dwconv_flat();
     return test_summary("test_kernels_q8");
 }

@@ -423,6 +423,12 @@ int main(void)
         {OQ_INT8, OQ_INT8, 1, 3, 40, 1, 13, 13, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 10, -3, 0, 0},
         {OQ_UINT8, OQ_INT8, 1, 4, 5, 1, 5, 6, 2, 2, 1, 1, 1, 1, 1, 0, 0, 0, 200, 5, 0, 1},
         {OQ_INT8, OQ_UINT8, 2, 4, 4, 4, 5, 6, 3, 3, 1, 1, 1, 1, 1, 0, 0, 0, -3, 77, 0, 1},
+        /* depthwise as MobileNet has it (u8 in with zero point 0, s8 per-channel
+         * weights): 7x7 planes, rows over 32 wide at stride 1 and 2, batches
+         * whose channel runs the tasks split */
+        {OQ_UINT8, OQ_INT8, 2, 20, 20, 20, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 3, 0},
+        {OQ_UINT8, OQ_INT8, 2, 9, 9, 9, 12, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 120, 0},
+        {OQ_UINT8, OQ_INT8, 3, 5, 5, 5, 11, 67, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0, 7, 0},
         /* stride 1 k x k through the padded-input packer: groups, dilation, batches,
          * wide rows over several GEMM blocks, a 1 x k kernel, int32 out */
         {OQ_UINT8, OQ_UINT8, 2, 6, 9, 3, 10, 11, 3, 3, 1, 1, 2, 2, 2, 1, 1, 1, 3, 130, 5, 0},

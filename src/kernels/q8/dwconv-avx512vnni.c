@@ -1,10 +1,15 @@
-/* kernels/q8: AVX512-VNNI whole-plane depthwise convolution (MobileNet's 3x3,
- * also any kernel up to 8 wide at x stride 1 or 2): the input stays u8 and the
- * weights minus their zero point s8, so four taps of a kernel row are one
- * vpdpbusd; the quads are cut from a 64-byte load of the input row (vpermd +
- * vpshufb), columns outside the row read as the zero point. Exact: the sum of
- * x*w over every tap minus zp*sum(w) over the rows inside the image is the
- * reference's sum of (x - zp)*w over in-image taps, in wrapping int32. */
+/* kernels/q8: AVX512-VNNI depthwise convolution, channels one after another
+ * with the geometry set up once (oq_q8_dwconv_channels takes it first; it
+ * declines kernels over 8 wide, x strides other than 1 and 2, x dilation and
+ * weights that leave s8). The input stays u8 and the weights minus their zero
+ * point s8, so four taps of a kernel row are one vpdpbusd. Output strips of 16
+ * (quads cut from a 64-byte row load by vpermd + vpshufb), 32 (x stride 2) or
+ * 64 (x stride 1) outputs (quads straight from row loads at dword offsets),
+ * and small planes read as one long row; 3-row kernels keep each input row's
+ * quads while the output rows that read it pass. Columns and rows outside the
+ * image read as the zero point. Exact: the sum of x*w over every tap minus
+ * zp*sum(w) is the reference's sum of (x - zp)*w over in-image taps, in
+ * wrapping int32, and the output stage is the reference's rule. */
 #include "kernels/q8/q8.h"
 
 #include <immintrin.h>
@@ -13,13 +18,37 @@
  * be reloaded after every store (a byte store may alias p). */
 typedef struct out_stage {
     __m512 scale, lo, hi;
-    __m512i zp;
+    __m512i zp, lo16, zp16;
 } out_stage;
 
 static inline __attribute__((always_inline)) out_stage out_stage_of(const oq_q8_dw_params *p, float scale)
 {
-    return (out_stage){_mm512_set1_ps(scale), _mm512_set1_ps(p->range.lo), _mm512_set1_ps(p->range.hi),
-                       _mm512_set1_epi32(p->range.zp)};
+    return (out_stage){_mm512_set1_ps(scale),         _mm512_set1_ps(p->range.lo),
+                       _mm512_set1_ps(p->range.hi),   _mm512_set1_epi32(p->range.zp),
+                       _mm512_set1_epi16((short)(int32_t)p->range.lo), _mm512_set1_epi16((short)p->range.zp)};
+}
+
+/* The u8/s8 output stage of 16 accumulators in two halves, so that the half
+ * after the packs works on 32 lanes at once: acc * scale clamped above in fp32
+ * and rounded half to even (cvtps2dq, MXCSR default); then, packed to int16
+ * (saturating), clamped below and offset by the zero point. The same as the
+ * reference's clamp, round, add: lo and hi are integers and rounding is
+ * monotonic, so clamping below after rounding changes nothing, and a value
+ * below lo (even one cvtps2dq turns into INT_MIN) saturates to lo either way. */
+static inline __attribute__((always_inline)) __m512i scaled(out_stage o, __m512i acc)
+{
+    return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), o.scale), o.hi));
+}
+
+static inline __attribute__((always_inline)) __m512i to16(out_stage o, __m512i a, __m512i b)
+{
+    return _mm512_add_epi16(_mm512_max_epi16(_mm512_packs_epi32(a, b), o.lo16), o.zp16);
+}
+
+/* in [qmin, qmax]: the byte packs cannot saturate */
+static inline __attribute__((always_inline)) __m512i to8(oq_q8_out out, __m512i lo, __m512i hi)
+{
+    return out == OQ_Q8_OUT_U8 ? _mm512_packus_epi16(lo, hi) : _mm512_packs_epi16(lo, hi);
 }
 
 static inline __attribute__((always_inline)) void store16(out_stage o, oq_q8_out out, __m512i v, void *y, __mmask16 m)
@@ -195,12 +224,8 @@ static inline __attribute__((always_inline)) void strip_3rows_x2(const plane_ctx
         ao = _mm512_dpbusd_epi32(ao, o1, w1);
         ae = _mm512_dpbusd_epi32(ae, e2, w2);
         ao = _mm512_dpbusd_epi32(ao, o2, w2);
-        __m512 fe = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ae), o.scale), o.lo), o.hi);
-        __m512 fo = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(ao), o.scale), o.lo), o.hi);
-        /* in [qmin, qmax] after the zero point: the packs cannot saturate */
-        __m512i qe = _mm512_add_epi32(_mm512_cvtps_epi32(fe), o.zp), qo = _mm512_add_epi32(_mm512_cvtps_epi32(fo), o.zp);
-        __m512i w16 = _mm512_packs_epi32(qe, qo);
-        __m512i b = out == OQ_Q8_OUT_U8 ? _mm512_packus_epi16(w16, w16) : _mm512_packs_epi16(w16, w16);
+        __m512i w16 = to16(o, scaled(o, ae), scaled(o, ao));
+        __m512i b = to8(out, w16, w16);
         b = _mm512_permutexvar_epi64(lanes, _mm512_shuffle_epi8(b, order));
         _mm256_mask_storeu_epi8(yo, om, _mm512_castsi512_si256(b));
         if (sy == 1) {
@@ -213,13 +238,69 @@ static inline __attribute__((always_inline)) void strip_3rows_x2(const plane_ctx
     }
 }
 
+/* 64 outputs [ox0, ox0 + 64) of every row at x stride 1, 3 kernel rows of at
+ * most 4 taps, u8/s8 out: the quads of outputs 4i + f are the dwords of the
+ * row loaded from column ox0 - pad + f, so four loads give 64 outputs' quads
+ * without a shuffle; packing to bytes puts each 16 outputs in one lane, in
+ * an order one in-lane shuffle fixes. */
+static inline __attribute__((always_inline)) void strip_3rows_x1(const plane_ctx *k, size_t ox0, oq_q8_out out,
+                                                                 size_t sy, void *y)
+{
+    const strip_regs r = strip_regs_of(k, true);
+    const out_stage o = out_stage_of(k->p, k->scale);
+    const __m512i w0 = _mm512_set1_epi32(k->wq[0][0]), w1 = _mm512_set1_epi32(k->wq[0][1]),
+                  w2 = _mm512_set1_epi32(k->wq[0][2]), init = _mm512_set1_epi32(k->init);
+    /* packed lane l holds outputs 16l + (0 4 8 12 1 5 9 13 2 6 10 14 3 7 11 15) */
+    const __m512i order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    ptrdiff_t c = (ptrdiff_t)ox0 - (ptrdiff_t)k->px;
+    __mmask64 m[4];
+    _Pragma("GCC unroll 4") for (int f = 0; f < 4; f++)
+        m[f] = row_mask(c + f, (ptrdiff_t)r.iw);
+    size_t n = k->ow - ox0 < 64 ? k->ow - ox0 : 64;
+    __mmask64 om = n == 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1;
+    size_t oh = k->oh, ystep = k->ow;
+    size_t iy = 0 - k->py;
+    __m512i a[4], b[4];
+    _Pragma("GCC unroll 4") for (int f = 0; f < 4; f++) {
+        a[f] = row_bytes(r, iy, c + f, m[f]);
+        b[f] = row_bytes(r, iy + 1, c + f, m[f]);
+    }
+    uint8_t *yo = (uint8_t *)y + ox0;
+    for (size_t oy = 0; oy < oh; oy++, iy += sy, yo += ystep) {
+        __m512i q[4];
+        _Pragma("GCC unroll 4") for (int f = 0; f < 4; f++) {
+            __m512i d = row_bytes(r, iy + 2, c + f, m[f]);
+            __m512i acc = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_dpbusd_epi32(init, a[f], w0), b[f], w1), d, w2);
+            q[f] = scaled(o, acc);
+            if (sy == 1) {
+                a[f] = b[f];
+                b[f] = d;
+            } else {
+                a[f] = d;
+                b[f] = row_bytes(r, iy + 3, c + f, m[f]);
+            }
+        }
+        __m512i bytes = to8(out, to16(o, q[0], q[1]), to16(o, q[2], q[3]));
+        _mm512_mask_storeu_epi8(yo, om, _mm512_shuffle_epi8(bytes, order));
+    }
+}
+
 /* Every strip of the plane, the output type a constant. */
 static inline __attribute__((always_inline)) void plane_strips(const plane_ctx *k, oq_q8_out out, void *y)
 {
     size_t esize = out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8 ? 1 : 4;
     bool three = k->kh == 3 && k->dy == 1 && k->nq == 1 && (k->sy == 1 || k->sy == 2);
     bool x2 = three && k->sx == 2 && (out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8);
+    bool x1 = three && k->sx == 1 && (out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8);
     for (size_t ox0 = 0; ox0 < k->ow; ox0 += 16) {
+        if (x1 && k->ow - ox0 > 32) { /* narrower, 16-wide strips waste fewer lanes */
+            if (k->sy == 1)
+                strip_3rows_x1(k, ox0, out, 1, y);
+            else
+                strip_3rows_x1(k, ox0, out, 2, y);
+            ox0 += 48;
+            continue;
+        }
         if (x2 && k->ow - ox0 > 16) {
             if (k->sy == 1)
                 strip_3rows_x2(k, ox0, out, 1, y);
@@ -293,6 +374,90 @@ static inline __attribute__((always_inline)) bool prep_weights(plane_ctx *k, con
     return true;
 }
 
+/* Small planes at stride 1 with "same" padding (out = in, as MobileNet's 7x7
+ * and 14x14): the plane read as one long row. Output j's tap (ky, kx) is input
+ * j + (ky - py)*iw + kx - px; a tap in another row's end or outside the plane
+ * is masked out of the load, and with a fill of 0 as loaded it reads as the
+ * zero point. 64 outputs at a time, from kh x 4 loads one column apart as in
+ * strip_3rows_x1: no 16-wide strip per 7-wide row, no per-row setup. Only up
+ * to 64 outputs (7x7, 8x8): the byte-masked loads cost a vector uop each, so
+ * a 14x14 plane gains nothing over its 14 row strips, which keep each row's
+ * quads. */
+enum { FLAT_GROUPS = 1, FLAT_ROWS = 7 };
+typedef struct flat_plan {
+    size_t groups, n;
+    ptrdiff_t off[FLAT_ROWS];                 /* (ky - py)*iw - px */
+    __mmask64 m[FLAT_GROUPS][FLAT_ROWS][4]; /* per group, kernel row, column offset */
+} flat_plan;
+
+static bool flat_plan_make(const plane_ctx *k, size_t kw, flat_plan *f)
+{
+    size_t n = k->oh * k->ow, iw = k->iw, px = k->px;
+    if (k->sx != 1 || k->sy != 1 || k->dy != 1 || k->nq != 1 || k->kh > FLAT_ROWS || k->ow != iw || k->oh != k->ih ||
+        !k->fill_zero || n > 64 * FLAT_GROUPS)
+        return false;
+    f->groups = (n + 63) / 64;
+    f->n = n;
+    for (size_t ky = 0; ky < k->kh; ky++)
+        f->off[ky] = ((ptrdiff_t)ky - (ptrdiff_t)k->py) * (ptrdiff_t)iw - (ptrdiff_t)px;
+    for (size_t g = 0; g < f->groups; g++)
+        for (size_t fo = 0; fo < 4; fo++) {
+            /* taps inside the output's row: byte 4i + b of the load is tap b of output 64g + 4i + fo */
+            __mmask64 col = 0;
+            for (size_t i = 0; i < 16; i++) {
+                size_t ox = (64 * g + 4 * i + fo) % iw;
+                for (size_t b = 0; b < kw; b++)
+                    if (ox + b >= px && ox + b - px < iw)
+                        col |= (__mmask64)1 << (4 * i + b);
+            }
+            for (size_t ky = 0; ky < k->kh; ky++)
+                f->m[g][ky][fo] = col & row_mask((ptrdiff_t)(64 * g + fo) + f->off[ky], (ptrdiff_t)n);
+        }
+    return true;
+}
+
+static inline __attribute__((always_inline)) void flat_plane(const plane_ctx *k, const flat_plan *f, oq_q8_out out,
+                                                             size_t kh, bool flip_on, void *y)
+{
+    const out_stage o = out_stage_of(k->p, k->scale);
+    const __m512i init = _mm512_set1_epi32(k->init), flip = k->flip;
+    const __m512i order = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
+    for (size_t g = 0; g < f->groups; g++) {
+        __m512i acc[4] = {init, init, init, init};
+        for (size_t ky = 0; ky < kh; ky++) {
+            const __m512i wv = _mm512_set1_epi32(k->wq[0][ky]);
+            /* masked lanes are not read: the load may start before the plane */
+            uintptr_t at = (uintptr_t)k->x + (uintptr_t)(ptrdiff_t)(64 * g) + (uintptr_t)f->off[ky];
+            _Pragma("GCC unroll 4") for (size_t fo = 0; fo < 4; fo++) {
+                __m512i v = _mm512_maskz_loadu_epi8(f->m[g][ky][fo], (const void *)(at + fo));
+                if (flip_on)
+                    v = _mm512_xor_si512(v, flip);
+                acc[fo] = _mm512_dpbusd_epi32(acc[fo], v, wv);
+            }
+        }
+        __m512i q[4];
+        _Pragma("GCC unroll 4") for (size_t fo = 0; fo < 4; fo++) {
+            q[fo] = scaled(o, acc[fo]);
+        }
+        __m512i bytes = to8(out, to16(o, q[0], q[1]), to16(o, q[2], q[3]));
+        size_t left = f->n - 64 * g;
+        __mmask64 om = left >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << left) - 1;
+        _mm512_mask_storeu_epi8((uint8_t *)y + 64 * g, om, _mm512_shuffle_epi8(bytes, order));
+    }
+}
+
+/* flat_plane with the kernel height and the input sign constants */
+static inline __attribute__((always_inline)) void flat_any(const plane_ctx *k, const flat_plan *f, oq_q8_out out, void *y)
+{
+    bool flip_on = k->p->x_signed;
+    if (k->kh == 3 && !flip_on)
+        flat_plane(k, f, out, 3, false, y);
+    else if (k->kh == 3)
+        flat_plane(k, f, out, 3, true, y);
+    else
+        flat_plane(k, f, out, k->kh, flip_on, y);
+}
+
 /* The channels one after another, the output type a constant. */
 static inline __attribute__((always_inline)) size_t planes_loop(plane_ctx *k, const oq_q8_dw_channels *ch, const void *x,
                                                                 const void *w, void *y, size_t kw, int32_t zpu,
@@ -301,6 +466,8 @@ static inline __attribute__((always_inline)) size_t planes_loop(plane_ctx *k, co
     const oq_q8_dw_params *p = k->p;
     size_t in_plane = k->ih * k->iw, out_bytes = k->oh * k->ow * (out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8 ? 1 : 4);
     size_t ksize = k->kh * kw;
+    flat_plan fp;
+    bool flat = (out == OQ_Q8_OUT_U8 || out == OQ_Q8_OUT_S8) && flat_plan_make(k, kw, &fp);
     for (size_t i = 0; i < ch->count; i++) {
         uint32_t wsum;
         if (!prep_weights(k, (const uint8_t *)w + i * ksize, ch->w_zp ? ch->w_zp[i] : p->w_zp, kw, &wsum))
@@ -310,7 +477,10 @@ static inline __attribute__((always_inline)) size_t planes_loop(plane_ctx *k, co
         k->init = (int32_t)((uint32_t)(ch->bias ? ch->bias[i] : p->bias) - (uint32_t)zpu * wsum);
         k->scale = ch->scale ? ch->scale[i] : p->scale;
         k->x = (const uint8_t *)x + i * in_plane;
-        plane_strips(k, out, (uint8_t *)y + i * out_bytes);
+        if (flat)
+            flat_any(k, &fp, out, (uint8_t *)y + i * out_bytes);
+        else
+            plane_strips(k, out, (uint8_t *)y + i * out_bytes);
     }
     return ch->count;
 }

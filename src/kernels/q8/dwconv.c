@@ -1,4 +1,7 @@
-/* kernels/q8: the fast depthwise convolution (MobileNet's 3x3 layers). Per
+/* kernels/q8: the fast depthwise convolution (MobileNet's 3x3 layers). A run of
+ * channels goes to the AVX512-VNNI plane kernel first where the CPU has it
+ * (dwconv-avx512vnni.c); what it declines, and every channel elsewhere, takes
+ * the int16 path here. Per
  * output row, the input rows it reads are widened to int16 minus the zero point
  * (padding becomes 0, so it adds nothing, exactly as the reference skips it) and
  * split into stride phases so every tap reads a unit-stride run; a row kernel
