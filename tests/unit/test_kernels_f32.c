@@ -209,7 +209,9 @@ static void test_driver(const oq_f32_gemm_variant *v, oq_threadpool *tp2)
     static const size_t shapes[][3] = {
         {1, 1, 1},    {1, 37, 5},    {37, 1, 300},  {3, 5, 0},     {13, 17, 19},  {14, 32, 256}, {15, 33, 257},
         {6, 16, 7},   {29, 64, 513}, {64, 49, 100}, {128, 96, 64}, {100, 300, 70}, {300, 300, 300}, {2, 700, 31},
-        {257, 3, 40}, {5, 1030, 9}};
+        {257, 3, 40}, {5, 1030, 9},
+        /* tiles dealt unevenly over panels: ResNet18 14x14 and 7x7 3x3 convs, odd edges */
+        {256, 196, 50}, {512, 49, 70}, {269, 229, 33}, {41, 1000, 3}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         gemm_case gc = {1 + (s % 3 == 2), shapes[s][0], shapes[s][1], shapes[s][2],
                         (int)urand(2), (int)urand(2), (int)urand(2), (int)urand(2), (int)urand(2), (int)urand(3),
