@@ -4,7 +4,10 @@
  * GEMM's vector operand through the im2col packer (padding with the input zero
  * point; 1x1 stride-1 planes are read in place). Depthwise (one input channel
  * per group, multiplier 1, 2-D) runs the depthwise kernel. A fused Relu/Clip
- * (onnxq_activation) narrows the output range. */
+ * (onnxq_activation) narrows the output range. With the session-only attribute
+ * onnxq_float_output (set by the QDQ fusion for a Conv whose output is read in
+ * float), y_scale/y_zero_point are absent and y is float: (acc + bias) * x_scale *
+ * w_scale, the integer conv's exact sum scaled as DequantizeLinear would. */
 #include "kernels/q8/q8.h"
 #include "ops/op.h"
 
@@ -13,6 +16,7 @@
 
 typedef struct qconv_state {
     bool integer; /* ConvInteger: int32 output, no scales */
+    bool to_float; /* onnxq_float_output: float y, no y_scale / y_zero_point */
     const oq_q8_gemm_variant *v;
     uint8_t *packed_w; /* per group, packed_size bytes each */
     int32_t *rowsum;   /* per output channel */
@@ -104,14 +108,17 @@ static oq_status qconv_prepare_common(oq_op_node *n, bool integer)
         return oq_error(OQ_E_NOMEM, "out of memory");
     n->state = s;
     s->integer = integer;
-    size_t lo = integer ? 2 : 8, hi = integer ? 4 : 9;
+    size_t lo = integer ? 2 : oq_node_attr_int(n->node, "onnxq_float_output", 0) ? 6 : 8, hi = integer ? 4 : 9;
     if (n->n_inputs < lo || n->n_inputs > hi || n->n_outputs != 1)
         return oq_op_error(n, OQ_E_INVALID_ARG, "%s takes %zu to %zu inputs and one output",
                            integer ? "ConvInteger" : "QLinearConv", lo, hi);
     s->v = oq_q8_gemm_default(OQ_Q8_S8U8);
+    s->to_float = !integer && oq_node_attr_int(n->node, "onnxq_float_output", 0) != 0;
     oq_status st = read_act(n, s);
     if (st != OQ_OK)
         return st;
+    if (s->to_float && s->act)
+        return oq_op_error(n, OQ_E_UNSUPPORTED, "a fused activation needs a quantized output");
     int64_t group = oq_node_attr_int(n->node, "group", 1);
     if (group < 1)
         return oq_op_error(n, OQ_E_INVALID_ARG, "group must be >= 1, got %lld", (long long)group);
@@ -265,8 +272,8 @@ static oq_status qconv_check(oq_op_node *n, const oq_tensor *const *in, qconv_pl
     if (p->group < 1 || x->dims[1] % p->group || w->dims[0] % p->group || w->dims[1] != x->dims[1] / p->group)
         return oq_op_error(n, OQ_E_SHAPE, "channels do not match: x has %lld, w is [%lld,%lld,...], group %lld",
                            (long long)x->dims[1], (long long)w->dims[0], (long long)w->dims[1], (long long)p->group);
-    p->y_type = s->integer ? OQ_INT32 : x->dtype;
-    if (!s->integer) {
+    p->y_type = s->integer ? OQ_INT32 : s->to_float ? OQ_FLOAT : x->dtype;
+    if (!s->integer && !s->to_float) {
         const oq_tensor *yzp = input(n, in, io->y_zp);
         if (yzp)
             p->y_type = yzp->dtype;
@@ -363,9 +370,16 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
     int32_t yzp = 0;
     if (!s->integer) {
         bool v1, v2;
-        if ((st = read_scale(n, in[io->x_scale], "x_scale", 0, &v1)) ||
-            (st = read_scale(n, in[io->w_scale], "w_scale", m, &ws_vec)) ||
-            (st = read_scale(n, in[io->y_scale], "y_scale", 0, &v2)))
+        if ((st = read_scale(n, input(n, in, io->x_scale), "x_scale", 0, &v1)) ||
+            (st = read_scale(n, input(n, in, io->w_scale), "w_scale", m, &ws_vec)))
+            return st;
+        if (s->to_float) {
+            sx = *(const float *)in[io->x_scale]->data;
+            outk = OQ_Q8_OUT_F32;
+            ysize = 4;
+            goto stage_done;
+        }
+        if ((st = read_scale(n, input(n, in, io->y_scale), "y_scale", 0, &v2)))
             return st;
         const oq_tensor *yz = input(n, in, io->y_zp);
         if ((st = read_zp(n, yz, p.y_type, "y_zero_point", 0, &v1)))
@@ -378,6 +392,7 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
         range = oq_requant_range_make(yzp, qmin, qmax);
         outk = p.y_type == OQ_INT8 ? OQ_Q8_OUT_S8 : OQ_Q8_OUT_U8;
     }
+stage_done:;
 
     /* workspace: scales, zero points, per-run packed weights, gemm workspace */
     bool have_packed = s->packed_w && s->w_data == w->data;
@@ -410,8 +425,8 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
     uint8_t *rest = ws + ((m * 12 + 63) / 64) * 64;
     uint8_t wx = w->dtype == OQ_UINT8 ? 0x80 : 0, xx = x->dtype == OQ_INT8 ? 0x80 : 0;
     for (size_t c = 0; c < m; c++) {
-        scales[c] = s->integer ? 1.0f
-                               : oq_requant_scale(sx, ((const float *)in[io->w_scale]->data)[ws_vec ? c : 0], sy);
+        float swc = s->integer ? 1.0f : ((const float *)in[io->w_scale]->data)[ws_vec ? c : 0];
+        scales[c] = s->integer ? 1.0f : s->to_float ? sx * swc : oq_requant_scale(sx, swc, sy);
         /* weights in the s8 domain: u8 w - zp equals (w ^ 0x80) - (zp - 128) */
         wzp[c] = q8_at(w_zp, wzp_vec ? c : 0) - (wx ? 128 : 0);
     }

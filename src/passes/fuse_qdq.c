@@ -542,6 +542,46 @@ static fuse_result fuse_matmul_to_float(fq *f, size_t i, const char **why)
     return st == OQ_OK ? FUSE_DONE : FUSE_ERROR;
 }
 
+/* DQ -> Conv <- DQ whose float output is read as float (a HardSwish, a residual Add kept
+ * in float): QLinearConv with the session-only attribute onnxq_float_output, which scales
+ * the exact integer sum to float instead of requantizing it. */
+static fuse_result fuse_conv_to_float(fq *f, size_t i, const char **why)
+{
+    oq_node *n = &f->g->nodes[i];
+    qside x, w;
+    int64_t m_out;
+    const char *bias = NULL;
+    if (!read_dq(f, oq_node_input(n, 0), &x, why) || !weight_side(f, oq_node_input(n, 1), 0, &w, &m_out, why))
+        return FUSE_NO;
+    if (x.count != 1) {
+        *why = "the input is quantized per axis";
+        return FUSE_NO;
+    }
+    if (!make_bias(f, oq_node_input(n, 2), &x, &w, m_out, 1.0, 1.0, &bias, why))
+        return FUSE_NO;
+    if (zero_point_for(f, &x) != OQ_OK || zero_point_for(f, &w) != OQ_OK)
+        return FUSE_ERROR;
+    fused u = {0};
+    u.domain = "";
+    u.op_type = "QLinearConv";
+    push_side(&u, &x);
+    push_side(&u, &w);
+    push(&u, NULL); /* no y_scale, y_zero_point: the output is float */
+    push(&u, NULL);
+    if (bias)
+        push(&u, bias);
+    const char *keep[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
+    memcpy(u.keep, keep, sizeof keep);
+    char *out = oq_strdup(n->outputs[0]);
+    if (!out)
+        return FUSE_ERROR;
+    oq_status st = replace_node(f, i, &u, out);
+    free(out);
+    if (st == OQ_OK)
+        st = add_attr_int(&f->g->nodes[i], "onnxq_float_output", 1);
+    return st == OQ_OK ? FUSE_DONE : FUSE_ERROR;
+}
+
 static fuse_result fuse_node(fq *f, size_t i, const char **why)
 {
     oq_node *n = &f->g->nodes[i];
@@ -557,8 +597,11 @@ static fuse_result fuse_node(fq *f, size_t i, const char **why)
         act = r;
         r = only_reader(f, f->g->nodes[act].outputs[0]);
     }
-    if ((r < 0 || !is_op(&f->g->nodes[r], "QuantizeLinear")) && act < 0 && !strcmp(op, "MatMul"))
+    /* read in float (a Relu/Clip in between stays a float node of its own) */
+    if ((r < 0 || !is_op(&f->g->nodes[r], "QuantizeLinear")) && !strcmp(op, "MatMul"))
         return fuse_matmul_to_float(f, i, why);
+    if ((r < 0 || !is_op(&f->g->nodes[r], "QuantizeLinear")) && !strcmp(op, "Conv"))
+        return fuse_conv_to_float(f, i, why);
     if (r < 0 || !is_op(&f->g->nodes[r], "QuantizeLinear")) {
         *why = "its output is not read by exactly one QuantizeLinear";
         return FUSE_NO;

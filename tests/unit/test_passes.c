@@ -555,6 +555,74 @@ static void test_integer_matmul_bias(void)
     mb_free(&b);
 }
 
+/* QDQ Conv whose output is read in float (here: the graph output): the QDQ fusion makes
+ * it a QLinearConv with onnxq_float_output, and a session's result equals the original
+ * graph run as it is (float conv of the dequantized values) up to float rounding and the
+ * bias's rounding to the accumulator's int32 scale. */
+static void test_qdq_conv_float_output(void)
+{
+    mb b = {0};
+    Onnx__GraphProto *g = mb_graph(&b, "qdq_conv");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 4, 6, 5}, NULL));
+    init_scalar(&b, g, "xs", 0.02f);
+    uint8_t xz = 128;
+    Onnx__TensorProto *xzt = mb_tensor(&b, "xz", 2 /* UINT8 */, 0, NULL);
+    mb_tensor_raw(&b, xzt, &xz, 1);
+    mb_initializer(&b, g, xzt);
+    int8_t w[6 * 4 * 9];
+    for (int i = 0; i < (int)sizeof w; i++)
+        w[i] = (int8_t)((i * 37) % 255 - 127);
+    Onnx__TensorProto *wt = mb_tensor(&b, "W", 3 /* INT8 */, 4, (int64_t[]){6, 4, 3, 3});
+    mb_tensor_raw(&b, wt, w, sizeof w);
+    mb_initializer(&b, g, wt);
+    init_f(&b, g, "ws", 1, (int64_t[]){6}, 3, true);
+    for (int k = 0; k < 6; k++)
+        ((float *)g->initializer[g->n_initializer - 1]->raw_data.data)[k] *= 0.01f;
+    init_f(&b, g, "bias", 1, (int64_t[]){6}, 4, false);
+    mb_node(&b, g, "QuantizeLinear", "q", "x,xs,xz", "xq");
+    mb_node(&b, g, "DequantizeLinear", "dq", "xq,xs,xz", "xd");
+    mb_attr_int(&b, mb_node(&b, g, "DequantizeLinear", "dqw", "W,ws", "wd"), "axis", 0);
+    attr_ints(&b, mb_node(&b, g, "Conv", "conv", "xd,wd,bias", "y"), "pads", 4, (int64_t[]){1, 1, 1, 1});
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 4, (int64_t[]){1, 6, 6, 5}, NULL));
+    oq_model *m = load(&b, mb_model(&b, 13, g));
+    oq_model *c = m ? clone_and_run(m, pass_fuse_qdq, NULL) : NULL;
+    if (c) {
+        bool fused = false;
+        for (size_t i = 0; i < c->graph->n_nodes; i++)
+            fused |= !strcmp(c->graph->nodes[i].op_type, "QLinearConv") &&
+                     oq_node_attr_int(&c->graph->nodes[i], "onnxq_float_output", 0) == 1;
+        CHECK(fused && count_op(c->graph, "Conv") == 0);
+    }
+    int64_t dims[4] = {1, 4, 6, 5};
+    oq_tensor *x = NULL, *ys = NULL, *yr = run_raw(m, 4, dims);
+    oq_session *s = NULL;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 4, dims, &x));
+    if (m && x) {
+        for (int64_t i = 0; i < oq_tensor_numel(x); i++)
+            ((float *)x->data)[i] = val(i, 5) * 1.7f; /* the inputs run_raw feeds */
+        CHECK_OK(oq_session_create(m, NULL, &s));
+        const oq_tensor *in[1] = {x};
+        if (s)
+            CHECK_OK(oq_session_run(s, in, 1, &ys, 1));
+    }
+    if (ys && yr) {
+        double maxabs = 0, maxdiff = 0;
+        for (int64_t i = 0; i < oq_tensor_numel(yr); i++) {
+            double p = ((float *)yr->data)[i], q = ((float *)ys->data)[i];
+            maxabs = fmax(maxabs, fabs(p));
+            maxdiff = fmax(maxdiff, fabs(p - q));
+        }
+        CHECK(oq_tensor_numel(ys) == 180 && maxabs > 0.1 && maxdiff <= 1e-4 * maxabs + 2e-4);
+    }
+    oq_tensor_destroy(x);
+    oq_tensor_destroy(ys);
+    oq_tensor_destroy(yr);
+    oq_session_destroy(s);
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+    mb_free(&b);
+}
+
 /* Opset 9: Clip/Slice/Unsqueeze attributes, Softmax over a middle axis,
  * Upsample; upgraded to 13 it must compute the same. Resize-10 is refused. */
 static void test_upgrade_opset(void)
@@ -622,6 +690,7 @@ int main(void)
     test_dead_and_identity();
     test_transformer_fusions();
     test_integer_matmul_bias();
+    test_qdq_conv_float_output();
     test_upgrade_opset();
     return test_summary("test_passes");
 }
