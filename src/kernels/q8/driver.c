@@ -395,10 +395,12 @@ void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void 
 {
     if (!g->m || !g->n)
         return;
-    /* A few rows (a GEMV) would leave most of an AMX tile empty: the VNNI kernel
-     * of the same flavour reads the same packed B (c4 panels of 32 columns) and
-     * needs no more workspace, so it takes over when A is packed here. */
-    if (v->isa == OQ_ISA_AMX && !g->a_packed && g->m <= 8) {
+    /* A few rows (a GEMV) would leave most of an AMX tile empty, and a short k most
+     * of its 64-deep block (k 24: 2.7x the MACs): the VNNI kernel of the same flavour
+     * reads the same packed B (c4 panels of 32 columns) and needs no more workspace,
+     * so it takes over when A is packed here (bench_q8_gemm mbv2-1x1-expand, k 24:
+     * 144 GOPS on AMX, 231 on VNNI). */
+    if (v->isa == OQ_ISA_AMX && !g->a_packed && (g->m <= 8 || g->k <= 32)) {
         const oq_q8_gemm_variant *f = oq_q8_gemm_for_isa(v->flavour, OQ_ISA_AVX512VNNI);
         if (f && f->nr == v->nr)
             v = f;
