@@ -350,21 +350,64 @@ static int cmp_size_desc(const void *a, const void *b, void *ctx)
     return x < y ? -1 : x > y;
 }
 
+/* Reshape-like nodes copy their input unchanged: when the input is an arena value of the
+ * same size, the output shares its bytes (the run's copy then sees src == dst and does
+ * nothing) and the pair is placed as one value living from the input's definition to the
+ * last use of either. */
+static bool is_view(const exec_node *en)
+{
+    return en->def == &oq_op_reshape || en->def == &oq_op_flatten || en->def == &oq_op_squeeze ||
+           en->def == &oq_op_unsqueeze;
+}
+
+static bool plannable(const oq_exec *e, const exec_value *ev)
+{
+    return ev->kind == VALUE_ACTIVATION && ev->def != NO_VALUE && ev->plan_bytes && e->nodes[ev->def].def->infer;
+}
+
 static void make_plan(oq_exec *e)
 {
     size_t *order = oq_malloc((e->n_values + 1) * sizeof *order), n = 0;
     size_t *placed = oq_malloc((e->n_values + 1) * sizeof *placed), n_placed = 0;
-    if (!order || !placed) {
+    size_t *root = oq_malloc((e->n_values + 1) * sizeof *root), *last = oq_malloc((e->n_values + 1) * sizeof *last);
+    if (!order || !placed || !root || !last) {
         free(order);
         free(placed);
+        free(root);
+        free(last);
         e->plan_valid = false;
         return;
     }
     for (size_t v = 0; v < e->n_values; v++) {
+        root[v] = v;
+        last[v] = e->values[v].last;
+    }
+    /* nodes run in order, so an input's root is known before its view's */
+    for (size_t i = 0; i < e->n_nodes; i++) {
+        const exec_node *en = &e->nodes[i];
+        if (!is_view(en) || en->n_in < 1 || en->n_out != 1 || en->in[0] == NO_VALUE || en->out[0] == NO_VALUE)
+            continue;
+        size_t u = en->in[0], v = en->out[0];
+        const exec_value *eu = &e->values[u], *ev = &e->values[v];
+        if (!plannable(e, eu) || !plannable(e, ev) || ev->def != i || eu->plan_bytes != ev->plan_bytes ||
+            eu->t.dtype == OQ_STRING || ev->t.dtype == OQ_STRING)
+            continue;
+        size_t r = root[u];
+        root[v] = r;
+        if (last[v] > last[r])
+            last[r] = last[v];
+    }
+    for (size_t v = 0; v < e->n_values; v++) {
         exec_value *ev = &e->values[v];
         ev->planned = false;
-        if (ev->kind == VALUE_ACTIVATION && ev->def != NO_VALUE && ev->plan_bytes && e->nodes[ev->def].def->infer)
+        if (plannable(e, ev) && root[v] == v)
             order[n++] = v;
+    }
+    /* roots carry their group's lifetime while they are placed (last[] keeps their own) */
+    for (size_t i = 0; i < n; i++) {
+        size_t r = order[i], group_last = last[r];
+        last[r] = e->values[r].last;
+        e->values[r].last = group_last;
     }
     qsort_r(order, n, sizeof *order, cmp_size_desc, e->values);
     size_t total = 0;
@@ -390,8 +433,20 @@ static void make_plan(oq_exec *e)
         if (offset + need > total)
             total = offset + need;
     }
+    /* back to each root's own last use (the release lists read it) */
+    for (size_t i = 0; i < n; i++)
+        e->values[order[i]].last = last[order[i]];
+    for (size_t v = 0; v < e->n_values; v++) {
+        exec_value *ev = &e->values[v];
+        if (root[v] != v && e->values[root[v]].planned) {
+            ev->plan_offset = e->values[root[v]].plan_offset;
+            ev->planned = true;
+        }
+    }
     free(order);
     free(placed);
+    free(root);
+    free(last);
     if (total > e->arena_size) {
         oq_aligned_free(e->arena);
         e->arena = oq_aligned_alloc(total);

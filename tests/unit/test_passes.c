@@ -623,6 +623,52 @@ static void test_qdq_conv_float_output(void)
     mb_free(&b);
 }
 
+/* Views share their input's arena bytes (runtime planner): a Reshape chain whose input is
+ * read again after it, with other values planned around them, computes what it should,
+ * on every run. y = (relu(x) + reshape(reshape(relu(x)))) * sigmoid(relu(x)). */
+static void test_view_aliasing(void)
+{
+    mb b = {0};
+    Onnx__GraphProto *g = mb_graph(&b, "views");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 2, (int64_t[]){4, 6}, NULL));
+    init_i64(&b, g, "s1", 2, (int64_t[]){3, 8});
+    init_i64(&b, g, "s2", 2, (int64_t[]){4, 6});
+    mb_node(&b, g, "Relu", "r", "x", "a");
+    mb_node(&b, g, "Reshape", "v1", "a,s1", "b");
+    mb_node(&b, g, "Neg", "n", "b", "nb"); /* another value alive while b is */
+    mb_node(&b, g, "Neg", "n2", "nb", "b2");
+    mb_node(&b, g, "Reshape", "v2", "b2,s2", "c");
+    mb_node(&b, g, "Add", "add", "a,c", "d");
+    mb_node(&b, g, "Sigmoid", "sg", "a", "e");
+    mb_node(&b, g, "Mul", "mul", "d,e", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 2, (int64_t[]){4, 6}, NULL));
+    oq_model *m = load(&b, mb_model(&b, 13, g));
+    oq_session *s = NULL;
+    oq_tensor *x = NULL;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 2, (int64_t[]){4, 6}, &x));
+    if (m && x)
+        CHECK_OK(oq_session_create(m, NULL, &s));
+    for (int run = 0; s && run < 3; run++) {
+        for (int64_t i = 0; i < 24; i++)
+            ((float *)x->data)[i] = val(i, run) * 1.3f;
+        const oq_tensor *in[1] = {x};
+        oq_tensor *y = NULL;
+        CHECK_OK(oq_session_run(s, in, 1, &y, 1));
+        int bad = 0;
+        for (int64_t i = 0; y && i < 24; i++) {
+            float a = ((float *)x->data)[i] > 0 ? ((float *)x->data)[i] : 0.0f;
+            float want = (a + a) * (1.0f / (1.0f + expf(-a)));
+            bad += fabsf(((float *)y->data)[i] - want) > 1e-6f * (1 + fabsf(want));
+        }
+        CHECK(y && bad == 0);
+        oq_tensor_destroy(y);
+    }
+    oq_session_destroy(s);
+    oq_tensor_destroy(x);
+    oq_model_destroy(m);
+    mb_free(&b);
+}
+
 /* Opset 9: Clip/Slice/Unsqueeze attributes, Softmax over a middle axis,
  * Upsample; upgraded to 13 it must compute the same. Resize-10 is refused. */
 static void test_upgrade_opset(void)
@@ -691,6 +737,7 @@ int main(void)
     test_transformer_fusions();
     test_integer_matmul_bias();
     test_qdq_conv_float_output();
+    test_view_aliasing();
     test_upgrade_opset();
     return test_summary("test_passes");
 }
