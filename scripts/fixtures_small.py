@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # Build tiny fixture models for the C test suite under tests/fixtures/<name>/: lstm_small (torch, random weights),
-# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant (onnx.helper). Writes model.onnx, input_N.npy,
+# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant, dqlstm, dqlstm_u8 (onnx.helper). Writes model.onnx, input_N.npy,
 # io.txt. Usage: fixtures_small.py [NAME...]   (default: all)
 import os
 import sys
@@ -187,8 +187,63 @@ def loop_quant():
              x=r.uniform(-1, 1, (6, 1, 3)).astype(np.float32))
 
 
+def dq_lstm(name, direction, wtype, per_column, peephole):
+    """com.microsoft DynamicQuantizeLSTM as onnxruntime's quantizer writes it: W [D,I,4H] and R [D,H,4H] (transposed),
+    scales/zero points per direction ([D]) or per gate column ([D,4H]); with bias, initial states, sequence_lens."""
+    r = np.random.default_rng(7)
+    D, I, H, T_, B = (2 if direction == "bidirectional" else 1), 6, 16, 5, 3
+
+    def quant(w):  # w [D, 4H, K] -> [D, K, 4H] quantized, scale, zero point
+        axis = (2,) if per_column else (1, 2)
+        if wtype == np.int8:
+            s = np.abs(w).max(axis=axis) / 127.0
+            z = np.zeros_like(s, np.int8)
+            q = np.clip(np.round(w / s.reshape(s.shape + (1,) * len(axis))), -127, 127).astype(np.int8)
+        else:
+            lo, hi = np.minimum(w.min(axis=axis), 0), np.maximum(w.max(axis=axis), 0)
+            s = (hi - lo) / 255.0
+            z = np.clip(np.round(-lo / s), 0, 255).astype(np.uint8)
+            sh = s.shape + (1,) * len(axis)
+            q = np.clip(np.round(w / s.reshape(sh)) + z.reshape(sh), 0, 255).astype(np.uint8)
+        return q.transpose(0, 2, 1).copy(), s.astype(np.float32), z
+
+    Wq, Ws, Wz = quant(r.normal(0, 0.4, (D, 4 * H, I)).astype(np.float32))
+    Rq, Rs, Rz = quant(r.normal(0, 0.4, (D, 4 * H, H)).astype(np.float32))
+    inits = [numpy_helper.from_array(a, n) for a, n in ((Wq, "W"), (Rq, "R"), (Ws, "W_scale"), (Wz, "W_zero_point"),
+                                                        (Rs, "R_scale"), (Rz, "R_zero_point"),
+                                                        (r.normal(0, 0.2, (D, 8 * H)).astype(np.float32), "B"))]
+    ins = ["X", "W", "R", "B", "seq", "h0", "c0", "", "W_scale", "W_zero_point", "R_scale", "R_zero_point"]
+    if peephole:
+        inits.append(numpy_helper.from_array(r.normal(0, 0.3, (D, 3 * H)).astype(np.float32), "P"))
+        ins[7] = "P"
+    node = h.make_node("DynamicQuantizeLSTM", ins, ["Y", "Y_h", "Y_c"], domain="com.microsoft", hidden_size=H,
+                       direction=direction)
+    f = T.FLOAT
+    m = h.make_model(h.make_graph([node], "g", [h.make_tensor_value_info("X", f, [T_, B, I]),
+                                                h.make_tensor_value_info("seq", T.INT32, [B]),
+                                                h.make_tensor_value_info("h0", f, [D, B, H]),
+                                                h.make_tensor_value_info("c0", f, [D, B, H])],
+                                  [h.make_tensor_value_info(o, f, None) for o in ("Y", "Y_h", "Y_c")], inits),
+                     opset_imports=[h.make_opsetid("", 14), h.make_opsetid("com.microsoft", 1)],
+                     producer_name="onnxq-fixtures")
+    d = os.path.join(FIX, name)
+    os.makedirs(d, exist_ok=True)
+    onnx.save(m, os.path.join(d, "model.onnx"))  # com.microsoft ops: onnx.checker does not know them
+    save(name, None, [("X", r.normal(0, 1, (T_, B, I)).astype(np.float32)), ("seq", np.array([5, 3, 4], np.int32)),
+                      ("h0", r.normal(0, 0.5, (D, B, H)).astype(np.float32)),
+                      ("c0", r.normal(0, 0.5, (D, B, H)).astype(np.float32))], ["Y", "Y_h", "Y_c"])
+
+
+def dqlstm():
+    dq_lstm("dqlstm", "bidirectional", np.int8, True, False)
+
+
+def dqlstm_u8():
+    dq_lstm("dqlstm_u8", "reverse", np.uint8, False, True)
+
+
 FIXTURES = {f.__name__: f for f in (lstm_small, if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant,
-                                    loop_quant)}
+                                    loop_quant, dqlstm, dqlstm_u8)}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or FIXTURES:

@@ -62,6 +62,11 @@ void oq_set_shape(oq_tensor *out, oq_dtype dtype, int ndim, const int64_t *dims)
 /* Checks that input i is present and has one of the given dtypes (terminated by OQ_UNDEFINED). */
 oq_status oq_check_input(const oq_op_node *n, const oq_tensor *const *in, size_t i, ...);
 
+/* DynamicQuantizeLinear of count floats into u8 (ONNX's rule: the range includes 0,
+ * scale = range / 255, zero point and values rounded half to even, saturated; NaN
+ * becomes 0), as DynamicQuantizeMatMul and DynamicQuantizeLSTM quantize A. */
+void oq_quantize_dynamic_u8(const float *x, size_t count, uint8_t *q, float *scale, int32_t *zp);
+
 /* Subgraph execution for control-flow operators (If/Loop/Scan): runs sub with
  * the given formal inputs (graph inputs in order); outputs are new tensors the
  * caller owns (out[i] must be freed with oq_tensor_destroy). Outer-scope values

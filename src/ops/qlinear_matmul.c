@@ -337,7 +337,7 @@ __attribute__((target("avx2"))) static size_t quantize_avx2(const float *x, size
 }
 #endif
 
-static void quantize_dynamic(const float *x, size_t count, uint8_t *q, float *scale, int32_t *zp)
+void oq_quantize_dynamic_u8(const float *x, size_t count, uint8_t *q, float *scale, int32_t *zp)
 {
     float lo = 0.0f, hi = 0.0f;
     size_t i = 0;
@@ -474,7 +474,7 @@ static oq_status qmm_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *c
     uint8_t a_xor = a->dtype == OQ_INT8 ? 0x80 : 0, b_xor = b->dtype == OQ_UINT8 ? 0x80 : 0;
     int32_t za = q8_at(a_zp, 0) + (a_xor ? 128 : 0);
     if (s->kind == QMM_DYNAMIC) {
-        quantize_dynamic(a->data, a_count, w, &sa, &za);
+        oq_quantize_dynamic_u8(a->data, a_count, w, &sa, &za);
         adata = w;
         a_xor = 0;
         w += up64(a_count);

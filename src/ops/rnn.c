@@ -1,8 +1,15 @@
 /* ops/rnn: the recurrent operators RNN, GRU and LSTM (float32), all directions,
- * layouts, optional inputs and outputs. The input projection X·W^T runs once for
- * all time steps; each step then adds H·R^T and applies the gate equations.
- * Matmuls use a small local kernel over pre-transposed weights (swappable for the
- * optimized f32 GEMM later). */
+ * layouts, optional inputs and outputs, and com.microsoft DynamicQuantizeLSTM (what
+ * onnxruntime's quantize_dynamic writes for an LSTM: int8 W and R, stored transposed,
+ * with per-direction or per-gate-column scales). The input projection X·W^T runs once
+ * for all time steps; each step then adds H·R^T and applies the gate equations.
+ * Float products run the f32 GEMM on W^T and R^T packed once (a small local kernel
+ * over transposed weights serves GRU's split recurrent product); the quantized
+ * ones quantize X (all steps at once) and each step's H to u8 as DynamicQuantizeLinear
+ * does, and run the exact u8s8 GEMM with packed weights, scaled to float. */
+#include "kernels/f32-gemm/gemm.h"
+#include "kernels/f32-vmath/vmath.h"
+#include "kernels/q8/q8.h"
 #include "ops/op.h"
 
 #include <math.h>
@@ -22,8 +29,33 @@ typedef struct activation {
     float alpha, beta;
 } activation;
 
+/* DynamicQuantizeLSTM: W or R packed per direction (K x N = 4H columns). */
+typedef struct q8_weights {
+    const void *src; /* the constant tensor data the panels were packed from; NULL: repack per run */
+    uint8_t *packed; /* D panels of packed_size bytes */
+    size_t packed_size;
+    int32_t *colsum, *zp; /* D x N; zero points in the kernel's (s8) domain */
+    float *scale;         /* D x N */
+} q8_weights;
+
+/* Float W^T or R^T (K x N = G*H columns) packed for the f32 GEMM, per direction. */
+typedef struct f32_weights {
+    const void *src; /* the constant tensor data the panels were packed from; NULL: repack per run */
+    float *packed;   /* D panels of packed_size floats */
+    size_t packed_size;
+} f32_weights;
+
 typedef struct rnn_state {
     cell_kind cell;
+    bool quant; /* DynamicQuantizeLSTM */
+    const oq_f32_gemm_variant *fv;
+    f32_weights fw, fr;
+    void *fws; /* f32 GEMM workspace */
+    size_t fws_cap;
+    const oq_q8_gemm_variant *v;
+    q8_weights qw, qr;
+    uint8_t *qbuf; /* quantized X and H, column scales, GEMM workspace */
+    size_t qbuf_cap;
     int n_dir, gates, n_act; /* n_act: activations per direction */
     bool reverse_only, input_forget, linear_before_reset, has_clip;
     float clip;
@@ -58,12 +90,10 @@ static void act_apply(const activation *a, float *x, int64_t n)
 {
     switch (a->kind) {
     case ACT_SIGMOID:
-        for (int64_t i = 0; i < n; i++)
-            x[i] = 1.0f / (1.0f + expf(-x[i]));
+        oq_f32_vmath()->vsigmoid(x, x, (size_t)n);
         break;
     case ACT_TANH:
-        for (int64_t i = 0; i < n; i++)
-            x[i] = tanhf(x[i]);
+        oq_f32_vmath()->vtanh(x, x, (size_t)n);
         break;
     case ACT_RELU:
         for (int64_t i = 0; i < n; i++)
@@ -252,12 +282,26 @@ static oq_status parse_attrs(oq_op_node *n, cell_kind cell, rnn_state *s)
     return OQ_OK;
 }
 
+static void q8_weights_free(q8_weights *w)
+{
+    oq_aligned_free(w->packed);
+    free(w->colsum);
+    free(w->zp);
+    free(w->scale);
+}
+
 static void rnn_destroy(void *p)
 {
     rnn_state *s = p;
     if (!s)
         return;
     free(s->buf);
+    oq_aligned_free(s->fw.packed);
+    oq_aligned_free(s->fr.packed);
+    oq_aligned_free(s->fws);
+    q8_weights_free(&s->qw);
+    q8_weights_free(&s->qr);
+    oq_aligned_free(s->qbuf);
     free(s);
 }
 
@@ -271,6 +315,7 @@ static oq_status rnn_prepare_common(oq_op_node *n, cell_kind cell)
         rnn_destroy(s);
         return st;
     }
+    s->fv = oq_f32_gemm_default();
     n->state = s;
     return OQ_OK;
 }
@@ -278,6 +323,19 @@ static oq_status rnn_prepare_common(oq_op_node *n, cell_kind cell)
 static oq_status rnn_prepare(oq_op_node *n) { return rnn_prepare_common(n, CELL_RNN); }
 static oq_status gru_prepare(oq_op_node *n) { return rnn_prepare_common(n, CELL_GRU); }
 static oq_status lstm_prepare(oq_op_node *n) { return rnn_prepare_common(n, CELL_LSTM); }
+
+static oq_status dqlstm_prepare(oq_op_node *n)
+{
+    if (oq_node_attr(n->node, "layout"))
+        return oq_op_error(n, OQ_E_INVALID_ARG, "DynamicQuantizeLSTM has no layout attribute");
+    oq_status st = rnn_prepare_common(n, CELL_LSTM);
+    if (st != OQ_OK)
+        return st;
+    rnn_state *s = n->state;
+    s->quant = true;
+    s->v = oq_q8_gemm_default(OQ_Q8_U8S8);
+    return OQ_OK;
+}
 
 /* ---- shapes ---- */
 typedef struct dims3 {
@@ -295,13 +353,46 @@ static bool shape_is(const oq_tensor *t, int nd, int64_t a, int64_t b, int64_t c
     return true;
 }
 
+static bool is_q8(oq_dtype t) { return t == OQ_INT8 || t == OQ_UINT8; }
+
+/* DynamicQuantizeLSTM inputs 8..11: scale (float) and zero point (like the weight) of
+ * W (i = 8) or R (i = 10), D or D x N values each. */
+static oq_status check_qparams(oq_op_node *n, const oq_tensor *const *in, size_t i, int64_t D, int64_t N)
+{
+    const char *what = i == 8 ? "W" : "R";
+    const oq_tensor *sc = in[i], *zp = in[i + 1], *w = in[i == 8 ? 1 : 2];
+    if (!sc || sc->dtype != OQ_FLOAT)
+        return oq_op_error(n, OQ_E_TYPE, "%s_scale must be a float tensor", what);
+    int64_t c = oq_tensor_numel(sc);
+    if (c != D && c != D * N)
+        return oq_op_error(n, OQ_E_SHAPE, "%s_scale has %lld values: expected %lld or %lld", what, (long long)c,
+                           (long long)D, (long long)(D * N));
+    for (int64_t k = 0; k < c; k++) {
+        float v = ((const float *)sc->data)[k];
+        if (!(v > 0.0f) || !(v < INFINITY))
+            return oq_op_error(n, OQ_E_INVALID_ARG, "%s_scale[%lld] = %g is not a positive finite scale", what,
+                               (long long)k, (double)v);
+    }
+    if (!zp || zp->dtype != w->dtype || oq_tensor_numel(zp) != c)
+        return oq_op_error(n, OQ_E_TYPE, "%s_zero_point must be %s with as many values as %s_scale", what,
+                           oq_dtype_name(w->dtype), what);
+    return OQ_OK;
+}
+
 static oq_status check_inputs(oq_op_node *n, const rnn_state *s, const oq_tensor *const *in, dims3 *d)
 {
     if (n->n_inputs < 3 || !in[0] || !in[1] || !in[2])
         return oq_op_error(n, OQ_E_INVALID_ARG, "X, W and R are required");
-    for (size_t i = 0; i < n->n_inputs; i++)
-        if (in[i] && i != 4 && in[i]->dtype != OQ_FLOAT)
+    if (s->quant && n->n_inputs != 12)
+        return oq_op_error(n, OQ_E_INVALID_ARG, "DynamicQuantizeLSTM takes 12 inputs, got %zu", n->n_inputs);
+    for (size_t i = 0; i < n->n_inputs && i < 8; i++) {
+        bool weight = s->quant && (i == 1 || i == 2);
+        if (in[i] && i != 4 && !weight && in[i]->dtype != OQ_FLOAT)
             return oq_op_error(n, OQ_E_TYPE, "input %zu is %s; only float is supported", i, oq_dtype_name(in[i]->dtype));
+        if (weight && !is_q8(in[i]->dtype))
+            return oq_op_error(n, OQ_E_TYPE, "%s is %s; expected int8 or uint8", i == 1 ? "W" : "R",
+                               oq_dtype_name(in[i]->dtype));
+    }
     const oq_tensor *x = in[0], *w = in[1], *r = in[2];
     if (x->ndim != 3)
         return oq_op_error(n, OQ_E_SHAPE, "X must be 3-D");
@@ -309,16 +400,31 @@ static oq_status check_inputs(oq_op_node *n, const rnn_state *s, const oq_tensor
     d->B = s->layout ? x->dims[0] : x->dims[1];
     d->I = x->dims[2];
     d->D = s->n_dir;
-    d->H = s->hidden > 0 ? s->hidden : (r->ndim == 3 ? r->dims[2] : 0);
+    /* R is [D, G*H, H], or [D, H, G*H] (transposed) in DynamicQuantizeLSTM */
+    d->H = s->hidden > 0 ? s->hidden : (r->ndim == 3 ? r->dims[s->quant ? 1 : 2] : 0);
     int64_t G = s->gates, H = d->H, D = d->D, B = d->B;
     if (H <= 0)
         return oq_op_error(n, OQ_E_INVALID_ARG, "hidden_size is unknown");
-    if (!shape_is(w, 3, D, G * H, d->I))
-        return oq_op_error(n, OQ_E_SHAPE, "W must have shape [%lld,%lld,%lld]", (long long)D, (long long)(G * H),
-                           (long long)d->I);
-    if (!shape_is(r, 3, D, G * H, H))
-        return oq_op_error(n, OQ_E_SHAPE, "R must have shape [%lld,%lld,%lld]", (long long)D, (long long)(G * H),
-                           (long long)H);
+    if (s->quant) {
+        if (!shape_is(w, 3, D, d->I, G * H))
+            return oq_op_error(n, OQ_E_SHAPE, "W must have shape [%lld,%lld,%lld]", (long long)D, (long long)d->I,
+                               (long long)(G * H));
+        if (!shape_is(r, 3, D, H, G * H))
+            return oq_op_error(n, OQ_E_SHAPE, "R must have shape [%lld,%lld,%lld]", (long long)D, (long long)H,
+                               (long long)(G * H));
+        oq_status st = check_qparams(n, in, 8, D, G * H);
+        if (st == OQ_OK)
+            st = check_qparams(n, in, 10, D, G * H);
+        if (st != OQ_OK)
+            return st;
+    } else {
+        if (!shape_is(w, 3, D, G * H, d->I))
+            return oq_op_error(n, OQ_E_SHAPE, "W must have shape [%lld,%lld,%lld]", (long long)D, (long long)(G * H),
+                               (long long)d->I);
+        if (!shape_is(r, 3, D, G * H, H))
+            return oq_op_error(n, OQ_E_SHAPE, "R must have shape [%lld,%lld,%lld]", (long long)D, (long long)(G * H),
+                               (long long)H);
+    }
     if (n->n_inputs > 3 && in[3] && !shape_is(in[3], 2, D, 2 * G * H, 0))
         return oq_op_error(n, OQ_E_SHAPE, "B must have shape [%lld,%lld]", (long long)D, (long long)(2 * G * H));
     if (n->n_inputs > 4 && in[4]) {
@@ -339,7 +445,7 @@ static oq_status check_inputs(oq_op_node *n, const rnn_state *s, const oq_tensor
     }
     if (s->cell == CELL_LSTM && n->n_inputs > 7 && in[7] && !shape_is(in[7], 2, D, 3 * H, 0))
         return oq_op_error(n, OQ_E_SHAPE, "P must have shape [%lld,%lld]", (long long)D, (long long)(3 * H));
-    size_t max_in = s->cell == CELL_LSTM ? 8 : 6;
+    size_t max_in = s->quant ? 12 : s->cell == CELL_LSTM ? 8 : 6;
     if (n->n_inputs > max_in)
         return oq_op_error(n, OQ_E_INVALID_ARG, "too many inputs (%zu)", n->n_inputs);
     return OQ_OK;
@@ -378,6 +484,184 @@ static inline void clip_vec(float *x, int64_t n, float c)
         x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
 }
 
+/* ---- DynamicQuantizeLSTM: packed int8 weights, u8 activations ---- */
+static size_t up64(size_t x) { return (x + 63) / 64 * 64; }
+
+/* Packs W (idx 1) or R (idx 2), [D, K, N] int8/uint8, per direction with its column
+ * scales and zero points. Constant weights are packed once and kept. */
+static oq_status q8_pack(oq_op_node *n, rnn_state *s, q8_weights *qw, size_t idx, const oq_tensor *const *in,
+                         int64_t D, int64_t K, int64_t N)
+{
+    const oq_tensor *t = in[idx], *sc = in[idx == 1 ? 8 : 10], *zp = in[idx == 1 ? 9 : 11];
+    bool constant = n->consts[idx] && n->consts[idx == 1 ? 8 : 10] && n->consts[idx == 1 ? 9 : 11];
+    if (qw->src && qw->src == t->data)
+        return OQ_OK;
+    size_t psize = oq_q8_packed_b_size(s->v, (size_t)K, (size_t)N);
+    if (!qw->packed || qw->packed_size != psize) {
+        q8_weights_free(qw);
+        memset(qw, 0, sizeof *qw);
+        qw->packed = oq_aligned_alloc((size_t)D * psize + 64);
+        qw->colsum = malloc((size_t)(D * N) * sizeof(int32_t));
+        qw->zp = malloc((size_t)(D * N) * sizeof(int32_t));
+        qw->scale = malloc((size_t)(D * N) * sizeof(float));
+        if (!qw->packed || !qw->colsum || !qw->zp || !qw->scale) {
+            q8_weights_free(qw);
+            memset(qw, 0, sizeof *qw);
+            return oq_error(OQ_E_NOMEM, "out of memory packing the weights of '%s'", n->label);
+        }
+        qw->packed_size = psize;
+    }
+    uint8_t x = t->dtype == OQ_UINT8 ? 0x80 : 0;
+    bool per_col = oq_tensor_numel(sc) != D;
+    for (int64_t d = 0; d < D; d++) {
+        oq_q8_pack_b(s->v, (size_t)K, (size_t)N, (const uint8_t *)t->data + d * K * N, (size_t)N, 1, x,
+                     qw->packed + (size_t)d * psize, qw->colsum + d * N);
+        for (int64_t j = 0; j < N; j++) {
+            size_t q = (size_t)(per_col ? d * N + j : d);
+            qw->scale[d * N + j] = ((const float *)sc->data)[q];
+            qw->zp[d * N + j] = zp->dtype == OQ_INT8 ? ((const int8_t *)zp->data)[q]
+                                                      : (int32_t)((const uint8_t *)zp->data)[q] - 128;
+        }
+    }
+    qw->src = constant ? t->data : NULL;
+    return OQ_OK;
+}
+
+static oq_q8_gemm_args q8_args(const rnn_state *s, const q8_weights *qw, int64_t d, size_t m, size_t k, size_t nn)
+{
+    oq_q8_gemm_args g = oq_q8_gemm_args_init(m, nn, k);
+    g.a_rs = k;
+    g.a_cs = 1;
+    g.b_packed = qw->packed + (size_t)d * qw->packed_size;
+    g.b_colsum = qw->colsum + d * (int64_t)nn;
+    g.b_zp_cols = qw->zp + d * (int64_t)nn;
+    g.b_zp = g.b_zp_cols[0];
+    g.scale_mode = OQ_Q8_PER_COL;
+    g.out = OQ_Q8_OUT_F32;
+    g.ldc = nn;
+    (void)s;
+    return g;
+}
+
+/* c[m, nn] = dequantized (x quantized to u8 as DynamicQuantizeLinear does) · W[d]:
+ * the exact integer product scaled by x's scale times each column's. */
+static void q8_product(oq_op_node *n, const rnn_state *s, const q8_weights *qw, int64_t d, const float *x, size_t m,
+                       size_t k, size_t nn, uint8_t *xq, float *scales, void *ws, float *c)
+{
+    float sa;
+    int32_t za;
+    oq_quantize_dynamic_u8(x, m * k, xq, &sa, &za);
+    for (size_t j = 0; j < nn; j++)
+        scales[j] = sa * qw->scale[(size_t)d * nn + j];
+    oq_q8_gemm_args g = q8_args(s, qw, d, m, k, nn);
+    g.a = xq;
+    g.a_zp = za;
+    g.scale = scales;
+    g.c = c;
+    oq_q8_gemm_run(s->v, &g, ws, n->tp);
+}
+
+/* Packs the weights and sizes the scratch of a DynamicQuantizeLSTM run. */
+static oq_status q8_setup(oq_op_node *n, rnn_state *s, const oq_tensor *const *in, const dims3 *dd, uint8_t **xq,
+                          uint8_t **hq, float **scales, void **ws)
+{
+    const int64_t T = dd->T, B = dd->B, I = dd->I, H = dd->H, D = dd->D, GH = s->gates * H;
+    oq_status st = q8_pack(n, s, &s->qw, 1, in, D, I, GH);
+    if (st == OQ_OK)
+        st = q8_pack(n, s, &s->qr, 2, in, D, H, GH);
+    if (st != OQ_OK)
+        return st;
+    size_t th = (size_t)oq_threadpool_size(n->tp);
+    oq_q8_gemm_args gx = q8_args(s, &s->qw, 0, (size_t)(T * B), (size_t)I, (size_t)GH);
+    oq_q8_gemm_args gh = q8_args(s, &s->qr, 0, (size_t)B, (size_t)H, (size_t)GH);
+    size_t wx = oq_q8_gemm_workspace_size(s->v, &gx, th), wh = oq_q8_gemm_workspace_size(s->v, &gh, th);
+    size_t need = up64((size_t)(T * B * I)) + up64((size_t)(B * H)) + up64((size_t)GH * sizeof(float)) +
+                  (wx > wh ? wx : wh) + 64;
+    if (need > s->qbuf_cap) {
+        oq_aligned_free(s->qbuf);
+        s->qbuf = oq_aligned_alloc(need);
+        s->qbuf_cap = s->qbuf ? need : 0;
+        if (!s->qbuf)
+            return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
+    }
+    uint8_t *p = s->qbuf;
+    *xq = p;
+    p += up64((size_t)(T * B * I));
+    *hq = p;
+    p += up64((size_t)(B * H));
+    *scales = (float *)p;
+    p += up64((size_t)GH * sizeof(float));
+    *ws = p;
+    return OQ_OK;
+}
+
+/* ---- float products on packed weights ---- */
+/* Packs W (idx 1, [D, N, K]) or R (idx 2) transposed per direction: B(p, j) = w[j*K + p]. */
+static oq_status f32_pack(oq_op_node *n, rnn_state *s, f32_weights *fw, size_t idx, const oq_tensor *t, int64_t D,
+                          int64_t K, int64_t N)
+{
+    if (fw->src && fw->src == t->data)
+        return OQ_OK;
+    size_t psize = oq_f32_gemm_packed_b_size(s->fv, (size_t)K, (size_t)N);
+    if (!fw->packed || fw->packed_size != psize) {
+        oq_aligned_free(fw->packed);
+        fw->packed = oq_aligned_alloc((size_t)D * psize * sizeof(float) + 64);
+        fw->packed_size = fw->packed ? psize : 0;
+        if (!fw->packed)
+            return oq_error(OQ_E_NOMEM, "out of memory packing the weights of '%s'", n->label);
+    }
+    for (int64_t d = 0; d < D; d++)
+        oq_f32_gemm_pack_b(s->fv, (size_t)K, (size_t)N, (const float *)t->data + d * N * K, 1, (size_t)K,
+                           fw->packed + (size_t)d * psize);
+    fw->src = n->consts[idx] ? t->data : NULL;
+    return OQ_OK;
+}
+
+static oq_f32_gemm_args f32_args(const f32_weights *fw, int64_t d, const float *a, size_t m, size_t k, size_t nn,
+                                 float *c)
+{
+    oq_f32_gemm_args g = oq_f32_gemm_args_init(m, nn, k);
+    g.a.data = a;
+    g.a.rs = k;
+    g.a.cs = 1;
+    g.b.packed = fw->packed + (size_t)d * fw->packed_size;
+    g.c = c;
+    g.ldc = nn;
+    return g;
+}
+
+/* c[m, nn] = a[m, k] · W[d]^T */
+static void f32_product(oq_op_node *n, const rnn_state *s, const f32_weights *fw, int64_t d, const float *a, size_t m,
+                        size_t k, size_t nn, float *c)
+{
+    oq_f32_gemm_args g = f32_args(fw, d, a, m, k, nn, c);
+    oq_f32_gemm_run(s->fv, &g, s->fws, n->tp);
+}
+
+/* Packs W^T (and R^T unless GRU's split product needs R transposed by hand) and sizes the GEMM workspace. */
+static oq_status f32_setup(oq_op_node *n, rnn_state *s, const oq_tensor *const *in, const dims3 *dd, bool pack_r)
+{
+    const int64_t T = dd->T, B = dd->B, I = dd->I, H = dd->H, D = dd->D, GH = s->gates * H;
+    oq_status st = f32_pack(n, s, &s->fw, 1, in[1], D, I, GH);
+    if (st == OQ_OK && pack_r)
+        st = f32_pack(n, s, &s->fr, 2, in[2], D, H, GH);
+    if (st != OQ_OK)
+        return st;
+    size_t th = (size_t)oq_threadpool_size(n->tp);
+    oq_f32_gemm_args gx = f32_args(&s->fw, 0, NULL, (size_t)(T * B), (size_t)I, (size_t)GH, NULL);
+    oq_f32_gemm_args gh = f32_args(&s->fw, 0, NULL, (size_t)B, (size_t)H, (size_t)GH, NULL);
+    size_t wx = oq_f32_gemm_workspace_size(s->fv, &gx, th), wh = oq_f32_gemm_workspace_size(s->fv, &gh, th);
+    size_t need = (wx > wh ? wx : wh) + 64;
+    if (need > s->fws_cap) {
+        oq_aligned_free(s->fws);
+        s->fws = oq_aligned_alloc(need);
+        s->fws_cap = s->fws ? need : 0;
+        if (!s->fws)
+            return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
+    }
+    return OQ_OK;
+}
+
 static oq_status rnn_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
 {
     rnn_state *s = n->state;
@@ -395,8 +679,17 @@ static oq_status rnn_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *c
     if (Y && Y->data)
         memset(Y->data, 0, Y->nbytes);
 
-    /* scratch: WT [I,GH], RT [H,GH], XW [T*B,GH], gates [B,GH], h [B,H], c [B,H], tmp [B,H] */
-    size_t need = (size_t)(I * GH + H * GH + T * B * GH + B * GH + 3 * B * H + GH);
+    uint8_t *xq = NULL, *hq = NULL;
+    float *qscales = NULL;
+    void *qws = NULL;
+    /* GRU without linear_before_reset multiplies (r ⊙ H) by R's last H columns alone: R transposed by hand */
+    bool gru_split = s->cell == CELL_GRU && !s->linear_before_reset;
+    if (s->quant && (st = q8_setup(n, s, in, &dd, &xq, &hq, &qscales, &qws)) != OQ_OK)
+        return st;
+    if (!s->quant && (st = f32_setup(n, s, in, &dd, !gru_split)) != OQ_OK)
+        return st;
+    /* scratch: RT [H,GH] (GRU split only), XW [T*B,GH], gates [B,GH], h [B,H], c [B,H], tmp [B,H], 2 x [GH] */
+    size_t need = (size_t)((gru_split ? H * GH : 0) + T * B * GH + B * GH + 3 * B * H + 2 * GH);
     if (need > s->buf_cap) {
         float *nb = realloc(s->buf, need * sizeof(float));
         if (!nb)
@@ -404,31 +697,34 @@ static oq_status rnn_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *c
         s->buf = nb;
         s->buf_cap = need;
     }
-    float *WT = s->buf, *RT = WT + I * GH, *XW = RT + H * GH, *gates = XW + T * B * GH;
-    float *h = gates + B * GH, *c = h + B * H, *tmp = c + B * H, *rbh = tmp + B * H;
+    float *RT = s->buf, *XW = RT + (gru_split ? H * GH : 0), *gates = XW + T * B * GH;
+    float *h = gates + B * GH, *c = h + B * H, *tmp = c + B * H, *rbh = tmp + B * H, *badd = rbh + GH;
     const float *x = in[0]->data;
 
     for (int64_t d = 0; d < D; d++) {
         bool rev = s->reverse_only || d == 1;
-        const float *w = (const float *)in[1]->data + d * GH * I, *r = (const float *)in[2]->data + d * GH * H;
-        for (int64_t g = 0; g < GH; g++) {
-            for (int64_t k = 0; k < I; k++)
-                WT[k * GH + g] = w[g * I + k];
-            for (int64_t k = 0; k < H; k++)
-                RT[k * GH + g] = r[g * H + k];
-        }
         /* XW = X · W^T + Wb (+ Rb where it adds directly), rows in X's own order */
-        matmul(n->tp, x, (size_t)I, WT, (size_t)GH, XW, (size_t)GH, T * B, GH, I, false);
+        if (s->quant) {
+            q8_product(n, s, &s->qw, d, x, (size_t)(T * B), (size_t)I, (size_t)GH, xq, qscales, qws, XW);
+        } else {
+            f32_product(n, s, &s->fw, d, x, (size_t)(T * B), (size_t)I, (size_t)GH, XW);
+            const float *r = (const float *)in[2]->data + d * GH * H;
+            for (int64_t g = 0; gru_split && g < GH; g++)
+                for (int64_t k = 0; k < H; k++)
+                    RT[k * GH + g] = r[g * H + k];
+        }
         memset(rbh, 0, (size_t)GH * sizeof *rbh);
         if (bias) {
             const float *wb = (const float *)bias->data + d * 2 * GH, *rb = wb + GH;
             for (int64_t g = 0; g < GH; g++) {
                 bool direct = !(s->cell == CELL_GRU && s->linear_before_reset && g >= 2 * H);
-                float add = wb[g] + (direct ? rb[g] : 0);
+                badd[g] = wb[g] + (direct ? rb[g] : 0);
                 rbh[g] = direct ? 0 : rb[g];
-                for (int64_t row = 0; row < T * B; row++)
-                    XW[row * GH + g] += add;
             }
+            /* row by row: a column walk strides by GH floats, often 4 KiB, where every load waits on the last store */
+            for (int64_t row = 0; row < T * B; row++)
+                for (int64_t g = 0; g < GH; g++)
+                    XW[row * GH + g] += badd[g];
         }
         const activation *f = &s->act[d][0], *gact = &s->act[d][1 % s->n_act], *hact = &s->act[d][2 % s->n_act];
         const float *P = peep ? (const float *)peep->data + d * 3 * H : NULL;
@@ -450,8 +746,12 @@ static oq_status rnn_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *c
         }
         for (int64_t step = 0; step < max_len; step++) {
             /* gates = H_prev · R^T (GRU without linear_before_reset: z and r only, h later) */
-            bool gru_split = s->cell == CELL_GRU && !s->linear_before_reset;
-            matmul(n->tp, h, (size_t)H, RT, (size_t)GH, gates, (size_t)GH, B, gru_split ? 2 * H : GH, H, false);
+            if (s->quant)
+                q8_product(n, s, &s->qr, d, h, (size_t)B, (size_t)H, (size_t)GH, hq, qscales, qws, gates);
+            else if (gru_split)
+                matmul(n->tp, h, (size_t)H, RT, (size_t)GH, gates, (size_t)GH, B, 2 * H, H, false);
+            else
+                f32_product(n, s, &s->fr, d, h, (size_t)B, (size_t)H, (size_t)GH, gates);
             for (int64_t b = 0; b < B; b++) {
                 int64_t L = seq ? ((const int32_t *)seq->data)[b] : T;
                 if (step >= L)
@@ -547,3 +847,4 @@ static oq_status rnn_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *c
 const oq_op_def oq_op_rnn = {rnn_prepare, rnn_infer, rnn_run, rnn_destroy};
 const oq_op_def oq_op_gru = {gru_prepare, rnn_infer, rnn_run, rnn_destroy};
 const oq_op_def oq_op_lstm = {lstm_prepare, rnn_infer, rnn_run, rnn_destroy};
+const oq_op_def oq_op_dynamicquantizelstm = {dqlstm_prepare, rnn_infer, rnn_run, rnn_destroy};

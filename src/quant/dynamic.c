@@ -2,7 +2,9 @@
  * int8 weights per output column ahead of time; the activation is quantized per
  * input at run time. Output forms (both load in onnxruntime): com.microsoft
  * DynamicQuantizeMatMul (default, one node), or the standard-ops chain
- * DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (scales) -> Add (bias). */
+ * DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (scales) -> Add (bias).
+ * An LSTM with constant W and R becomes com.microsoft DynamicQuantizeLSTM (int8
+ * W and R per gate column, stored transposed as onnxruntime's quantizer writes them). */
 #include "quant/quant.h"
 
 #include <stdlib.h>
@@ -179,6 +181,133 @@ static oq_status emit(quant_ctx *q, oq_graph *g, const quant_scope *s, size_t ni
     return st;
 }
 
+static bool is_lstm(const oq_node *nd) { return oq_domain_is_default(nd->domain) && !strcmp(nd->op_type, "LSTM"); }
+
+/* Why LSTM node n cannot become DynamicQuantizeLSTM, or NULL. */
+static const char *lstm_blocker(const quant_ctx *q, const quant_scope *g, const oq_node *n)
+{
+    if (q->opt->dynamic_form != OQ_DYNAMIC_FUSED)
+        return "no standard-operator int8 form (DynamicQuantizeLSTM is com.microsoft)";
+    for (size_t i = 1; i <= 2; i++) {
+        const char *name = oq_node_input(n, i);
+        const oq_tensor *w = name ? quant_scope_initializer(g, name) : NULL;
+        if (!w)
+            return i == 1 ? "W is not constant" : "R is not constant";
+        if (w->dtype != OQ_FLOAT || w->ndim != 3)
+            return i == 1 ? "W is not a float 3-D tensor" : "R is not a float 3-D tensor";
+    }
+    if (oq_node_attr_int(n, "layout", 0) != 0)
+        return "layout = 1 has no DynamicQuantizeLSTM form";
+    return NULL;
+}
+
+/* W or R [D, G, K] quantized per (direction, gate column) (per direction when not
+ * per_channel), as int8/uint8 [D, K, G] with scale and zero point [D, G] (or [D]). */
+static oq_status lstm_weight(const oq_tensor *w, bool per_channel, oq_dtype type, int reduce_range, oq_tensor **q,
+                             oq_tensor **scale, oq_tensor **zp, double *sqnr)
+{
+    int64_t D = w->dims[0], G = w->dims[1], K = w->dims[2];
+    oq_tensor view = *w; /* the same data seen as [D*G, K] or [D, G*K] */
+    view.ndim = 2;
+    view.dims[0] = per_channel ? D * G : D;
+    view.dims[1] = per_channel ? K : G * K;
+    oq_tensor *wq = NULL, *t = NULL;
+    oq_status st = quantize_weight(&view, 0, type, reduce_range, &wq, scale, zp);
+    if (st != OQ_OK)
+        return st;
+    *sqnr = weight_sqnr(&view, wq, *scale, *zp, 0);
+    int64_t dims[3] = {D, K, G};
+    st = oq_tensor_create(type, 3, dims, &t);
+    if (st != OQ_OK) {
+        oq_tensor_destroy(wq), oq_tensor_destroy(*scale), oq_tensor_destroy(*zp);
+        return st;
+    }
+    const uint8_t *src = wq->data; /* int8 and uint8 are both bytes */
+    uint8_t *dst = t->data;
+    for (int64_t d = 0; d < D; d++)
+        for (int64_t g = 0; g < G; g++)
+            for (int64_t k = 0; k < K; k++)
+                dst[(d * K + k) * G + g] = src[(d * G + g) * K + k];
+    oq_tensor_destroy(wq);
+    if (per_channel) {
+        (*scale)->ndim = (*zp)->ndim = 2;
+        (*scale)->dims[0] = (*zp)->dims[0] = D;
+        (*scale)->dims[1] = (*zp)->dims[1] = G;
+    }
+    *q = t;
+    return OQ_OK;
+}
+
+static oq_status emit_lstm(quant_ctx *q, oq_graph *g, const quant_scope *s, size_t ni, const quant_rule *rule)
+{
+    const oq_quant_options *opt = q->opt;
+    const char *names[4] = {NULL, NULL, NULL, NULL}; /* Wq, Rq and their scale/zp below */
+    const char *qp[4] = {NULL, NULL, NULL, NULL};    /* W scale, W zp, R scale, R zp */
+    char lb[200];
+    oq_status st = OQ_OK;
+    for (size_t i = 1; st == OQ_OK && i <= 2; i++) {
+        const oq_tensor *w = quant_scope_initializer(s, g->nodes[ni].inputs[i]);
+        oq_tensor *wq = NULL, *ws = NULL, *wz = NULL;
+        double sqnr = 0;
+        st = lstm_weight(w, rule->per_channel, opt->weight_type, rule->reduce_range, &wq, &ws, &wz, &sqnr);
+        if (st != OQ_OK)
+            return oq_error_context(st, "node '%s'", label(&g->nodes[ni], lb, sizeof lb));
+        quant_report(q, "[%zu/%zu] %s%s.%s  %.2f MiB -> %.2f MiB  %s  sqnr %.1f dB", ++q->weights_done,
+                     q->weights_total, q->where ? q->where : "", label(&g->nodes[ni], lb, sizeof lb), i == 1 ? "W" : "R",
+                     mib((int64_t)w->nbytes), mib((int64_t)wq->nbytes), rule->per_channel ? "per-channel" : "per-tensor",
+                     sqnr);
+        char *base = oq_strdup(w->name);
+        if (!base) {
+            oq_tensor_destroy(wq), oq_tensor_destroy(ws), oq_tensor_destroy(wz);
+            return oq_error(OQ_E_NOMEM, "out of memory");
+        }
+        st = qg_add_init_in(g, s, wq, base, "_q", &names[i - 1]);
+        if (st == OQ_OK)
+            st = qg_add_init_in(g, s, ws, base, "_s", &qp[2 * (i - 1)]);
+        else
+            oq_tensor_destroy(ws);
+        if (st == OQ_OK)
+            st = qg_add_init_in(g, s, wz, base, "_zp", &qp[2 * (i - 1) + 1]);
+        else
+            oq_tensor_destroy(wz);
+        free(base);
+    }
+    if (st != OQ_OK)
+        return st;
+    /* X, W, R, B, sequence_lens, initial_h, initial_c, P, W_scale, W_zero_point, R_scale, R_zero_point */
+    const oq_node *nd = &g->nodes[ni];
+    char *in[12] = {NULL}, *name = NULL, **out = oq_calloc(nd->n_outputs + 1, sizeof *out);
+    for (size_t i = 0; i < 12; i++) {
+        const char *v = i == 1 || i == 2 ? names[i - 1] : i >= 8 ? qp[i - 8] : oq_node_input(nd, i);
+        if (!(in[i] = oq_strdup(v ? v : "")))
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; out && i < nd->n_outputs; i++)
+        if (!(out[i] = oq_strdup(nd->outputs[i])))
+            st = oq_error(OQ_E_NOMEM, "out of memory");
+    if (!out || !(name = oq_strdup(nd->name ? nd->name : "")))
+        st = oq_error(OQ_E_NOMEM, "out of memory");
+    oq_node *added = NULL;
+    size_t n_out = nd->n_outputs;
+    if (st == OQ_OK)
+        st = qg_add_node(g, "DynamicQuantizeLSTM", "com.microsoft", name, (const char *const *)in, 12,
+                         (const char *const *)out, n_out, &added);
+    /* g->nodes may have moved: the LSTM is still at ni */
+    for (size_t a = 0; st == OQ_OK && a < g->nodes[ni].n_attrs; a++)
+        if (strcmp(g->nodes[ni].attrs[a].name, "layout"))
+            st = qg_copy_attr(&g->nodes[g->n_nodes - 1], &g->nodes[ni].attrs[a]);
+    if (st == OQ_OK)
+        st = qg_ensure_opset(q->m, "com.microsoft", 1);
+    for (size_t i = 0; i < 12; i++)
+        free(in[i]);
+    for (size_t i = 0; out && i < n_out; i++)
+        free(out[i]);
+    free(out);
+    free(name);
+    (void)added;
+    return st;
+}
+
 static bool is_matmul(const oq_node *nd)
 {
     return oq_domain_is_default(nd->domain) && (!strcmp(nd->op_type, "MatMul") || !strcmp(nd->op_type, "Gemm"));
@@ -190,6 +319,7 @@ static oq_status count_graph(quant_ctx *q, oq_graph *g, const quant_scope *s)
     for (size_t i = 0; i < g->n_nodes; i++) {
         quant_rule rule = quant_rules_for(q->rules, &g->nodes[i]);
         q->weights_total += is_matmul(&g->nodes[i]) && rule.quantize && !blocker(s, &g->nodes[i]);
+        q->weights_total += 2 * (is_lstm(&g->nodes[i]) && rule.quantize && !lstm_blocker(q, s, &g->nodes[i]));
     }
     return OQ_OK;
 }
@@ -204,10 +334,12 @@ static oq_status dynamic_graph(quant_ctx *q, oq_graph *g, const quant_scope *s)
     bool any = false;
     for (size_t i = 0; st == OQ_OK && i < n; i++) {
         const oq_node *nd = &g->nodes[i];
-        bool mm = is_matmul(nd);
+        bool lstm = is_lstm(nd), mm = is_matmul(nd) || lstm;
         rules[i] = quant_rules_for(q->rules, nd);
         const char *why = !mm ? (quant_rules_op_enabled(q->rules, nd->op_type) ? "no dynamic int8 form" : NULL)
-                          : !rules[i].quantize ? rules[i].why : blocker(s, nd);
+                          : !rules[i].quantize ? rules[i].why
+                          : lstm ? lstm_blocker(q, s, nd)
+                                 : blocker(s, nd);
         if (mm && !why) {
             todo[i] = any = true;
         } else if (why || mm) {
@@ -216,7 +348,7 @@ static oq_status dynamic_graph(quant_ctx *q, oq_graph *g, const quant_scope *s)
     }
     for (size_t i = 0; st == OQ_OK && i < n; i++)
         if (todo[i]) {
-            st = emit(q, g, s, i, &rules[i]);
+            st = is_lstm(&g->nodes[i]) ? emit_lstm(q, g, s, i, &rules[i]) : emit(q, g, s, i, &rules[i]);
             q->n_quant_nodes++;
         }
     for (size_t i = n; st == OQ_OK && i-- > 0;)

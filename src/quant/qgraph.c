@@ -80,7 +80,7 @@ oq_status qg_attr_float(oq_node *n, const char *name, float v)
 oq_status qg_copy_attr(oq_node *n, const oq_attr *src)
 {
     if (src->type != OQ_ATTR_INT && src->type != OQ_ATTR_INTS && src->type != OQ_ATTR_FLOAT &&
-        src->type != OQ_ATTR_STRING && src->type != OQ_ATTR_FLOATS)
+        src->type != OQ_ATTR_STRING && src->type != OQ_ATTR_FLOATS && src->type != OQ_ATTR_STRINGS)
         return oq_error(OQ_E_UNSUPPORTED, "attribute '%s' of this type cannot be carried over", src->name);
     oq_attr *a = new_attr(n, src->name, src->type);
     if (!a)
@@ -97,6 +97,16 @@ oq_status qg_copy_attr(oq_node *n, const oq_attr *src)
             return oq_error(OQ_E_NOMEM, "out of memory");
         memcpy(a->ints, src->ints, sizeof *a->ints * src->n_ints);
         a->n_ints = src->n_ints;
+    }
+    if (src->n_strings) {
+        if (!(a->strings = oq_calloc(src->n_strings, sizeof *a->strings)))
+            return oq_error(OQ_E_NOMEM, "out of memory");
+        a->n_strings = src->n_strings;
+        for (size_t k = 0; k < src->n_strings; k++) {
+            if (!(a->strings[k].data = oq_strndup(src->strings[k].data, src->strings[k].len)))
+                return oq_error(OQ_E_NOMEM, "out of memory");
+            a->strings[k].len = src->strings[k].len;
+        }
     }
     if (src->n_floats) {
         if (!(a->floats = oq_malloc(sizeof *a->floats * src->n_floats)))

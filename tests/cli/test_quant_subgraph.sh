@@ -2,7 +2,8 @@
 # `onnxq quantize` inside If branches (tests/fixtures/if_quant: Conv + MatMul in the then-branch, the MatMul's
 # weight an initializer of the main graph; a MatMul in the else-branch). The calibration data takes only the
 # then-branch: static mode quantizes it and keeps the else-branch float, naming it; dynamic mode quantizes both
-# MatMuls. tests/fixtures/loop_quant: a MatMul in a Loop body. Outputs stay close to float.
+# MatMuls. tests/fixtures/loop_quant: a MatMul in a Loop body. tests/fixtures/lstm_small: dynamic LSTM.
+# Outputs stay close to float.
 # Usage: test_quant_subgraph.sh ONNXQ NPY_COMPARE SOURCE_DIR WORK_DIR
 set -u
 onnxq=$1 compare=$2 src=$3 work=$4
@@ -68,6 +69,23 @@ close "$work/loop/acc.npy" "$lq/expected_0.npy" 0.02
 r "$onnxq" quantize "$lq/model.onnx" "$work/loopd.onnx" --mode dynamic; expect_ok
 r "$onnxq" run "$work/loopd.onnx" -i "n=$lq/input_0.npy" -i "x=$lq/input_1.npy" -o "$work/loopd"; expect_ok
 close "$work/loopd/acc.npy" "$lq/expected_0.npy" 0.02
+
+# dynamic LSTM (tests/fixtures/lstm_small): W and R int8 per gate column in com.microsoft DynamicQuantizeLSTM
+# (the default dynamic op set); the standard-operator form keeps the LSTM float and says why
+ls="$src/tests/fixtures/lstm_small"
+r "$onnxq" quantize "$ls/model.onnx" "$work/lstm.onnx" --mode dynamic; expect_ok
+expect_out '\[1/3\] /lstm/LSTM.W .*per-channel'; expect_out '\[2/3\] /lstm/LSTM.R .*per-channel'
+expect_out '^nodes: 2 int8, 0 kept float'
+r "$onnxq" info "$work/lstm.onnx"; expect_ok
+expect_op com.microsoft:DynamicQuantizeLSTM 1; expect_op com.microsoft:DynamicQuantizeMatMul 1
+r "$onnxq" run "$work/lstm.onnx" -i "input=$ls/input_0.npy" -o "$work/lstm"; expect_ok
+close "$work/lstm/logits.npy" "$ls/expected_0.npy" 0.01
+r "$onnxq" quantize "$ls/model.onnx" "$work/lstm_pt.onnx" --mode dynamic --ops LSTM --per-tensor; expect_ok
+expect_out '^nodes: 1 int8'; expect_out '/lstm/LSTM.R .*per-tensor'
+r "$onnxq" run "$work/lstm_pt.onnx" -i "input=$ls/input_0.npy" -o "$work/lstm_pt"; expect_ok
+close "$work/lstm_pt/logits.npy" "$ls/expected_0.npy" 0.02
+r "$onnxq" quantize "$ls/model.onnx" "$work/lstm_mi.onnx" --mode dynamic --dynamic-form matmulinteger; expect_ok
+expect_out 'kept float: /lstm/LSTM (LSTM): no standard-operator int8 form'
 
 echo "$checks checks, $failed failed"
 [ "$failed" -eq 0 ]
