@@ -50,6 +50,9 @@ onnxruntime 1.30 via `scripts/ort_run.js`; regenerate with `scripts/fixtures_exp
 - `fmnist_test_1000_x.npy` float32 [1000,1,28,28] (normalized as above) and `fmnist_test_1000_y.npy` int64 [1000]:
   the first 1000 images/labels of the Fashion-MNIST test set.
 - `lstm_small`: LSTM classifier, random weights, input [batch,5,4], hidden 8, output `logits` [batch,3].
+- `dqlstm` / `dqlstm_u8`: com.microsoft DynamicQuantizeLSTM as onnxruntime's quantizer writes it (W/R transposed):
+  bidirectional with int8 weights per gate column, and reverse with uint8 weights per direction plus peepholes; bias,
+  initial states and sequence_lens [5,3,4]; outputs Y, Y_h, Y_c.
 - `if_subgraph` / `if_subgraph_else`: If with both branches reading outer-scope `x`; the two inputs take the then/else branch.
 - `if_quant`: If on input `cond`; then: Conv+Relu+Reshape+MatMul+Add (the MatMul weight `Wm` an initializer of the main
   graph), else: Reshape+MatMul; `calib.npz` (16 samples, cond true) calibrates the then-branch only, `cond_false.npy`
