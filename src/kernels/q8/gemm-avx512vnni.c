@@ -24,7 +24,33 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
 #pragma GCC unroll 8
     for (size_t i = 0; i < R; i++)
         acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-    for (size_t g = 0; g < kg; g++) {
+    size_t g = 0;
+    if (R == 1) {
+        /* One row (batch-1 MatMul, an RNN step) has two accumulators and each vpdpbusd waits
+         * for the last: four chains over k (int32 sums: any order gives the same bits). */
+        __m512i s[4][2];
+        for (int u = 0; u < 4; u++)
+            s[u][0] = s[u][1] = _mm512_setzero_si512();
+        for (; g + 4 <= kg; g += 4) {
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                const __m512i av = bcast4(a + u * MR * 4);
+                const __m512i b0 = _mm512_loadu_si512(b + u * NR * 4), b1 = _mm512_loadu_si512(b + u * NR * 4 + 64);
+                if (a_signed) {
+                    s[u][0] = _mm512_dpbusd_epi32(s[u][0], b0, av);
+                    s[u][1] = _mm512_dpbusd_epi32(s[u][1], b1, av);
+                } else {
+                    s[u][0] = _mm512_dpbusd_epi32(s[u][0], av, b0);
+                    s[u][1] = _mm512_dpbusd_epi32(s[u][1], av, b1);
+                }
+            }
+            a += 4 * MR * 4;
+            b += 4 * NR * 4;
+        }
+        acc[0][0] = _mm512_add_epi32(_mm512_add_epi32(s[0][0], s[1][0]), _mm512_add_epi32(s[2][0], s[3][0]));
+        acc[0][1] = _mm512_add_epi32(_mm512_add_epi32(s[0][1], s[1][1]), _mm512_add_epi32(s[2][1], s[3][1]));
+    }
+    for (; g < kg; g++) {
         const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
 #pragma GCC unroll 8
         for (size_t i = 0; i < R; i++) {
