@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # Build tiny fixture models for the C test suite under tests/fixtures/<name>/: lstm_small (torch, random weights),
-# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant, dqlstm, dqlstm_u8 (onnx.helper). Writes model.onnx, input_N.npy,
+# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant, dqlstm, dqlstm_u8, if_image (onnx.helper). Writes model.onnx, input_N.npy,
 # io.txt. Usage: fixtures_small.py [NAME...]   (default: all)
 import os
 import sys
@@ -234,6 +234,22 @@ def dq_lstm(name, direction, wtype, per_column, peephole):
                       ("c0", r.normal(0, 0.5, (D, B, H)).astype(np.float32))], ["Y", "Y_h", "Y_c"])
 
 
+def if_image():
+    """An image input read inside If branches: then Relu(x), else Identity(x) (onnxruntime rejects a body returning an
+    outer value directly); cond is
+    ReduceMean(x) > 0. Used by the --uint8-input test (tests/unit/test_image.c)."""
+    f = T.FLOAT
+    then_g = h.make_graph([h.make_node("Relu", ["x"], ["t"])], "then", [], [h.make_tensor_value_info("t", f, None)])
+    else_g = h.make_graph([h.make_node("Identity", ["x"], ["e"])], "else", [], [h.make_tensor_value_info("e", f, None)])
+    m = mk([h.make_node("ReduceMean", ["x"], ["mean"], keepdims=0),
+            h.make_node("Greater", ["mean", "zero"], ["cond"]),
+            h.make_node("If", ["cond"], ["b"], then_branch=then_g, else_branch=else_g),
+            h.make_node("Mul", ["b", "x"], ["y"])],
+           [h.make_tensor_value_info("x", f, [1, 1, 4, 4])], [h.make_tensor_value_info("y", f, [1, 1, 4, 4])],
+           [numpy_helper.from_array(np.array(0.0, np.float32), "zero")])
+    save("if_image", m, [("x", rng.uniform(-1, 1, (1, 1, 4, 4)).astype(np.float32))], ["y"])
+
+
 def dqlstm():
     dq_lstm("dqlstm", "bidirectional", np.int8, True, False)
 
@@ -243,7 +259,7 @@ def dqlstm_u8():
 
 
 FIXTURES = {f.__name__: f for f in (lstm_small, if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant,
-                                    loop_quant, dqlstm, dqlstm_u8)}
+                                    loop_quant, dqlstm, dqlstm_u8, if_image)}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or FIXTURES:

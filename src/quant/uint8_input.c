@@ -2,7 +2,7 @@
  * normalization moves into the graph. The float input X becomes a uint8 input X
  * (in the spec's layout) followed by Cast -> [Transpose] -> Mul -> Add, which
  * compute ((u / scale) - mean) / std per channel as u * a + b; every node that
- * read X reads the result. Run before quantization: the quantizer then places
+ * read X reads the result, inside If/Loop bodies too. Run before quantization: the quantizer then places
  * its first QuantizeLinear right after this arithmetic. */
 #include "core/core.h"
 #include "data/image.h"
@@ -21,19 +21,53 @@ static oq_status const_tensor(int64_t c, bool nchw, const float *v, oq_tensor **
     return st;
 }
 
-static void rename_readers(oq_graph *g, const char *from, const char *to, bool *fail)
+/* Does g itself define name (an input, initializer or node output), hiding the outer value? */
+static bool defines(const oq_graph *g, const char *name)
 {
+    for (size_t i = 0; i < g->n_inputs; i++)
+        if (!strcmp(g->inputs[i].name, name))
+            return true;
+    if (oq_graph_initializer(g, name))
+        return true;
     for (size_t i = 0; i < g->n_nodes; i++)
-        for (size_t k = 0; k < g->nodes[i].n_inputs; k++)
-            if (!strcmp(g->nodes[i].inputs[k], from)) {
-                char *s = oq_strdup(to);
-                if (!s) {
-                    *fail = true;
-                    return;
-                }
-                free(g->nodes[i].inputs[k]);
-                g->nodes[i].inputs[k] = s;
-            }
+        for (size_t k = 0; k < g->nodes[i].n_outputs; k++)
+            if (!strcmp(g->nodes[i].outputs[k], name))
+                return true;
+    return false;
+}
+
+static bool rename_in(char **slot, const char *from, const char *to)
+{
+    if (strcmp(*slot, from))
+        return true;
+    char *s = oq_strdup(to);
+    if (!s)
+        return false;
+    free(*slot);
+    *slot = s;
+    return true;
+}
+
+/* Every reader of from in g, and in the If/Loop/Scan bodies that see it (ONNX lexical
+ * scoping: a body that defines the name itself hides the outer value), reads to. */
+static void rename_readers(oq_graph *g, const char *from, const char *to, bool top, bool *fail)
+{
+    for (size_t i = 0; i < g->n_nodes && !*fail; i++) {
+        oq_node *nd = &g->nodes[i];
+        for (size_t k = 0; k < nd->n_inputs && !*fail; k++)
+            *fail = !rename_in(&nd->inputs[k], from, to);
+        for (size_t a = 0; a < nd->n_attrs && !*fail; a++) {
+            oq_attr *at = &nd->attrs[a];
+            if (at->g && !defines(at->g, from))
+                rename_readers(at->g, from, to, false, fail);
+            for (size_t j = 0; j < at->n_graphs && !*fail; j++)
+                if (at->graphs[j] && !defines(at->graphs[j], from))
+                    rename_readers(at->graphs[j], from, to, false, fail);
+        }
+    }
+    /* a body may return the outer value itself as one of its outputs */
+    for (size_t i = 0; !top && i < g->n_outputs && !*fail; i++)
+        *fail = !rename_in(&g->outputs[i].name, from, to);
 }
 
 oq_status oq_model_uint8_input(oq_model *m, const char *image_spec)
@@ -58,11 +92,6 @@ oq_status oq_model_uint8_input(oq_model *m, const char *image_spec)
                         vi ? "; input " : "", vi ? vi->name : "");
     if (oq_graph_is_output(g, vi->name))
         return oq_error(OQ_E_INVALID_ARG, "--uint8-input: input '%s' is also a graph output", vi->name);
-    for (size_t i = 0; i < g->n_nodes; i++)
-        for (size_t a = 0; a < g->nodes[i].n_attrs; a++)
-            if (g->nodes[i].attrs[a].g || g->nodes[i].attrs[a].n_graphs)
-                return oq_error(OQ_E_UNSUPPORTED, "--uint8-input: models with subgraphs are not supported (node '%s')",
-                                g->nodes[i].name ? g->nodes[i].name : g->nodes[i].op_type);
     const int64_t *d = vi->dims;
     bool model_nchw;
     if (d[1] == 1 || d[1] == 3)
@@ -88,7 +117,7 @@ oq_status oq_model_uint8_input(oq_model *m, const char *image_spec)
         st = oq_error(OQ_E_NOMEM, "out of memory");
     bool fail = false;
     if (st == OQ_OK) {
-        rename_readers(g, name, f, &fail);
+        rename_readers(g, name, f, true, &fail);
         if (fail)
             st = oq_error(OQ_E_NOMEM, "out of memory");
     }

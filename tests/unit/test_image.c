@@ -228,9 +228,55 @@ static void test_uint8_input(void)
     oq_model_destroy(m);
 }
 
+/* --uint8-input on a model whose If branches read the image input (outer scope): both
+ * branches read the normalized value, and the result equals the float model's */
+static void test_uint8_input_subgraph(void)
+{
+    oq_model *m = NULL, *u = NULL;
+    CHECK_OK(oq_model_load("tests/fixtures/if_image/model.onnx", NULL, &m));
+    CHECK_OK(oq_model_load("tests/fixtures/if_image/model.onnx", NULL, &u));
+    if (!m || !u) {
+        oq_model_destroy(m), oq_model_destroy(u);
+        return;
+    }
+    CHECK_OK(oq_model_uint8_input(u, "mean=0.5,std=0.25"));
+    oq_session *sf = NULL, *su = NULL;
+    CHECK_OK(oq_session_create(m, NULL, &sf));
+    CHECK_OK(oq_session_create(u, NULL, &su));
+    /* mostly bright pixels: mean > 0, the then-branch; mostly dark: the else-branch */
+    for (int branch = 0; branch < 2 && sf && su; branch++) {
+        int64_t d[4] = {1, 1, 4, 4};
+        oq_tensor *xf = NULL, *xu = NULL, *yf = NULL, *yu = NULL;
+        CHECK_OK(oq_tensor_create(OQ_FLOAT, 4, d, &xf));
+        CHECK_OK(oq_tensor_create(OQ_UINT8, 4, d, &xu));
+        for (int i = 0; xf && xu && i < 16; i++) {
+            uint8_t px = (uint8_t)(branch == 0 ? 100 + i * 9 : 150 - i * 9);
+            ((uint8_t *)xu->data)[i] = px;
+            ((float *)xf->data)[i] = (px / 255.0f - 0.5f) / 0.25f;
+        }
+        const oq_tensor *inf[1] = {xf}, *inu[1] = {xu};
+        CHECK_OK(oq_session_run(sf, inf, 1, &yf, 1));
+        CHECK_OK(oq_session_run(su, inu, 1, &yu, 1));
+        if (yf && yu) {
+            double worst = 0;
+            int negative = 0;
+            for (int64_t i = 0; i < 16; i++) {
+                worst = fmax(worst, fabs(((float *)yf->data)[i] - ((float *)yu->data)[i]));
+                negative += ((float *)yf->data)[i] < 0; /* x * x >= 0 in the else-branch, x * relu(x) >= 0 too */
+            }
+            CHECK(worst < 1e-5);
+            CHECK(negative == 0);
+        }
+        oq_tensor_destroy(xf), oq_tensor_destroy(xu), oq_tensor_destroy(yf), oq_tensor_destroy(yu);
+    }
+    oq_session_destroy(sf), oq_session_destroy(su);
+    oq_model_destroy(m), oq_model_destroy(u);
+}
+
 int main(void)
 {
     test_uint8_input();
+    test_uint8_input_subgraph();
     test_spec();
     test_resize();
     test_folder();
