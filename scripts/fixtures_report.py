@@ -55,6 +55,8 @@ onnxruntime 1.30 via `scripts/ort_run.js`; regenerate with `scripts/fixtures_exp
   initial states and sequence_lens [5,3,4]; outputs Y, Y_h, Y_c.
 - `if_image`: image input [1,1,4,4] read inside both If branches (then Relu, else Identity); used by the
   `--uint8-input` unit test (tests/unit/test_image.c).
+- `dynamic_chains`: onnxruntime's standard-operator dynamic quantization, DynamicQuantizeLinear -> ConvInteger ->
+  Cast -> Mul -> Add, then Flatten and the same with MatMulInteger (uint8 weights); onnxq's session fuses both chains.
 - `if_subgraph` / `if_subgraph_else`: If with both branches reading outer-scope `x`; the two inputs take the then/else branch.
 - `if_quant`: If on input `cond`; then: Conv+Relu+Reshape+MatMul+Add (the MatMul weight `Wm` an initializer of the main
   graph), else: Reshape+MatMul; `calib.npz` (16 samples, cond true) calibrates the then-branch only, `cond_false.npy`

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # Build tiny fixture models for the C test suite under tests/fixtures/<name>/: lstm_small (torch, random weights),
-# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant, dqlstm, dqlstm_u8, if_image (onnx.helper). Writes model.onnx, input_N.npy,
+# if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant, dqlstm, dqlstm_u8, if_image,
+# dynamic_chains (onnx.helper). Writes model.onnx, input_N.npy,
 # io.txt. Usage: fixtures_small.py [NAME...]   (default: all)
 import os
 import sys
@@ -250,6 +251,40 @@ def if_image():
     save("if_image", m, [("x", rng.uniform(-1, 1, (1, 1, 4, 4)).astype(np.float32))], ["y"])
 
 
+def dynamic_chains():
+    """onnxruntime's standard-operator dynamic quantization: DynamicQuantizeLinear -> ConvInteger (int8 weights, pads,
+    stride 2) -> Cast -> Mul(x_scale * w_scale[M,1,1]) -> Add(bias[M,1,1]) -> Flatten -> DynamicQuantizeLinear ->
+    MatMulInteger (uint8 weights, zero point 128) -> Cast -> Mul(x_scale * w_scale[N]) -> Add(bias[N]). onnxq's
+    session fuses both chains (passes/fuse_dynamic); the expected outputs are onnxruntime's."""
+    r = np.random.default_rng(3)
+    f = T.FLOAT
+    M, N, K = 8, 5, 8 * 5 * 5
+    inits = [numpy_helper.from_array(r.integers(-127, 128, (M, 3, 3, 3)).astype(np.int8), "Wc"),
+             numpy_helper.from_array(np.array(0, np.int8), "Wc_zp"),
+             numpy_helper.from_array(r.uniform(0.005, 0.02, (M, 1, 1)).astype(np.float32), "Wc_scale"),
+             numpy_helper.from_array(r.normal(0, 0.5, (M, 1, 1)).astype(np.float32), "Bc"),
+             numpy_helper.from_array(r.integers(0, 256, (K, N)).astype(np.uint8), "Wm"),
+             numpy_helper.from_array(np.array(128, np.uint8), "Wm_zp"),
+             numpy_helper.from_array(r.uniform(0.001, 0.004, (N,)).astype(np.float32), "Wm_scale"),
+             numpy_helper.from_array(r.normal(0, 0.5, (N,)).astype(np.float32), "Bm")]
+    nodes = [h.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+             h.make_node("ConvInteger", ["xq", "Wc", "xz", "Wc_zp"], ["ci"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             h.make_node("Cast", ["ci"], ["cf"], to=T.FLOAT),
+             h.make_node("Mul", ["xs", "Wc_scale"], ["cs"]),
+             h.make_node("Mul", ["cf", "cs"], ["cm"]),
+             h.make_node("Add", ["cm", "Bc"], ["conv"]),
+             h.make_node("Flatten", ["conv"], ["flat"]),
+             h.make_node("DynamicQuantizeLinear", ["flat"], ["fq", "fs", "fz"]),
+             h.make_node("MatMulInteger", ["fq", "Wm", "fz", "Wm_zp"], ["mi"]),
+             h.make_node("Cast", ["mi"], ["mf"], to=T.FLOAT),
+             h.make_node("Mul", ["fs", "Wm_scale"], ["ms"]),
+             h.make_node("Mul", ["mf", "ms"], ["mm"]),
+             h.make_node("Add", ["mm", "Bm"], ["y"])]
+    m = mk(nodes, [h.make_tensor_value_info("x", f, [2, 3, 10, 10])],
+           [h.make_tensor_value_info("conv", f, [2, M, 5, 5]), h.make_tensor_value_info("y", f, [2, N])], inits)
+    save("dynamic_chains", m, [("x", r.normal(0, 1, (2, 3, 10, 10)).astype(np.float32))], ["conv", "y"])
+
+
 def dqlstm():
     dq_lstm("dqlstm", "bidirectional", np.int8, True, False)
 
@@ -259,7 +294,7 @@ def dqlstm_u8():
 
 
 FIXTURES = {f.__name__: f for f in (lstm_small, if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant,
-                                    loop_quant, dqlstm, dqlstm_u8, if_image)}
+                                    loop_quant, dqlstm, dqlstm_u8, if_image, dynamic_chains)}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or FIXTURES:

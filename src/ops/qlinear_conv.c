@@ -7,7 +7,11 @@
  * (onnxq_activation) narrows the output range. With the session-only attribute
  * onnxq_float_output (set by the QDQ fusion for a Conv whose output is read in
  * float), y_scale/y_zero_point are absent and y is float: (acc + bias) * x_scale *
- * w_scale, the integer conv's exact sum scaled as DequantizeLinear would. */
+ * w_scale, the integer conv's exact sum scaled as DequantizeLinear would. With
+ * onnxq_dynamic_input as well (set by the dynamic-quantization fusion for onnxruntime's
+ * DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul [-> Add] chain), x is float and is
+ * quantized to u8 per run as DynamicQuantizeLinear does (x_scale / x_zero_point absent),
+ * and B, when present, is a float bias added to the scaled sum. */
 #include "kernels/q8/q8.h"
 #include "ops/op.h"
 
@@ -17,6 +21,9 @@
 typedef struct qconv_state {
     bool integer; /* ConvInteger: int32 output, no scales */
     bool to_float; /* onnxq_float_output: float y, no y_scale / y_zero_point */
+    bool dynamic;  /* onnxq_dynamic_input: float x quantized per run, float bias */
+    uint8_t *xq;   /* the quantized input of a dynamic run */
+    size_t xq_cap;
     const oq_q8_gemm_variant *v;
     uint8_t *packed_w; /* per group, packed_size bytes each */
     int32_t *rowsum;   /* per output channel */
@@ -44,6 +51,7 @@ static void qconv_destroy(void *p)
     if (!s)
         return;
     oq_aligned_free(s->packed_w);
+    oq_aligned_free(s->xq);
     free(s->rowsum);
     oq_aligned_free(s->ws);
     free(s);
@@ -114,6 +122,7 @@ static oq_status qconv_prepare_common(oq_op_node *n, bool integer)
                            integer ? "ConvInteger" : "QLinearConv", lo, hi);
     s->v = oq_q8_gemm_default(OQ_Q8_S8U8);
     s->to_float = !integer && oq_node_attr_int(n->node, "onnxq_float_output", 0) != 0;
+    s->dynamic = s->to_float && oq_node_attr_int(n->node, "onnxq_dynamic_input", 0) != 0;
     oq_status st = read_act(n, s);
     if (st != OQ_OK)
         return st;
@@ -264,8 +273,9 @@ static oq_status qconv_check(oq_op_node *n, const oq_tensor *const *in, qconv_pl
     const qconv_state *s = n->state;
     const qconv_io *io = s->integer ? &INTEGER_IO : &QLINEAR_IO;
     const oq_tensor *x = input(n, in, io->x), *w = input(n, in, io->w);
-    if (!x || !w || !is_q8(x->dtype) || !is_q8(w->dtype))
-        return oq_op_error(n, OQ_E_TYPE, "x and w must be uint8 or int8 tensors");
+    if (!x || !w || !(s->dynamic ? x->dtype == OQ_FLOAT : is_q8(x->dtype)) || !is_q8(w->dtype))
+        return oq_op_error(n, OQ_E_TYPE, "x and w must be uint8 or int8 tensors%s",
+                           s->dynamic ? " (x float: quantized per run)" : "");
     if (x->ndim < 3 || w->ndim != x->ndim)
         return oq_op_error(n, OQ_E_SHAPE, "x and w need the same rank >= 3, got %d and %d", x->ndim, w->ndim);
     p->group = oq_node_attr_int(n->node, "group", 1);
@@ -327,6 +337,20 @@ static void dw_task(void *ctx, size_t task, size_t thread)
     }
 }
 
+/* A dynamic run's float bias, added to the scaled sums (as the chain's Add did). */
+static void add_float_bias(const oq_tensor *bias, float *y, size_t batch, size_t m, size_t plane)
+{
+    if (!bias)
+        return;
+    const float *b = bias->data;
+    for (size_t i = 0; i < batch; i++)
+        for (size_t c = 0; c < m; c++) {
+            float *p = y + (i * m + c) * plane;
+            for (size_t k = 0; k < plane; k++)
+                p[k] += b[c];
+        }
+}
+
 static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
 {
     qconv_state *s = n->state;
@@ -336,7 +360,30 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
     if (st != OQ_OK)
         return st;
     const oq_tensor *x = in[io->x], *w = in[io->w], *x_zp = input(n, in, io->x_zp), *w_zp = input(n, in, io->w_zp);
-    const oq_tensor *bias = input(n, in, io->bias);
+    const oq_tensor *bias = input(n, in, io->bias), *bias_f = NULL;
+    oq_tensor xqt; /* a dynamic run's quantized x */
+    float dyn_scale = 1.0f;
+    int32_t dyn_zp = 0;
+    if (s->dynamic) {
+        size_t count = (size_t)oq_tensor_numel(x);
+        if (count > s->xq_cap) {
+            oq_aligned_free(s->xq);
+            s->xq = oq_aligned_alloc(count + 64);
+            s->xq_cap = s->xq ? count : 0;
+            if (!s->xq)
+                return oq_error(OQ_E_NOMEM, "out of memory for the quantized input of '%s'", n->label);
+        }
+        oq_quantize_dynamic_u8(x->data, count, s->xq, &dyn_scale, &dyn_zp);
+        xqt = *x;
+        xqt.dtype = OQ_UINT8;
+        xqt.data = s->xq;
+        x = &xqt;
+        x_zp = NULL;
+        bias_f = bias;
+        bias = NULL;
+        if (bias_f && (bias_f->dtype != OQ_FLOAT || oq_tensor_numel(bias_f) != w->dims[0]))
+            return oq_op_error(n, OQ_E_SHAPE, "bias B must be float with %lld values", (long long)w->dims[0]);
+    }
     size_t m = (size_t)w->dims[0], group = (size_t)p.group, mg = m / group, batch = (size_t)x->dims[0];
     size_t cin = (size_t)x->dims[1], cg = cin / group, ksize = 1, in_plane = 1, out_plane = 1;
     bool xzp_vec, wzp_vec, ws_vec = false;
@@ -370,11 +417,11 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
     int32_t yzp = 0;
     if (!s->integer) {
         bool v1, v2;
-        if ((st = read_scale(n, input(n, in, io->x_scale), "x_scale", 0, &v1)) ||
+        if ((!s->dynamic && (st = read_scale(n, input(n, in, io->x_scale), "x_scale", 0, &v1))) ||
             (st = read_scale(n, input(n, in, io->w_scale), "w_scale", m, &ws_vec)))
             return st;
         if (s->to_float) {
-            sx = *(const float *)in[io->x_scale]->data;
+            sx = s->dynamic ? dyn_scale : *(const float *)in[io->x_scale]->data;
             outk = OQ_Q8_OUT_F32;
             ysize = 4;
             goto stage_done;
@@ -430,7 +477,8 @@ stage_done:;
         /* weights in the s8 domain: u8 w - zp equals (w ^ 0x80) - (zp - 128) */
         wzp[c] = q8_at(w_zp, wzp_vec ? c : 0) - (wx ? 128 : 0);
     }
-    int32_t xzp = q8_at(x_zp, 0) + (xx ? 128 : 0); /* input in the u8 domain */
+    int32_t x_zp0 = s->dynamic ? dyn_zp : q8_at(x_zp, 0);
+    int32_t xzp = x_zp0 + (xx ? 128 : 0); /* input in the u8 domain */
     uint8_t *y = out[0]->data;
 
     if (dw) {
@@ -442,12 +490,13 @@ stage_done:;
                     .out_plane = out_plane, .ksize = ksize, .ysize = ysize, .bias = bias,
                     .w_zps = wzp_vec ? w_zps : NULL, .scales = s->integer ? NULL : scales};
         j.p = (oq_q8_dw_params){.g = &g, .x_signed = x->dtype == OQ_INT8, .w_signed = w->dtype == OQ_INT8,
-                                .x_zp = q8_at(x_zp, 0), .w_zp = q8_at(w_zp, 0), .out = outk, .scale = 1.0f,
+                                .x_zp = x_zp0, .w_zp = q8_at(w_zp, 0), .out = outk, .scale = 1.0f,
                                 .range = range};
         /* 8 tasks per thread even out uneven progress (the machine may be shared) */
         j.planes = batch * cin;
         j.per = n_threads > 1 ? (j.planes + 8 * n_threads - 1) / (8 * n_threads) : j.planes;
         oq_parallel_for(n->tp, (j.planes + j.per - 1) / j.per, dw_task, &j);
+        add_float_bias(bias_f, (float *)(void *)y, batch, m, out_plane);
         return OQ_OK;
     }
 
@@ -502,6 +551,7 @@ stage_done:;
                 for (size_t r = 0; r < mg * g.out[1]; r++)
                     memcpy(yg + r * g.out[2] * ysize, cp + r * wp * ysize, g.out[2] * ysize);
         }
+    add_float_bias(bias_f, (float *)(void *)y, batch, m, out_plane);
     return OQ_OK;
 }
 

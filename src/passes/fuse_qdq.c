@@ -987,22 +987,6 @@ static void drop_dead_values(fq *f)
     g->n_initializers = w;
 }
 
-static oq_status import_ms_domain(oq_model *m)
-{
-    for (size_t i = 0; i < m->n_opsets; i++)
-        if (m->opsets[i].domain && !strcmp(m->opsets[i].domain, MS_DOMAIN))
-            return OQ_OK;
-    oq_opset_import *o = realloc(m->opsets, (m->n_opsets + 1) * sizeof *o);
-    if (!o)
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    m->opsets = o;
-    if (!(o[m->n_opsets].domain = oq_strdup(MS_DOMAIN)))
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    o[m->n_opsets].version = 1;
-    m->n_opsets++;
-    return OQ_OK;
-}
-
 static bool has_qdq(const oq_graph *g)
 {
     for (size_t i = 0; i < g->n_nodes; i++)
@@ -1074,7 +1058,7 @@ oq_status pass_fuse_qdq(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
     if (st == OQ_OK) {
         drop_dead_values(&f);
         if (f.made_ms)
-            st = import_ms_domain(m);
+            st = oq_model_import_domain(m, MS_DOMAIN, 1);
     }
     free(f.dead);
     if (st != OQ_OK)

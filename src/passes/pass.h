@@ -25,6 +25,12 @@ oq_status pass_fuse_activation(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
  * become QOperator nodes on integer kernels; runs before pass_fuse_activation.
  * Nodes that stay float are logged at OQ_LOG_INFO with the reason. */
 oq_status pass_fuse_qdq(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* Dynamic quantization in standard operators (DynamicQuantizeLinear -> ConvInteger /
+ * MatMulInteger -> Cast -> Mul [-> Add]) becomes one fused node: QLinearConv with
+ * onnxq_float_output + onnxq_dynamic_input, or com.microsoft DynamicQuantizeMatMul. */
+oq_status pass_fuse_dynamic(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* Adds an opset import of domain (at version) to m unless it has one. */
+oq_status oq_model_import_domain(oq_model *m, const char *domain, int64_t version);
 
 /* Runs the session's default passes on g and its subgraphs. */
 oq_status oq_passes_run_default(oq_model *m, oq_pass_ctx *ctx);

@@ -207,6 +207,22 @@ bool oq_graph_const_scalar(const oq_graph *g, const char *name, double *v)
     return true;
 }
 
+oq_status oq_model_import_domain(oq_model *m, const char *domain, int64_t version)
+{
+    for (size_t i = 0; i < m->n_opsets; i++)
+        if (m->opsets[i].domain && !strcmp(m->opsets[i].domain, domain))
+            return OQ_OK;
+    oq_opset_import *o = realloc(m->opsets, (m->n_opsets + 1) * sizeof *o);
+    if (!o)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    m->opsets = o;
+    if (!(o[m->n_opsets].domain = oq_strdup(domain)))
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    o[m->n_opsets].version = version;
+    m->n_opsets++;
+    return OQ_OK;
+}
+
 /* The runtime's fusions (they replace values by fused nodes). */
 static oq_status fuse_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
 {
@@ -219,6 +235,8 @@ static oq_status fuse_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
         st = pass_fuse_gelu(m, g, ctx);
     if (st == OQ_OK)
         st = pass_fuse_matmul_bias(m, g, ctx);
+    if (st == OQ_OK && !ctx->no_qdq_fusion)
+        st = pass_fuse_dynamic(m, g, ctx);
     if (st == OQ_OK && !ctx->no_qdq_fusion)
         st = pass_fuse_qdq(m, g, ctx);
     /* again: a QDQ MatMul with a float output became MatMulIntegerToFloat, whose bias Add now fuses */

@@ -4,7 +4,10 @@
  * DynamicQuantizeMatMul (default, one node), or the standard-ops chain
  * DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul (scales) -> Add (bias).
  * An LSTM with constant W and R becomes com.microsoft DynamicQuantizeLSTM (int8
- * W and R per gate column, stored transposed as onnxruntime's quantizer writes them). */
+ * W and R per gate column, stored transposed as onnxruntime's quantizer writes them).
+ * A Conv with a constant weight becomes DynamicQuantizeLinear -> ConvInteger -> Cast ->
+ * Mul (x_scale * w_scale per output channel) [-> Add bias], as onnxruntime writes it;
+ * onnxq's session fuses the chain back into one integer convolution (passes/fuse_dynamic). */
 #include "quant/quant.h"
 
 #include <stdlib.h>
@@ -308,6 +311,134 @@ static oq_status emit_lstm(quant_ctx *q, oq_graph *g, const quant_scope *s, size
     return st;
 }
 
+static bool is_conv(const oq_node *nd) { return oq_domain_is_default(nd->domain) && !strcmp(nd->op_type, "Conv"); }
+
+/* Why Conv node n cannot be quantized dynamically, or NULL. */
+static const char *conv_blocker(const quant_scope *g, const oq_node *n)
+{
+    const char *wn = oq_node_input(n, 1), *bn = oq_node_input(n, 2);
+    const oq_tensor *w = wn ? quant_scope_initializer(g, wn) : NULL;
+    if (!w)
+        return "weight is not constant";
+    if (w->dtype != OQ_FLOAT || w->ndim < 3 || w->ndim > 5 || w->dims[0] < 1)
+        return "weight is not a float 3-D to 5-D tensor";
+    const oq_tensor *b = bn ? quant_scope_initializer(g, bn) : NULL;
+    if (bn && (!b || b->dtype != OQ_FLOAT || oq_tensor_numel(b) != w->dims[0]))
+        return "bias is not a constant vector";
+    return NULL;
+}
+
+/* A copy of a per-channel vector shaped [C, 1, ...] (rank dims) to broadcast over NC... outputs. */
+static oq_status channel_shaped(const oq_tensor *v, int rank, oq_tensor **out)
+{
+    int64_t dims[OQ_MAX_DIMS] = {oq_tensor_numel(v)};
+    for (int i = 1; i < rank; i++)
+        dims[i] = 1;
+    oq_status st = oq_tensor_create(v->dtype, rank, dims, out);
+    if (st == OQ_OK)
+        memcpy((*out)->data, v->data, v->nbytes);
+    return st;
+}
+
+static oq_status emit_conv(quant_ctx *q, oq_graph *g, const quant_scope *s, size_t ni, const quant_rule *rule)
+{
+    const oq_quant_options *opt = q->opt;
+    char lb[200];
+    const oq_node *nd = &g->nodes[ni];
+    const oq_tensor *w = quant_scope_initializer(s, nd->inputs[1]);
+    const char *bias = oq_node_input(nd, 2);
+    oq_tensor *wq = NULL, *ws = NULL, *wz = NULL, *wss = NULL, *bs = NULL;
+    bool per_channel = rule->per_channel && w->dims[0] > 1;
+    oq_status st = quantize_weight(w, per_channel ? 0 : -1, opt->weight_type, rule->reduce_range, &wq, &ws, &wz);
+    if (st != OQ_OK)
+        return oq_error_context(st, "node '%s'", label(nd, lb, sizeof lb));
+    quant_report(q, "[%zu/%zu] %s%s  %.2f MiB -> %.2f MiB  %s  sqnr %.1f dB", ++q->weights_done, q->weights_total,
+                 q->where ? q->where : "", label(nd, lb, sizeof lb), mib((int64_t)w->nbytes), mib((int64_t)wq->nbytes),
+                 per_channel ? "per-channel" : "per-tensor", weight_sqnr(w, wq, ws, wz, per_channel ? 0 : -1));
+    /* symmetric int8: every zero point is 0, one scalar serves (onnxruntime's ConvInteger takes a scalar) */
+    if (opt->weight_type == OQ_INT8 && wz->ndim) {
+        oq_tensor *z = NULL;
+        st = make_scalar_zp(0, OQ_INT8, &z);
+        oq_tensor_destroy(wz);
+        wz = z;
+    }
+    /* scale (and bias) per output channel, shaped to broadcast over [N, M, spatial...];
+     * per tensor, the scalar scale as it is */
+    if (st == OQ_OK && per_channel)
+        st = channel_shaped(ws, w->ndim - 1, &wss);
+    else if (st == OQ_OK) {
+        wss = ws;
+        ws = NULL;
+    }
+    if (st == OQ_OK && bias)
+        st = channel_shaped(quant_scope_initializer(s, bias), w->ndim - 1, &bs);
+    oq_tensor_destroy(ws);
+    const char *qn = NULL, *sn = NULL, *zn = NULL, *bn = NULL;
+    char *base = oq_strdup(w->name);
+    if (st == OQ_OK && !base)
+        st = oq_error(OQ_E_NOMEM, "out of memory");
+    if (st == OQ_OK) {
+        st = qg_add_init_in(g, s, wq, base, "_q", &qn);
+        wq = NULL;
+    }
+    if (st == OQ_OK) {
+        st = qg_add_init_in(g, s, wss, base, "_s", &sn);
+        wss = NULL;
+    }
+    if (st == OQ_OK) {
+        st = qg_add_init_in(g, s, wz, base, "_zp", &zn);
+        wz = NULL;
+    }
+    if (st == OQ_OK && bs) {
+        st = qg_add_init_in(g, s, bs, base, "_bias", &bn);
+        bs = NULL;
+    }
+    oq_tensor_destroy(wq), oq_tensor_destroy(wss), oq_tensor_destroy(wz), oq_tensor_destroy(bs);
+    if (st != OQ_OK) {
+        free(base);
+        return st;
+    }
+    char *a = oq_strdup(nd->inputs[0]), *y = oq_strdup(nd->outputs[0]), *name = oq_strdup(nd->name ? nd->name : "");
+    char *aq = qg_unique_name(s, base, "_aq"), *as = qg_unique_name(s, base, "_as"), *az = qg_unique_name(s, base, "_az"),
+         *yi = qg_unique_name(s, base, "_yi"), *yf = qg_unique_name(s, base, "_yf"), *sc = qg_unique_name(s, base, "_ys"),
+         *ym = bn ? qg_unique_name(s, base, "_ym") : oq_strdup(y);
+    if (!a || !y || !name || !aq || !as || !az || !yi || !yf || !sc || !ym)
+        st = oq_error(OQ_E_NOMEM, "out of memory");
+    oq_node *added = NULL;
+    if (st == OQ_OK) {
+        const char *in[1] = {a}, *out[3] = {aq, as, az};
+        st = qg_add_node(g, "DynamicQuantizeLinear", "", "", in, 1, out, 3, NULL);
+    }
+    if (st == OQ_OK) {
+        const char *in[4] = {aq, qn, az, zn}, *out[1] = {yi};
+        st = qg_add_node(g, "ConvInteger", "", name, in, 4, out, 1, &added);
+    }
+    /* the convolution's geometry: g->nodes may have moved, the Conv is still at ni */
+    for (size_t k = 0; st == OQ_OK && k < g->nodes[ni].n_attrs; k++)
+        if (g->nodes[ni].attrs[k].type != OQ_ATTR_GRAPH)
+            st = qg_copy_attr(&g->nodes[g->n_nodes - 1], &g->nodes[ni].attrs[k]);
+    if (st == OQ_OK) {
+        const char *in[1] = {yi}, *out[1] = {yf};
+        st = qg_add_node(g, "Cast", "", "", in, 1, out, 1, &added);
+    }
+    if (st == OQ_OK)
+        st = qg_attr_int(added, "to", OQ_FLOAT);
+    if (st == OQ_OK) {
+        const char *in[2] = {as, sn}, *out[1] = {sc};
+        st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
+    }
+    if (st == OQ_OK) {
+        const char *in[2] = {yf, sc}, *out[1] = {ym};
+        st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
+    }
+    if (st == OQ_OK && bn) {
+        const char *in[2] = {ym, bn}, *out[1] = {y};
+        st = qg_add_node(g, "Add", "", "", in, 2, out, 1, NULL);
+    }
+    free(a), free(y), free(name), free(base), free(aq), free(as), free(az), free(yi), free(yf), free(sc), free(ym);
+    return st;
+}
+
 static bool is_matmul(const oq_node *nd)
 {
     return oq_domain_is_default(nd->domain) && (!strcmp(nd->op_type, "MatMul") || !strcmp(nd->op_type, "Gemm"));
@@ -320,6 +451,7 @@ static oq_status count_graph(quant_ctx *q, oq_graph *g, const quant_scope *s)
         quant_rule rule = quant_rules_for(q->rules, &g->nodes[i]);
         q->weights_total += is_matmul(&g->nodes[i]) && rule.quantize && !blocker(s, &g->nodes[i]);
         q->weights_total += 2 * (is_lstm(&g->nodes[i]) && rule.quantize && !lstm_blocker(q, s, &g->nodes[i]));
+        q->weights_total += is_conv(&g->nodes[i]) && rule.quantize && !conv_blocker(s, &g->nodes[i]);
     }
     return OQ_OK;
 }
@@ -334,11 +466,12 @@ static oq_status dynamic_graph(quant_ctx *q, oq_graph *g, const quant_scope *s)
     bool any = false;
     for (size_t i = 0; st == OQ_OK && i < n; i++) {
         const oq_node *nd = &g->nodes[i];
-        bool lstm = is_lstm(nd), mm = is_matmul(nd) || lstm;
+        bool lstm = is_lstm(nd), conv = is_conv(nd), mm = is_matmul(nd) || lstm || conv;
         rules[i] = quant_rules_for(q->rules, nd);
         const char *why = !mm ? (quant_rules_op_enabled(q->rules, nd->op_type) ? "no dynamic int8 form" : NULL)
                           : !rules[i].quantize ? rules[i].why
                           : lstm ? lstm_blocker(q, s, nd)
+                          : conv ? conv_blocker(s, nd)
                                  : blocker(s, nd);
         if (mm && !why) {
             todo[i] = any = true;
@@ -348,7 +481,9 @@ static oq_status dynamic_graph(quant_ctx *q, oq_graph *g, const quant_scope *s)
     }
     for (size_t i = 0; st == OQ_OK && i < n; i++)
         if (todo[i]) {
-            st = is_lstm(&g->nodes[i]) ? emit_lstm(q, g, s, i, &rules[i]) : emit(q, g, s, i, &rules[i]);
+            st = is_lstm(&g->nodes[i])   ? emit_lstm(q, g, s, i, &rules[i])
+                 : is_conv(&g->nodes[i]) ? emit_conv(q, g, s, i, &rules[i])
+                                         : emit(q, g, s, i, &rules[i]);
             q->n_quant_nodes++;
         }
     for (size_t i = n; st == OQ_OK && i-- > 0;)

@@ -49,12 +49,13 @@ expect_op QLinearConv 1; expect_op com.microsoft:MatMulIntegerToFloat 1
 run_both "$work/qop.onnx" "$work/qop"
 close "$work/qop/then/y.npy" "$work/float/then/y.npy" 0.1
 
-# dynamic: both branches' MatMuls (the then-branch's weight comes from the main graph)
+# dynamic: both branches' MatMuls (the then-branch's weight comes from the main graph) and the Conv
 r "$onnxq" quantize "$fx/model.onnx" "$work/dyn.onnx" --mode dynamic; expect_ok
 expect_out 'branch.else_branch/else_matmul'; expect_out 'branch.then_branch/then_matmul'
-expect_out '^nodes: 2 int8'
+expect_out 'branch.then_branch/then_conv .*per-channel'
+expect_out '^nodes: 3 int8'
 r "$onnxq" info "$work/dyn.onnx"; expect_ok
-expect_op com.microsoft:DynamicQuantizeMatMul 2
+expect_op com.microsoft:DynamicQuantizeMatMul 2; expect_op ConvInteger 1
 run_both "$work/dyn.onnx" "$work/dyn"
 close "$work/dyn/then/y.npy" "$work/float/then/y.npy" 0.05
 close "$work/dyn/else/y.npy" "$work/float/else/y.npy" 0.05
@@ -69,6 +70,22 @@ close "$work/loop/acc.npy" "$lq/expected_0.npy" 0.02
 r "$onnxq" quantize "$lq/model.onnx" "$work/loopd.onnx" --mode dynamic; expect_ok
 r "$onnxq" run "$work/loopd.onnx" -i "n=$lq/input_0.npy" -i "x=$lq/input_1.npy" -o "$work/loopd"; expect_ok
 close "$work/loopd/acc.npy" "$lq/expected_0.npy" 0.02
+
+# dynamic Conv (tests/fixtures/fmnist_cnn): DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul -> Add as
+# onnxruntime writes it; the session fuses each chain into one integer convolution
+cnn="$src/tests/fixtures/fmnist_cnn"
+r "$onnxq" quantize "$cnn/model.onnx" "$work/cnn_dyn.onnx" --mode dynamic; expect_ok
+expect_out '\[1/3\] /0/Conv .*per-channel'; expect_out '^nodes: 3 int8, 0 kept float'
+r "$onnxq" info "$work/cnn_dyn.onnx"; expect_ok
+expect_op ConvInteger 2; expect_op DynamicQuantizeLinear 2; expect_op com.microsoft:DynamicQuantizeMatMul 1
+ONNXQ_LOG=info r "$onnxq" run "$work/cnn_dyn.onnx" -i "input=$cnn/input_0.npy" -o "$work/cnn_dyn"; expect_ok
+checks=$((checks + 1)); grep -q 'fuse_dynamic: 2 dynamically quantized' "$err" || fail "the session did not fuse both ConvInteger chains"
+close "$work/cnn_dyn/logits.npy" "$cnn/expected_0.npy" 0.02
+r "$onnxq" quantize "$cnn/model.onnx" "$work/cnn_dyn_mm.onnx" --mode dynamic --ops MatMul,Gemm; expect_ok
+expect_out '^nodes: 1 int8'
+# the fused run equals the chain run op by op (fusion switched off: emulation mode)
+r "$onnxq" run "$work/cnn_dyn.onnx" -i "input=$cnn/input_0.npy" -o "$work/cnn_dyn_chain" --emulate
+[ "$rc" -eq 0 ] && close "$work/cnn_dyn/logits.npy" "$work/cnn_dyn_chain/logits.npy" 1e-6
 
 # dynamic LSTM (tests/fixtures/lstm_small): W and R int8 per gate column in com.microsoft DynamicQuantizeLSTM
 # (the default dynamic op set); the standard-operator form keeps the LSTM float and says why
