@@ -10,7 +10,11 @@
  *   - the SQNR of its dequantized weights against the float model's weights
  *     (after the same preparation passes the quantizer runs: BatchNorm folding).
  * Values are streamed batch by batch; one batch of the float model's quantized
- * tensors is kept at a time. */
+ * tensors is kept at a time. Activations inside If branches are layers too (both
+ * branches run at most once per run; the float session keeps its bodies unfused so
+ * their values reach the observer); their own error needs the layer alone, which is
+ * built for main-graph layers only. Loop/Scan bodies run many times per run and are
+ * left out (their count is reported). */
 #include "eval/eval.h"
 #include "core/core.h"
 #include "ir/graph.h"
@@ -29,6 +33,7 @@ typedef struct layer {
     float scale;
     int32_t zp;
     const oq_node *producer; /* node writing x in the quantized model; NULL for a graph input */
+    bool in_body;            /* inside an If branch */
     oq_session *own;    /* the layer alone, or NULL */
     size_t *own_in;     /* float tensors feeding `own`, as layer indices (the stored values) */
     size_t n_own_in;
@@ -40,6 +45,7 @@ typedef struct debug_ctx {
     size_t n;
     oq_strmap by_ref, by_xq; /* float name -> layer, QuantizeLinear output -> layer */
     oq_tensor **ref_vals;    /* this batch's float values per layer */
+    size_t loop_skipped;     /* QuantizeLinear nodes inside Loop/Scan bodies */
     oq_status st;
 } debug_ctx;
 
@@ -64,6 +70,55 @@ static bool produces(const oq_graph *g, const char *name, const oq_node **by)
     return false;
 }
 
+/* produces(), searching If/Loop bodies too (names are unique across a model's graphs). */
+static bool produces_deep(const oq_graph *g, const char *name, const oq_node **by)
+{
+    if (produces(g, name, by))
+        return true;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t a = 0; a < g->nodes[i].n_attrs; a++) {
+            const oq_attr *at = &g->nodes[i].attrs[a];
+            if (at->g && produces_deep(at->g, name, by))
+                return true;
+            for (size_t k = 0; k < at->n_graphs; k++)
+                if (at->graphs[k] && produces_deep(at->graphs[k], name, by))
+                    return true;
+        }
+    return false;
+}
+
+/* The initializer name of g or of any body inside it. */
+static const oq_tensor *init_deep(const oq_graph *g, const char *name)
+{
+    const oq_tensor *t = oq_graph_initializer(g, name);
+    for (size_t i = 0; !t && i < g->n_nodes; i++)
+        for (size_t a = 0; !t && a < g->nodes[i].n_attrs; a++) {
+            const oq_attr *at = &g->nodes[i].attrs[a];
+            if (at->g)
+                t = init_deep(at->g, name);
+            for (size_t k = 0; !t && k < at->n_graphs; k++)
+                if (at->graphs[k])
+                    t = init_deep(at->graphs[k], name);
+        }
+    return t;
+}
+
+/* The node called name in g or any body inside it. */
+static const oq_node *node_deep(const oq_graph *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].name && !strcmp(g->nodes[i].name, name))
+            return &g->nodes[i];
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t a = 0; a < g->nodes[i].n_attrs; a++) {
+            const oq_attr *at = &g->nodes[i].attrs[a];
+            const oq_node *n = at->g ? node_deep(at->g, name) : NULL;
+            if (n)
+                return n;
+        }
+    return NULL;
+}
+
 static const oq_node *first_reader(const oq_graph *g, const char *name, const char *op_type, size_t *slot)
 {
     for (size_t i = 0; i < g->n_nodes; i++)
@@ -81,9 +136,9 @@ static const oq_node *first_reader(const oq_graph *g, const char *name, const ch
 /* SQNR (dB) of the dequantized DequantizeLinear input (an initializer) against w. */
 static double weight_sqnr(const oq_graph *qg, const oq_node *dq, const oq_tensor *w)
 {
-    const oq_tensor *q = oq_graph_initializer(qg, dq->inputs[0]);
-    const oq_tensor *s = dq->n_inputs > 1 ? oq_graph_initializer(qg, dq->inputs[1]) : NULL;
-    const oq_tensor *z = dq->n_inputs > 2 && dq->inputs[2][0] ? oq_graph_initializer(qg, dq->inputs[2]) : NULL;
+    const oq_tensor *q = init_deep(qg, dq->inputs[0]);
+    const oq_tensor *s = dq->n_inputs > 1 ? init_deep(qg, dq->inputs[1]) : NULL;
+    const oq_tensor *z = dq->n_inputs > 2 && dq->inputs[2][0] ? init_deep(qg, dq->inputs[2]) : NULL;
     if (!q || !s || !w || w->dtype != OQ_FLOAT || oq_tensor_numel(q) != oq_tensor_numel(w) || q->ndim < 1)
         return NAN;
     int64_t axis = oq_node_attr_int(dq, "axis", 1), ns = oq_tensor_numel(s);
@@ -113,18 +168,15 @@ static double node_weight_sqnr(const oq_graph *qg, const oq_node *n, const oq_gr
 {
     if (!n || !n->name || !n->name[0])
         return NAN;
-    const oq_node *fn = NULL;
-    for (size_t i = 0; i < fg->n_nodes && !fn; i++)
-        if (fg->nodes[i].name && !strcmp(fg->nodes[i].name, n->name))
-            fn = &fg->nodes[i];
+    const oq_node *fn = node_deep(fg, n->name);
     for (size_t k = 1; fn && k < n->n_inputs && k < fn->n_inputs; k++) {
         const oq_node *dq = NULL;
-        if (!produces(qg, n->inputs[k], &dq) || !dq || strcmp(dq->op_type, "DequantizeLinear"))
+        if (!produces_deep(qg, n->inputs[k], &dq) || !dq || strcmp(dq->op_type, "DequantizeLinear"))
             continue;
-        const oq_tensor *q = oq_graph_initializer(qg, dq->inputs[0]);
+        const oq_tensor *q = init_deep(qg, dq->inputs[0]);
         if (!q || (q->dtype != OQ_INT8 && q->dtype != OQ_UINT8))
             continue;
-        return weight_sqnr(qg, dq, oq_graph_initializer(fg, fn->inputs[k]));
+        return weight_sqnr(qg, dq, init_deep(fg, fn->inputs[k]));
     }
     return NAN;
 }
@@ -317,34 +369,56 @@ static int cmp_report(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static oq_status collect_layers(const oq_model *flt, const oq_model *q, debug_ctx *c)
+static size_t count_q(const oq_graph *g)
 {
-    const oq_graph *qg = q->graph, *fg = flt->graph;
-    c->layers = oq_calloc(qg->n_nodes + 1, sizeof *c->layers);
-    if (!c->layers)
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    oq_status st = oq_strmap_init(&c->by_ref, qg->n_nodes + 1);
-    if (st == OQ_OK)
-        st = oq_strmap_init(&c->by_xq, qg->n_nodes + 1);
+    size_t c = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        c += !strcmp(g->nodes[i].op_type, "QuantizeLinear");
+        for (size_t a = 0; a < g->nodes[i].n_attrs; a++) {
+            if (g->nodes[i].attrs[a].g)
+                c += count_q(g->nodes[i].attrs[a].g);
+            for (size_t k = 0; k < g->nodes[i].attrs[a].n_graphs; k++)
+                c += g->nodes[i].attrs[a].graphs[k] ? count_q(g->nodes[i].attrs[a].graphs[k]) : 0;
+        }
+    }
+    return c;
+}
+
+/* The layers of qg (the main graph, or an If branch when in_body), then those of its If branches. */
+static oq_status collect_graph(const oq_model *flt, const oq_model *q, const oq_graph *qg, bool in_body,
+                               debug_ctx *c)
+{
+    const oq_graph *fg = flt->graph;
+    oq_status st = OQ_OK;
     for (size_t i = 0; st == OQ_OK && i < qg->n_nodes; i++) {
         const oq_node *qn = &qg->nodes[i];
-        if (strcmp(qn->op_type, "QuantizeLinear") || qn->n_inputs < 2 || oq_graph_initializer(qg, qn->inputs[0]))
+        if (!strcmp(qn->op_type, "If") && oq_domain_is_default(qn->domain)) {
+            for (size_t a = 0; st == OQ_OK && a < qn->n_attrs; a++)
+                if (qn->attrs[a].g)
+                    st = collect_graph(flt, q, qn->attrs[a].g, true, c);
+            continue;
+        }
+        for (size_t a = 0; a < qn->n_attrs; a++) /* Loop, Scan: values repeat within a run */
+            if (qn->attrs[a].g)
+                c->loop_skipped += count_q(qn->attrs[a].g);
+        if (strcmp(qn->op_type, "QuantizeLinear") || qn->n_inputs < 2 || init_deep(q->graph, qn->inputs[0]))
             continue;
         layer l;
         memset(&l, 0, sizeof l);
         l.x = qn->inputs[0];
         l.xq = qn->outputs[0];
+        l.in_body = in_body;
         const oq_node *dq = first_reader(qg, l.xq, "DequantizeLinear", NULL), *by = NULL;
         l.ydq = dq ? dq->outputs[0] : NULL;
-        const oq_tensor *s = oq_graph_initializer(qg, qn->inputs[1]);
-        const oq_tensor *z = qn->n_inputs > 2 && qn->inputs[2][0] ? oq_graph_initializer(qg, qn->inputs[2]) : NULL;
+        const oq_tensor *s = init_deep(q->graph, qn->inputs[1]);
+        const oq_tensor *z = qn->n_inputs > 2 && qn->inputs[2][0] ? init_deep(q->graph, qn->inputs[2]) : NULL;
         if (!s || oq_tensor_numel(s) != 1)
             continue; /* per-axis activations: not written by onnxq's quantizer */
         l.scale = scalar_f(s, 1);
         l.zp = (int32_t)scalar_f(z, 0);
-        if (produces(fg, l.x, &by))
+        if (produces_deep(fg, l.x, &by))
             l.ref = l.x;
-        else if (l.ydq && produces(fg, l.ydq, &by))
+        else if (l.ydq && produces_deep(fg, l.ydq, &by))
             l.ref = l.ydq; /* a graph output the quantizer renamed on its float side */
         else
             continue;
@@ -352,17 +426,37 @@ static oq_status collect_layers(const oq_model *flt, const oq_model *q, debug_ct
         if (oq_strmap_get(&c->by_ref, l.ref, &seen) || oq_strmap_get(&c->by_xq, l.xq, &seen))
             continue;
         produces(qg, l.x, &l.producer);
+        if (!l.producer && in_body)
+            produces_deep(q->graph, l.x, &l.producer); /* an outer value read in the branch */
         c->layers[c->n] = l;
         st = oq_strmap_put(&c->by_ref, l.ref, c->n);
         if (st == OQ_OK)
             st = oq_strmap_put(&c->by_xq, l.xq, c->n);
         c->n++;
     }
+    return st;
+}
+
+static oq_status collect_layers(const oq_model *flt, const oq_model *q, debug_ctx *c)
+{
+    size_t cap = count_q(q->graph);
+    c->layers = oq_calloc(cap + 1, sizeof *c->layers);
+    if (!c->layers)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    oq_status st = oq_strmap_init(&c->by_ref, cap + 1);
+    if (st == OQ_OK)
+        st = oq_strmap_init(&c->by_xq, cap + 1);
+    if (st == OQ_OK)
+        st = collect_graph(flt, q, q->graph, false, c);
+    if (st == OQ_OK && c->loop_skipped)
+        oq_log(OQ_LOG_INFO, "debug: %zu quantized activations inside Loop/Scan bodies are left out (their values repeat "
+                            "within a run)", c->loop_skipped);
     if (st == OQ_OK && c->n == 0)
         st = oq_error(OQ_E_INVALID_ARG,
-                      "'%s' holds no QuantizeLinear of a float tensor that '%s' also computes: debug compares a QDQ "
+                      "'%s' holds no QuantizeLinear of a float tensor that '%s' also computes%s: debug compares a QDQ "
                       "model with the float model it was made from",
-                      q->path ? q->path : "quantized model", flt->path ? flt->path : "float model");
+                      q->path ? q->path : "quantized model", flt->path ? flt->path : "float model",
+                      c->loop_skipped ? " outside Loop/Scan bodies" : "");
     return st;
 }
 
@@ -411,11 +505,12 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
             st = oq_error(OQ_E_NOMEM, "out of memory");
         if (st == OQ_OK && l->producer) {
             rep[i].weight_sqnr_db = node_weight_sqnr(q->graph, l->producer, prepared->graph);
-            st = build_own(q, &c, l, &qso);
+            if (!l->in_body)
+                st = build_own(q, &c, l, &qso);
         }
     }
     if (st == OQ_OK)
-        st = oq_session_create(flt, &so, &fs);
+        st = oq_session_create_observable(flt, &so, &fs); /* If branches unfused: their values are seen */
     if (st == OQ_OK)
         st = oq_session_create(q, &qso, &qs);
     size_t nfo = fs ? oq_session_output_count(fs) : 0, nqo = qs ? oq_session_output_count(qs) : 0;
@@ -437,6 +532,11 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
         if (st != OQ_OK || !batch)
             break;
         size_t n_in = oq_data_reader_input_count(data);
+        /* a branch the float model does not take this batch leaves no value to compare with */
+        for (size_t i = 0; i < c.n; i++) {
+            oq_tensor_destroy(c.ref_vals[i]);
+            c.ref_vals[i] = NULL;
+        }
         /* graph inputs are no node's output: the observer does not see them */
         for (size_t k = 0; k < n_in && k < oq_session_input_count(fs); k++)
             observe_float(&c, oq_session_input(fs, k)->name, batch[k]);
