@@ -2,7 +2,8 @@
  * DequantizeLinear -> {Conv, MatMul, Gemm, Add, Mul, AveragePool, GlobalAveragePool,
  * Sigmoid, LeakyRelu, Concat} [-> Relu/Clip] -> QuantizeLinear becomes one QOperator
  * node (QLinearConv, QLinearMatMul, com.microsoft QGemm, QLinearAdd, ...); data
- * movement between DQ and Q with equal parameters runs on the int8 tensor; DQ nodes
+ * movement between DQ and Q with equal parameters runs on the int8 tensor, and so does
+ * a Relu/Clip there (folded into its integer producer's output stage); DQ nodes
  * left without readers go. What cannot be fused stays float and is logged (INFO). */
 #include "ops/op.h"
 #include "passes/pass.h"
@@ -812,6 +813,102 @@ static bool pass_through(fq *f, size_t i)
     return true;
 }
 
+/* DQ -> Relu/Clip -> Q with the same per-tensor parameters (symmetric int8 activations keep
+ * the activation node: a standard QLinearConv cannot clamp at 0): the clamp moves into the
+ * output stage of the fused QLinearConv/QLinearMatMul/QGemm writing the DQ's input when that
+ * is its only reader, else it runs as a Clip on the integer tensor with the bounds quantized
+ * by the same rule. Either way the result equals Q(clip(DQ(q))). */
+static bool fold_clamp(fq *f, size_t i)
+{
+    oq_node *n = &f->g->nodes[i];
+    float lo, hi;
+    if ((!is_op(n, "Relu") && !is_op(n, "Clip")) || n->n_inputs < 1 || n->n_outputs != 1 || !act_bounds(f, n, &lo, &hi))
+        return false;
+    const char *why;
+    qside x, y;
+    long r = only_reader(f, n->outputs[0]), d = producer(f, n->inputs[0]);
+    if (r < 0 || d < 0 || !is_op(&f->g->nodes[r], "QuantizeLinear") || !read_dq(f, n->inputs[0], &x, &why) ||
+        !read_q(f, r, &y, &why))
+        return false;
+    if (x.count != 1 || y.count != 1 || x.type != y.type || scale0(&x) != scale0(&y) || zp0(&x) != zp0(&y))
+        return false;
+    if (only_reader(f, n->inputs[0]) != (long)i)
+        return false; /* the float value is read elsewhere too: keep it */
+    long p = producer(f, x.q);
+    oq_node *pn = p >= 0 ? &f->g->nodes[p] : NULL;
+    bool into_producer = pn && !f->dead[p] && only_reader(f, x.q) == d && !oq_graph_is_output(f->g, x.q) &&
+                         !oq_node_attr(pn, "onnxq_activation") && !oq_node_attr(pn, "onnxq_float_output") &&
+                         (is_op(pn, "QLinearConv") || is_op(pn, "QLinearMatMul") ||
+                          (!strcmp(pn->op_type, "QGemm") && !strcmp(pn->domain, MS_DOMAIN)));
+    char *out = oq_strdup(y.q);
+    if (!out)
+        return false;
+    if (into_producer) {
+        float params[2] = {lo, hi};
+        if (oq_node_add_attr_string(pn, "onnxq_activation", "Clip") != OQ_OK ||
+            oq_node_add_attr_floats(pn, "onnxq_activation_params", params, 2) != OQ_OK) {
+            free(out);
+            return false;
+        }
+        free(pn->outputs[0]);
+        pn->outputs[0] = out;
+        f->dead[d] = f->dead[i] = f->dead[r] = true;
+        return true;
+    }
+    /* a Clip of the integer tensor: bounds in its type (Clip takes integers from opset 12) */
+    if (oq_model_opset(f->m, "") < 12) {
+        free(out);
+        return false;
+    }
+    oq_tensor *b[2] = {NULL, NULL};
+    char *names[2] = {NULL, NULL}, *in = oq_strdup(x.q);
+    int32_t qb[2] = {quantize1(&y, lo), quantize1(&y, hi)};
+    bool ok = in != NULL;
+    for (int k = 0; k < 2 && ok; k++) {
+        ok = oq_tensor_create(y.type, 0, NULL, &b[k]) == OQ_OK &&
+             (names[k] = oq_graph_unique_name(f->g, y.q, k ? "_max" : "_min")) != NULL;
+        if (ok) {
+            if (y.type == OQ_INT8)
+                *(int8_t *)b[k]->data = (int8_t)qb[k];
+            else
+                *(uint8_t *)b[k]->data = (uint8_t)qb[k];
+            b[k]->name = names[k];
+            names[k] = NULL;
+            ok = oq_graph_add_initializer(f->g, b[k]) == OQ_OK;
+            if (ok)
+                b[k] = NULL;
+        }
+    }
+    char **ins = ok ? oq_calloc(3, sizeof *ins) : NULL;
+    if (!ins) {
+        for (int k = 0; k < 2; k++)
+            oq_tensor_destroy(b[k]), free(names[k]);
+        free(in), free(out);
+        return false;
+    }
+    ins[0] = in;
+    ins[1] = oq_strdup(f->g->initializers[f->g->n_initializers - 2]->name);
+    ins[2] = oq_strdup(f->g->initializers[f->g->n_initializers - 1]->name);
+    if (!ins[1] || !ins[2]) {
+        free(ins[0]), free(ins[1]), free(ins[2]), free(ins), free(out);
+        return false;
+    }
+    for (size_t k = 0; k < n->n_inputs; k++)
+        free(n->inputs[k]);
+    free(n->inputs);
+    n->inputs = ins;
+    n->n_inputs = 3;
+    for (size_t a = 0; a < n->n_attrs; a++) /* Clip-6's min/max attributes: the bounds are inputs now */
+        oq_attr_clear(&n->attrs[a]);
+    n->n_attrs = 0;
+    free(n->op_type);
+    n->op_type = oq_strdup("Clip");
+    free(n->outputs[0]);
+    n->outputs[0] = out;
+    f->dead[r] = true;
+    return n->op_type != NULL;
+}
+
 /* ---- preparation: constants as initializers, no-op Casts ---- */
 
 /* Evaluates a Constant / ConstantOfShape / Cast whose inputs are initializers. */
@@ -1031,7 +1128,7 @@ oq_status pass_fuse_qdq(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
         if (f.dead[i])
             continue;
         oq_node *n = &g->nodes[i];
-        if (pass_through(&f, i)) {
+        if (pass_through(&f, i) || fold_clamp(&f, i)) {
             f.passthrough++;
             continue;
         }

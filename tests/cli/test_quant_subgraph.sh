@@ -79,6 +79,21 @@ r "$onnxq" quantize "$lq/model.onnx" "$work/loopd.onnx" --mode dynamic; expect_o
 r "$onnxq" run "$work/loopd.onnx" -i "n=$lq/input_0.npy" -i "x=$lq/input_1.npy" -o "$work/loopd"; expect_ok
 close "$work/loopd/acc.npy" "$lq/expected_0.npy" 0.02
 
+# symmetric int8 activations keep each Relu in the file (a standard QLinearConv cannot clamp at 0); the session
+# folds DQ -> Relu -> Q into the convolution's output stage, so only the model's input Q and output DQ stay, and
+# the result equals the int8 emulation in float
+cnn="$src/tests/fixtures/fmnist_cnn"
+for fmt in qdq qoperator; do
+    r "$onnxq" quantize "$cnn/model.onnx" "$work/cnn_s8_$fmt.onnx" --calib "$src/tests/fixtures/fmnist_test_1000_x.npy" \
+        --samples 100 --activation-type int8 --symmetric-activation --format "$fmt"; expect_ok
+    r "$onnxq" info "$work/cnn_s8_$fmt.onnx"; expect_ok; expect_op Relu 2
+    ONNXQ_LOG=info r "$onnxq" run "$work/cnn_s8_$fmt.onnx" -i "input=$cnn/input_0.npy" -o "$work/cnn_s8_$fmt"; expect_ok
+    checks=$((checks + 1)); grep -q '0 stayed float; 1 QuantizeLinear and 1 DequantizeLinear left' "$err" ||
+        fail "$fmt: Relu between DQ and Q not run on int8"
+    r "$onnxq" run "$work/cnn_s8_$fmt.onnx" -i "input=$cnn/input_0.npy" -o "$work/cnn_s8e_$fmt" --emulate; expect_ok
+    close "$work/cnn_s8_$fmt/logits.npy" "$work/cnn_s8e_$fmt/logits.npy" 1e-6
+done
+
 # dynamic Conv (tests/fixtures/fmnist_cnn): DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul -> Add as
 # onnxruntime writes it; the session fuses each chain into one integer convolution
 cnn="$src/tests/fixtures/fmnist_cnn"
