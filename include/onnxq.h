@@ -280,6 +280,8 @@ typedef struct oq_quant_options {
     const oq_calib_table *table;   /* static: ranges to use; NULL: calibrate on the reader given to oq_quantize */
     oq_calib_options calib;        /* static without table */
     int prepare;                   /* run the preparation passes first (default 1) */
+    int bias_correction;           /* static with calibration data: correct each int8 Conv/Gemm's bias by its
+                                      mean output error per channel on that data (default 1) */
     /* One line per quantized tensor as it goes, then the totals. NULL: silent. */
     void (*report)(void *user, const char *line);
     void *report_user;

@@ -164,6 +164,20 @@ oq_status quant_static_subgraph_tensors(const oq_graph *g, const char ***names, 
 oq_status quant_static_qdq(quant_ctx *q);
 oq_status quant_qdq_to_qoperator(quant_ctx *q);
 oq_status quant_dynamic(quant_ctx *q);
+/* ---- empirical bias correction (bias_correct.c) ---- */
+/* Per-channel means of every Conv/Gemm output of the prepared float model over the data. */
+typedef struct quant_bias_means quant_bias_means;
+oq_status quant_bias_float_means(const oq_model *prep, int threads, oq_data_reader *data, quant_bias_means **out);
+void quant_bias_means_destroy(quant_bias_means *fm);
+/* After quant_static_qdq: moves each int32 Conv/Gemm bias of q->m's main graph by the mean per channel of
+ * (float output - quantized output) over the data, layer after layer in graph order. */
+oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threads, oq_data_reader *data);
+/* The arithmetic, exposed for tests: sum[c] += every x[o, c, i] (x is outer x ch x inner); and
+ * bias[c] += round(diff[c] / scale[c]) (scale scalar when nscale == 1), except where that is
+ * not finite or more than 2^24 steps; returns the steps moved. */
+void bc_accumulate(const float *x, int64_t outer, int64_t ch, int64_t inner, double *sum);
+int64_t bc_shift_bias(int32_t *bias, const float *scale, int64_t nscale, const double *diff, int64_t nch);
+
 /* The quantizer's preparation: clone, opset upgrade when needed, passes. */
 oq_status quant_prepare(const oq_model *in, int run_passes, int64_t min_opset, oq_model **out,
                         void (*report)(void *, const char *), void *user);

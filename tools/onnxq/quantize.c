@@ -35,6 +35,9 @@ static const char usage[] =
     "                           or DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul\n"
     "                           (standard operators only: LSTM stays float)\n"
     "  --no-prepare             skip constant folding / BatchNorm folding / cleanup\n"
+    "  --no-bias-correction     static: keep the biases as quantized (by default each int8 Conv/Gemm's bias\n"
+    "                           is corrected by its mean output error per channel on the --calib data,\n"
+    "                           one pass over that data per layer)\n"
     "  --uint8-input            the output takes uint8 images (0-255, layout of --image-spec);\n"
     "                           the spec's scale/mean/std move into the model; calibrate on\n"
     "                           an image folder (or uint8 arrays)\n"
@@ -150,6 +153,8 @@ int cmd_quantize(int argc, char **argv)
             uint8_input = true;
         } else if (!strcmp(argv[i], "--no-prepare")) {
             o.prepare = 0;
+        } else if (!strcmp(argv[i], "--no-bias-correction")) {
+            o.bias_correction = 0;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return cli_usage_error(usage, "unknown option '%s'", argv[i]);
         } else if (!in) {
