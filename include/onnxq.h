@@ -282,6 +282,8 @@ typedef struct oq_quant_options {
     int prepare;                   /* run the preparation passes first (default 1) */
     int bias_correction;           /* static with calibration data: correct each int8 Conv/Gemm's bias by its
                                       mean output error per channel on that data (default 1) */
+    int64_t bias_correction_samples; /* samples each bias-correction pass reads, at most (one pass per
+                                        layer; default 128, 0: all the calibration data) */
     /* One line per quantized tensor as it goes, then the totals. NULL: silent. */
     void (*report)(void *user, const char *line);
     void *report_user;

@@ -10,7 +10,9 @@
  * inherits from the layers before it, so correcting every layer from one measurement counts that
  * inherited error again in every later layer and overshoots (PaddleOCR's recognizer: 17 -> 8 dB
  * all at once, 17 -> 20 dB one by one). So one pass over the data per corrected layer, plus one
- * float pass; memory is one running sum per output channel, whatever the number of samples. */
+ * float pass; memory is one running sum per output channel, whatever the number of samples. Each
+ * pass reads the first max_samples samples (128 by default): a per-channel mean settles long before
+ * a large calibration set ends, and L layers cost L passes (MobileNetV2 has 52). */
 #include "quant/quant.h"
 
 #include <math.h>
@@ -65,7 +67,7 @@ static oq_status add_sums(chan_sums *cs, const oq_tensor *t)
 /* Runs m (a private copy with names exposed as outputs) over the data; sums[i] gets the
  * per-channel sums of names[i]. */
 static oq_status channel_sums(const oq_model *m, const char *const *names, size_t n, int threads,
-                              oq_data_reader *data, chan_sums *sums)
+                              int64_t max_samples, oq_data_reader *data, chan_sums *sums)
 {
     oq_model *copy = NULL;
     oq_session *s = NULL;
@@ -114,10 +116,12 @@ static oq_status channel_sums(const oq_model *m, const char *const *names, size_
                       oq_session_input_count(s), oq_data_reader_input_count(data));
     if (st == OQ_OK)
         st = oq_data_reader_rewind(data);
-    while (st == OQ_OK) {
+    int64_t seen = 0;
+    while (st == OQ_OK && (max_samples <= 0 || seen < max_samples)) {
         const oq_tensor *const *batch = NULL;
         if ((st = oq_data_reader_next(data, &batch)) != OQ_OK || !batch)
             break;
+        seen += batch[0]->ndim > 0 ? batch[0]->dims[0] : 1;
         st = oq_session_run(s, batch, oq_data_reader_input_count(data), res, n_out);
         for (size_t k = 0; k < n_out; k++) {
             if (st == OQ_OK && which[k] != SIZE_MAX)
@@ -163,7 +167,8 @@ static bool corrected_op(const oq_node *n)
            n->n_outputs >= 1 && n->outputs[0][0];
 }
 
-oq_status quant_bias_float_means(const oq_model *prep, int threads, oq_data_reader *data, quant_bias_means **out)
+oq_status quant_bias_float_means(const oq_model *prep, int threads, int64_t max_samples, oq_data_reader *data,
+                                 quant_bias_means **out)
 {
     const oq_graph *g = prep->graph;
     quant_bias_means *fm = oq_calloc(1, sizeof *fm);
@@ -185,7 +190,7 @@ oq_status quant_bias_float_means(const oq_model *prep, int threads, oq_data_read
         fm->n++;
     }
     if (st == OQ_OK && fm->n)
-        st = channel_sums(prep, (const char *const *)fm->names, fm->n, threads, data, fm->sums);
+        st = channel_sums(prep, (const char *const *)fm->names, fm->n, threads, max_samples, data, fm->sums);
     if (st != OQ_OK) {
         quant_bias_means_destroy(fm);
         return oq_error_context(st, "bias correction (float pass)");
@@ -232,7 +237,8 @@ int64_t bc_shift_bias(int32_t *bias, const float *scale, int64_t nscale, const d
 
 /* ---- the correction ---- */
 
-oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threads, oq_data_reader *data)
+oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threads, int64_t max_samples,
+                             oq_data_reader *data)
 {
     oq_graph *g = q->m->graph;
     size_t done = 0, layers = 0;
@@ -254,7 +260,7 @@ oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threa
         layers++;
         const char *name = n->outputs[0];
         chan_sums qs = {0};
-        st = channel_sums(q->m, &name, 1, threads, data, &qs);
+        st = channel_sums(q->m, &name, 1, threads, max_samples, data, &qs);
         if (st == OQ_OK && !qs.bad && qs.nch == f->nch && qs.count > 0) {
             double *diff = oq_malloc(sizeof *diff * (size_t)f->nch);
             if (!diff) {

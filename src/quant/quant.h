@@ -167,11 +167,14 @@ oq_status quant_dynamic(quant_ctx *q);
 /* ---- empirical bias correction (bias_correct.c) ---- */
 /* Per-channel means of every Conv/Gemm output of the prepared float model over the data. */
 typedef struct quant_bias_means quant_bias_means;
-oq_status quant_bias_float_means(const oq_model *prep, int threads, oq_data_reader *data, quant_bias_means **out);
+/* max_samples: the first samples of the data each pass reads (<= 0: all; whole batches). */
+oq_status quant_bias_float_means(const oq_model *prep, int threads, int64_t max_samples, oq_data_reader *data,
+                                 quant_bias_means **out);
 void quant_bias_means_destroy(quant_bias_means *fm);
 /* After quant_static_qdq: moves each int32 Conv/Gemm bias of q->m's main graph by the mean per channel of
  * (float output - quantized output) over the data, layer after layer in graph order. */
-oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threads, oq_data_reader *data);
+oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threads, int64_t max_samples,
+                             oq_data_reader *data);
 /* The arithmetic, exposed for tests: sum[c] += every x[o, c, i] (x is outer x ch x inner); and
  * bias[c] += round(diff[c] / scale[c]) (scale scalar when nscale == 1), except where that is
  * not finite or more than 2^24 steps; returns the steps moved. */

@@ -20,6 +20,7 @@ oq_quant_options oq_quant_options_default(void)
     o.calib = oq_calib_options_default();
     o.prepare = 1;
     o.bias_correction = 1;
+    o.bias_correction_samples = 128;
     return o;
 }
 
@@ -157,13 +158,13 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
     quant_bias_means *bias_means = NULL;
     bool correct = o.mode == OQ_QUANT_STATIC && o.bias_correction && calib;
     if (st == OQ_OK && correct)
-        st = quant_bias_float_means(m, o.calib.threads, calib, &bias_means);
+        st = quant_bias_float_means(m, o.calib.threads, o.bias_correction_samples, calib, &bias_means);
     int64_t before = m ? qg_initializer_bytes_deep(m->graph) : 0;
     int64_t in_bytes = qg_initializer_bytes_deep(in->graph);
     if (st == OQ_OK)
         st = o.mode == OQ_QUANT_DYNAMIC ? quant_dynamic(&q) : quant_static_qdq(&q);
     if (st == OQ_OK && correct)
-        st = quant_bias_correct(&q, bias_means, o.calib.threads, calib);
+        st = quant_bias_correct(&q, bias_means, o.calib.threads, o.bias_correction_samples, calib);
     quant_bias_means_destroy(bias_means);
     if (st == OQ_OK && o.mode == OQ_QUANT_STATIC && o.format == OQ_QUANT_QOPERATOR)
         st = quant_qdq_to_qoperator(&q);

@@ -38,6 +38,7 @@ static const char usage[] =
     "  --no-bias-correction     static: keep the biases as quantized (by default each int8 Conv/Gemm's bias\n"
     "                           is corrected by its mean output error per channel on the --calib data,\n"
     "                           one pass over that data per layer)\n"
+    "  --bias-correction-samples N   samples each of those passes reads (default 128, 0: all)\n"
     "  --uint8-input            the output takes uint8 images (0-255, layout of --image-spec);\n"
     "                           the spec's scale/mean/std move into the model; calibrate on\n"
     "                           an image folder (or uint8 arrays)\n"
@@ -155,6 +156,11 @@ int cmd_quantize(int argc, char **argv)
             o.prepare = 0;
         } else if (!strcmp(argv[i], "--no-bias-correction")) {
             o.bias_correction = 0;
+        } else if ((r = cli_opt(argc, argv, &i, NULL, "--bias-correction-samples", &v)) != 0) {
+            long n;
+            if (r < 0 || !cli_parse_long(v, 0, 0x7fffffffL, &n))
+                return cli_usage_error(usage, "--bias-correction-samples takes a count (0: all the data)");
+            o.bias_correction_samples = n;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             return cli_usage_error(usage, "unknown option '%s'", argv[i]);
         } else if (!in) {
