@@ -280,6 +280,8 @@ typedef struct oq_quant_options {
     const oq_calib_table *table;   /* static: ranges to use; NULL: calibrate on the reader given to oq_quantize */
     oq_calib_options calib;        /* static without table */
     int prepare;                   /* run the preparation passes first (default 1) */
+    int compact;                   /* one initializer per distinct scale/zero point, short generated names
+                                      (default 1); the float model's names are kept either way */
     /* One line per quantized tensor as it goes, then the totals. NULL: silent. */
     void (*report)(void *user, const char *line);
     void *report_user;

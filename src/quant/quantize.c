@@ -19,6 +19,7 @@ oq_quant_options oq_quant_options_default(void)
     o.per_channel = 1;
     o.calib = oq_calib_options_default();
     o.prepare = 1;
+    o.compact = 1;
     return o;
 }
 
@@ -144,6 +145,10 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
         st = quant_prepare(in, o.prepare, 13, &m, o.report, o.report_user);
     q.rules = rules;
     q.m = m;
+    /* the prepared model's names: compaction keeps them, shortens the rest */
+    quant_names keep = {0};
+    if (st == OQ_OK)
+        st = quant_names_of_graph(m->graph, &keep);
     if (st == OQ_OK && o.mode == OQ_QUANT_STATIC) {
         q.table = o.table;
         if (!q.table) {
@@ -164,6 +169,9 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
         const oq_pass_info *dead = oq_pass_find("dead_nodes");
         st = dead ? oq_pass_run(dead, m, &ctx) : pass_dead_nodes(m, m->graph, &ctx);
     }
+    if (st == OQ_OK && o.compact)
+        st = quant_compact(m, &keep);
+    quant_names_free(&keep);
     if (st == OQ_OK && q.n_quant_nodes == 0)
         st = oq_error(OQ_E_UNSUPPORTED, "no node was quantized (%s)",
                       q.float_why ? q.float_why : "the model has no quantizable operators");
