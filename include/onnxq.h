@@ -284,6 +284,8 @@ typedef struct oq_quant_options {
                                       mean output error per channel on that data (default 1) */
     int64_t bias_correction_samples; /* samples each bias-correction pass reads, at most (one pass per
                                         layer; default 128, 0: all the calibration data) */
+    int compact;                   /* one initializer per distinct scale/zero point, short generated names
+                                      (default 1); the float model's names are kept either way */
     /* One line per quantized tensor as it goes, then the totals. NULL: silent. */
     void (*report)(void *user, const char *line);
     void *report_user;

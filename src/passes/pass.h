@@ -16,6 +16,7 @@ typedef struct oq_pass_ctx {
     int64_t target_opset; /* upgrade_opset: default-domain opset to reach; 0 means 13 */
     int no_qdq_fusion;    /* session pipeline: leave QDQ patterns as they are (int8 emulated in float) */
     int keep_subgraph_values; /* session pipeline: no fusions inside If/Loop bodies (calibration observes them) */
+    const oq_strmap *keep_values; /* session pipeline: values the activation fusion leaves visible (calibration) */
 } oq_pass_ctx;
 
 /* Conv/Gemm followed by Relu or constant Clip: the activation moves into the

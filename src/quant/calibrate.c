@@ -165,14 +165,18 @@ static oq_status expose(oq_graph *g, const char *const *names, size_t n, const b
 typedef struct calib_run {
     const oq_calib_options *o;
     oq_observer *obs;
-    oq_strmap map; /* name -> observer */
+    oq_strmap map;  /* name -> observer */
+    int64_t *stamp; /* per observer: the last batch that updated it */
+    int64_t batch;
 } calib_run;
 
 static void observe(calib_run *c, const char *name, const oq_tensor *t)
 {
     size_t k;
-    if (t->dtype == OQ_FLOAT && t->data && oq_strmap_get(&c->map, name, &k))
+    if (t->dtype == OQ_FLOAT && t->data && oq_strmap_get(&c->map, name, &k)) {
         oq_observer_update(&c->obs[k], t->data, (size_t)oq_tensor_numel(t), c->o->moving_average);
+        c->stamp[k] = c->batch;
+    }
 }
 
 static void on_value(void *user, const char *name, const oq_tensor *t) { observe(user, name, t); }
@@ -193,7 +197,7 @@ static oq_status run_pass(const oq_model *prep, calib_run *c, const char *const 
     oq_session_options so = oq_session_options_default();
     so.threads = c->o->threads;
     if (st == OQ_OK)
-        st = oq_session_create_observable(copy, &so, &s);
+        st = oq_session_create_observing(copy, &so, names, n_main, &s);
     if (st == OQ_OK) {
         oq_session_set_observer(s, on_value, c);
         n_out = oq_session_output_count(s);
@@ -211,12 +215,14 @@ static oq_status run_pass(const oq_model *prep, calib_run *c, const char *const 
         const oq_tensor *const *batch = NULL;
         if ((st = oq_data_reader_next(data, &batch)) != OQ_OK || !batch)
             break;
+        c->batch++;
         for (size_t k = 0; k < oq_session_input_count(s); k++)
             observe(c, oq_session_input(s, k)->name, batch[k]);
         st = oq_session_run(s, batch, oq_data_reader_input_count(data), res, n_out);
         /* outputs the hook already showed (produced by a node) are not counted twice */
         for (size_t k = 0, idx; st == OQ_OK && k < n_out; k++)
-            if (oq_strmap_get(&c->map, oq_session_output(s, k)->name, &idx) && exposed[idx])
+            if (oq_strmap_get(&c->map, oq_session_output(s, k)->name, &idx) && exposed[idx] &&
+                c->stamp[idx] != c->batch)
                 observe(c, oq_session_output(s, k)->name, res[k]);
         for (size_t k = 0; k < n_out; k++) {
             oq_tensor_destroy(res[k]);
@@ -245,7 +251,7 @@ static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options
     size_t n = 0, n_main = 0, n_sub = 0, unseen = 0;
     bool *exposed = NULL, retry = false;
     oq_calib_table *t = NULL;
-    calib_run c = {o, NULL, {0}};
+    calib_run c = {o, NULL, {0}, NULL, 0};
     int64_t done = 0;
     oq_status st = quant_static_tensors(prep->graph, NULL, true, &names, &n);
     /* then the If/Loop bodies' tensors, after the main graph's */
@@ -262,7 +268,8 @@ static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options
     if (st == OQ_OK && n + n_sub == 0)
         st = oq_error(OQ_E_UNSUPPORTED, "the model has no operator onnxq can quantize statically");
     if (st == OQ_OK && (!(exposed = oq_calloc(n + n_sub + 1, sizeof *exposed)) ||
-                        !(c.obs = oq_calloc(n + n_sub + 1, sizeof *c.obs))))
+                        !(c.obs = oq_calloc(n + n_sub + 1, sizeof *c.obs)) ||
+                        !(c.stamp = oq_calloc(n + n_sub + 1, sizeof *c.stamp))))
         st = oq_error(OQ_E_NOMEM, "out of memory");
     if (st == OQ_OK)
         st = oq_strmap_init(&c.map, n + n_sub + 1);
@@ -316,6 +323,7 @@ static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options
     for (size_t i = 0; c.obs && i < n; i++)
         oq_observer_free(&c.obs[i]);
     free(c.obs);
+    free(c.stamp);
     oq_strmap_free(&c.map);
     free(exposed);
     free(names);

@@ -163,6 +163,21 @@ oq_status quant_static_tensors(const oq_graph *g, const quant_rules *rules, bool
 oq_status quant_static_subgraph_tensors(const oq_graph *g, const char ***names, size_t *count);
 oq_status quant_static_qdq(quant_ctx *q);
 oq_status quant_qdq_to_qoperator(quant_ctx *q);
+
+/* A set of names (copied). */
+typedef struct quant_names {
+    char **v;
+    size_t n, cap;
+    oq_strmap map;
+} quant_names;
+oq_status quant_names_add(quant_names *s, const char *name);
+bool quant_names_has(const quant_names *s, const char *name);
+void quant_names_free(quant_names *s);
+/* Adds every value name of g and its subgraphs (inputs, outputs, initializers, node inputs and outputs). */
+oq_status quant_names_of_graph(const oq_graph *g, quant_names *s);
+/* The quantized model made small (compact.c): shared constants, short generated names; the names in keep
+ * (the prepared float model's) stay. */
+oq_status quant_compact(oq_model *m, const quant_names *keep);
 oq_status quant_dynamic(quant_ctx *q);
 /* ---- empirical bias correction (bias_correct.c) ---- */
 /* Per-channel means of every Conv/Gemm output of the prepared float model over the data. */

@@ -21,6 +21,7 @@ oq_quant_options oq_quant_options_default(void)
     o.prepare = 1;
     o.bias_correction = 1;
     o.bias_correction_samples = 128;
+    o.compact = 1;
     return o;
 }
 
@@ -146,6 +147,10 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
         st = quant_prepare(in, o.prepare, 13, &m, o.report, o.report_user);
     q.rules = rules;
     q.m = m;
+    /* the prepared model's names: compaction keeps them, shortens the rest */
+    quant_names keep = {0};
+    if (st == OQ_OK)
+        st = quant_names_of_graph(m->graph, &keep);
     if (st == OQ_OK && o.mode == OQ_QUANT_STATIC) {
         q.table = o.table;
         if (!q.table) {
@@ -174,6 +179,9 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
         const oq_pass_info *dead = oq_pass_find("dead_nodes");
         st = dead ? oq_pass_run(dead, m, &ctx) : pass_dead_nodes(m, m->graph, &ctx);
     }
+    if (st == OQ_OK && o.compact)
+        st = quant_compact(m, &keep);
+    quant_names_free(&keep);
     if (st == OQ_OK && q.n_quant_nodes == 0)
         st = oq_error(OQ_E_UNSUPPORTED, "no node was quantized (%s)",
                       q.float_why ? q.float_why : "the model has no quantizable operators");

@@ -72,5 +72,9 @@ void oq_session_set_observer(oq_session *s, oq_value_observer fn, void *user);
  * are, so every value there reaches the observer (hidden main-graph values can be exposed as outputs;
  * a body's cannot). */
 oq_status oq_session_create_observable(const oq_model *m, const oq_session_options *opt, oq_session **out);
+/* The same, and the main graph's Conv/Gemm outputs named in keep are not fused with their activation, so the
+ * observer sees them without their being exposed (and copied out) as graph outputs. */
+oq_status oq_session_create_observing(const oq_model *m, const oq_session_options *opt, const char *const *keep,
+                                      size_t n_keep, oq_session **out);
 
 #endif

@@ -46,19 +46,34 @@ static const oq_value_info *find_vi(const oq_value_info *v, size_t n, const char
     return NULL;
 }
 
-static oq_status create(const oq_model *m, const oq_session_options *opt, bool observable, oq_session **out);
+static oq_status create(const oq_model *m, const oq_session_options *opt, bool observable, const oq_strmap *keep,
+                        oq_session **out);
 
 oq_status oq_session_create(const oq_model *m, const oq_session_options *opt, oq_session **out)
 {
-    return create(m, opt, false, out);
+    return create(m, opt, false, NULL, out);
 }
 
 oq_status oq_session_create_observable(const oq_model *m, const oq_session_options *opt, oq_session **out)
 {
-    return create(m, opt, true, out);
+    return create(m, opt, true, NULL, out);
 }
 
-static oq_status create(const oq_model *m, const oq_session_options *opt, bool observable, oq_session **out)
+oq_status oq_session_create_observing(const oq_model *m, const oq_session_options *opt, const char *const *keep,
+                                      size_t n_keep, oq_session **out)
+{
+    oq_strmap map = {0};
+    oq_status st = oq_strmap_init(&map, n_keep + 1);
+    for (size_t i = 0; st == OQ_OK && i < n_keep; i++)
+        st = oq_strmap_put(&map, keep[i], i);
+    if (st == OQ_OK)
+        st = create(m, opt, true, &map, out);
+    oq_strmap_free(&map);
+    return st;
+}
+
+static oq_status create(const oq_model *m, const oq_session_options *opt, bool observable, const oq_strmap *keep,
+                        oq_session **out)
 {
     if (!m || !out || !m->graph)
         return oq_error(OQ_E_INVALID_ARG, "oq_session_create: NULL argument");
@@ -70,6 +85,7 @@ static oq_status create(const oq_model *m, const oq_session_options *opt, bool o
     oq_pass_ctx pctx = {0};
     pctx.no_qdq_fusion = o.emulate_qdq;
     pctx.keep_subgraph_values = observable;
+    pctx.keep_values = keep;
     if (st == OQ_OK)
         st = oq_passes_run_default(s->model, &pctx);
     /* After the passes: an operator they remove (Dropout, Identity) need not have a kernel. */

@@ -2,6 +2,7 @@
  * parameters, weight/bias quantization, histogram observers (memory fixed,
  * thresholds), the calibration data reader (.npy split/batched, .npz stored),
  * and static/dynamic quantization of the Fashion-MNIST fixtures. */
+#include "passes/pass.h"
 #include "quant/quant.h"
 #include "test.h"
 
@@ -454,6 +455,101 @@ static void test_int8_only_where_it_pays(void)
     oq_calib_table_destroy(t);
 }
 
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    long n = -1;
+    if (f && !fseek(f, 0, SEEK_END))
+        n = ftell(f);
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static bool float_graph_has(const oq_graph *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_inputs; i++)
+        if (!strcmp(g->inputs[i].name, name))
+            return true;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        for (size_t k = 0; k < g->nodes[i].n_outputs; k++)
+            if (!strcmp(g->nodes[i].outputs[k], name))
+                return true;
+    return false;
+}
+
+/* Compaction (compact.c): the same numbers in a smaller file, both formats. Scales and zero
+ * points are one initializer per distinct value, no two initializers hold the same bytes, an
+ * int8 weight has no zero point input, and every float tensor a QuantizeLinear reads keeps its
+ * name from the float model (what debug maps by). */
+static void test_compact(oq_model *cnn, const oq_calib_table *table)
+{
+    oq_tensor *x = NULL;
+    oq_model *prepared = NULL; /* what debug compares with */
+    CHECK_OK(quant_prepare(cnn, 1, 13, &prepared, NULL, NULL));
+    CHECK_OK(oq_npy_load("tests/fixtures/fmnist_cnn/input_0.npy", &x));
+    for (int format = 0; x && format < 2; format++) {
+        oq_model *q[2] = {NULL, NULL};
+        oq_tensor *y[2] = {NULL, NULL};
+        long bytes[2] = {0, 0};
+        for (int c = 0; c < 2; c++) {
+            oq_quant_options o = oq_quant_options_default();
+            o.table = table;
+            o.format = format ? OQ_QUANT_QOPERATOR : OQ_QUANT_QDQ;
+            o.compact = c;
+            CHECK_OK(oq_quantize(cnn, &o, NULL, &q[c]));
+            if (!q[c])
+                continue;
+            const char *path = c ? "/tmp/oq_test_compact1.onnx" : "/tmp/oq_test_compact0.onnx";
+            CHECK_OK(oq_model_save(q[c], path, NULL));
+            bytes[c] = file_size(path);
+            remove(path);
+            oq_session *s = NULL;
+            CHECK_OK(oq_session_create(q[c], NULL, &s));
+            const oq_tensor *in[1] = {x};
+            if (s)
+                CHECK_OK(oq_session_run(s, in, 1, &y[c], 1));
+            oq_session_destroy(s);
+        }
+        CHECK(y[0] && y[1] && y[0]->nbytes == y[1]->nbytes && !memcmp(y[0]->data, y[1]->data, y[0]->nbytes));
+        CHECK(bytes[1] > 0 && bytes[1] < bytes[0]);
+        const oq_graph *g = q[1] ? q[1]->graph : NULL;
+        for (size_t i = 0; g && i < g->n_initializers; i++)
+            for (size_t k = i + 1; k < g->n_initializers; k++) {
+                const oq_tensor *a = g->initializers[i], *b = g->initializers[k];
+                CHECK(!(a->dtype == b->dtype && a->nbytes == b->nbytes && !memcmp(a->data, b->data, a->nbytes)));
+            }
+        size_t n_q = 0;
+        for (size_t i = 0; g && i < g->n_nodes; i++) {
+            const oq_node *n = &g->nodes[i];
+            if (!strcmp(n->op_type, "DequantizeLinear")) {
+                const oq_tensor *w = oq_graph_initializer(g, n->inputs[0]);
+                CHECK(!(w && w->dtype == OQ_INT8 && n->n_inputs > 2));
+            }
+            if (!strcmp(n->op_type, "QuantizeLinear")) {
+                n_q++;
+                /* a graph output's producer writes a new name; its DQ keeps the old one */
+                const char *dq_out = "";
+                for (size_t k = 0; k < g->n_nodes; k++)
+                    if (!strcmp(g->nodes[k].op_type, "DequantizeLinear") && !strcmp(g->nodes[k].inputs[0], n->outputs[0]))
+                        dq_out = g->nodes[k].outputs[0];
+                CHECK(prepared && (float_graph_has(prepared->graph, n->inputs[0]) ||
+                                   (oq_graph_is_output(g, dq_out) && float_graph_has(prepared->graph, dq_out))));
+                CHECK(strlen(n->outputs[0]) < 8);
+            }
+            if (!strcmp(n->op_type, "QLinearConv")) {
+                const oq_tensor *wz = oq_graph_initializer(g, n->inputs[5]);
+                CHECK(wz && oq_tensor_numel(wz) == 1);
+            }
+        }
+        CHECK(n_q >= 1);
+        for (int c = 0; c < 2; c++)
+            oq_tensor_destroy(y[c]), oq_model_destroy(q[c]);
+    }
+    oq_tensor_destroy(x);
+    oq_model_destroy(prepared);
+}
+
 static void test_quantize(oq_model *cnn, oq_model *mlp)
 {
     oq_data_reader *r = NULL;
@@ -480,6 +576,7 @@ static void test_quantize(oq_model *cnn, oq_model *mlp)
     oq_quant_options o = oq_quant_options_default();
     o.table = t2;
     oq_model *q = NULL;
+    test_compact(cnn, t2);
     CHECK_OK(oq_quantize(cnn, &o, NULL, &q));
     CHECK(q && count_op(q, "QuantizeLinear") >= 4 && count_op(q, "Relu") == 0 && count_op(q, "BatchNormalization") == 0);
     oq_model_destroy(q);
