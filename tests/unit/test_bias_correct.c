@@ -105,6 +105,7 @@ static void test_gemm(void)
     CHECK_OK(oq_data_reader_open(path, m, NULL, &r));
     oq_quant_options o = oq_quant_options_default();
     o.calib.method = OQ_CALIB_MINMAX;
+    o.compact = 0; /* the generated names (W_q, b_s, ...) are read back below */
     oq_model *q0 = NULL, *q1 = NULL;
     o.bias_correction = 0;
     if (r)
