@@ -1,7 +1,8 @@
 /* Kernel tests of the q8 GEMM family: every variant this CPU runs (up to the
  * ONNXQ_ISA cap) against a naive int64 computation of the same product,
  * int32 results bit-exact and requantized outputs identical, over odd shapes
- * (k < 4, k not a multiple of the tile, m = 1, n = 1, strided rows), extreme
+ * (k < 4, k not a multiple of 4 or of the tile, m = 1, n = 1, strided rows,
+ * raw A rows read in place with a partial last group), extreme
  * zero points, per-row/per-column zero points and scales, and every output type.
  * Also the im2col packer and the depthwise kernel against direct loops. */
 #include "kernels/q8/q8.h"
@@ -167,7 +168,9 @@ static void test_gemm(void)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int variant = 0; variant < 8; variant++) {
                 gcase c = {.m = shapes[s][0], .n = shapes[s][1], .k = shapes[s][2],
-                           .lda = shapes[s][2] + (size_t)(variant & 1) * 7, .ldb = shapes[s][1] + (size_t)(variant & 2) * 3};
+                           /* raw A rows (even variants, read in place by the c4 kernels) padded in 2 and 6 */
+                           .lda = shapes[s][2] + (size_t)(variant & 1) * 7 + (size_t)(variant & 2) * 2,
+                           .ldb = shapes[s][1] + (size_t)(variant & 2) * 3};
                 bool sgn = v->flavour == OQ_Q8_S8U8;
                 c.za = variant == 2 ? (sgn ? -128 : 255) : variant == 5 ? 0 : (sgn ? 5 : 128);
                 c.zb = variant == 3 ? (sgn ? 255 : -128) : variant == 6 ? 0 : (sgn ? 128 : 3);

@@ -24,11 +24,16 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
 #pragma GCC unroll 8
     for (size_t i = 0; i < R; i++)
         acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-    for (size_t g = 0; g < kg; g++) {
+    /* packed panel or raw rows (t->a_stride); a partial last group of raw rows
+     * is read byte by byte after the loop */
+    const size_t gs = t->a_stride ? 4 : MR * 4, rs = t->a_stride ? t->a_stride : 4;
+    const unsigned tail = t->a_stride ? t->a_tail : 0;
+    const size_t kfull = tail ? kg - 1 : kg;
+    for (size_t g = 0; g < kfull; g++) {
         const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
 #pragma GCC unroll 8
         for (size_t i = 0; i < R; i++) {
-            const __m512i av = bcast4(a + 4 * i);
+            const __m512i av = bcast4(a + i * rs);
             if (a_signed) {
                 acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, av);
                 acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, av);
@@ -37,8 +42,22 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
                 acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
             }
         }
-        a += MR * 4;
+        a += gs;
         b += NR * 4;
+    }
+    if (tail) {
+        const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+#pragma GCC unroll 8
+        for (size_t i = 0; i < R; i++) {
+            const __m512i av = _mm512_set1_epi32(oq_q8_a_tail_word(a + i * rs, tail));
+            if (a_signed) {
+                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, av);
+                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, av);
+            } else {
+                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
+                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
+            }
+        }
     }
     const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : (nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0);
