@@ -292,7 +292,8 @@ typedef struct run_ctx {
     int32_t *rowsum_ws, *row_off, *r1, *r2;
     uint8_t *thread_ws;
     size_t thread_stride, nc, n_blocks, m_chunk, m_chunks;
-    bool direct; /* A read in place (direct_a) */
+    bool direct;  /* A read in place (direct_a) */
+    bool row_off_used; /* some row_off is not zero (per-row bias, B's scalar zero point) */
 } run_ctx;
 
 /* Sums of raw rows i0..ie of A as the flavour reads them (signed: b ^ 0x80 summed unsigned, minus 128 each). */
@@ -418,7 +419,7 @@ static void run_task(void *p, size_t task, size_t thread)
             size_t nr = j1e - j0 < v->nr ? j1e - j0 : v->nr;
             const uint8_t *ap = r->direct ? g->a + i0 * g->a_rs : r->a_packed + i0 * ka;
             oq_q8_gemm_tile t = {
-                .row_off = r->row_off + i0,
+                .row_off = r->row_off_used ? r->row_off + i0 : NULL,
                 .col_off = col_off + j0,
                 .r1 = pair1 ? r->r1 + i0 : NULL,
                 .c1 = pair1 ? c1 + j0 : NULL,
@@ -460,6 +461,7 @@ void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void 
     r.zb0 = g->b_zp;
     r.za = zp_vector(g->a_zp_rows, g->m, &r.za0);
     r.zb = zp_vector(g->b_zp_cols, g->n, &r.zb0);
+    r.row_off_used = (g->bias && g->bias_mode == OQ_Q8_PER_ROW) || (!r.zb && r.zb0);
     uint8_t *w = (uint8_t *)roundup((size_t)ws, 64);
     size_t mp = roundup(g->m, v->mr);
     if (g->a_packed) {
