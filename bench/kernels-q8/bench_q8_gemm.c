@@ -150,6 +150,21 @@ static void run_onnxq(void *p)
     oq_q8_gemm_run(j->v, &j->g, j->ws, NULL);
 }
 
+/* The product as QLinearConv runs it (NCHW): s8u8, A = weights (n rows, packed
+ * ahead), B = k channel planes of m pixels packed per call by the 1x1 im2col
+ * packer, u8 output with per-row scales. */
+typedef struct conv_job {
+    const oq_q8_gemm_variant *v;
+    oq_q8_gemm_args g;
+    void *ws;
+} conv_job;
+
+static void run_conv(void *p)
+{
+    conv_job *j = p;
+    oq_q8_gemm_run(j->v, &j->g, j->ws, NULL);
+}
+
 #ifdef BENCH_HAVE_DNNL
 static void run_dnnl(void *p)
 {
@@ -194,8 +209,8 @@ int main(int argc, char **argv)
                2 * peak / 1e9);
     }
 #ifdef BENCH_HAVE_DNNL
-    printf("%-20s %5s %5s %5s | %8s %6s | %8s %6s | %s\n", "shape", "M", "N", "K", "onnxq", "%peak", "oneDNN",
-           "%peak", "onnxq/oneDNN speed");
+    printf("%-20s %5s %5s %5s | %8s %6s | %8s %6s | %6s | %s\n", "shape", "M", "N", "K", "onnxq", "%peak", "oneDNN",
+           "%peak", "speed", "conv form (s8u8, M/N swapped, im2col B): GOPS %peak speed vs oneDNN");
 #else
     printf("%-20s %5s %5s %5s | %8s %6s   (built without oneDNN)\n", "shape", "M", "N", "K", "onnxq", "%peak");
 #endif
@@ -234,8 +249,43 @@ int main(int argc, char **argv)
         double t2 = time_call(run_onnxq, &j, min_s); /* onnxq, oneDNN, onnxq: both see the same load */
         t = t2 < t ? t2 : t;
         double gd = 2 * macs / td / 1e9;
-        printf(" | %8.1f %5.1f%% | %.2f", gd, peak > 0 ? 100 * macs / td / peak : 0.0, td / t);
+        printf(" | %8.1f %5.1f%% | %6.2f", gd, peak > 0 ? 100 * macs / td / peak : 0.0, td / t);
 #endif
+        {
+            const oq_q8_gemm_variant *cv = oq_q8_gemm_default(OQ_Q8_S8U8);
+            size_t cm = s->n, cn = s->m; /* output channels x pixels */
+            uint8_t *pa = oq_aligned_alloc(oq_q8_packed_a_size(cv, cm, s->k));
+            int32_t *rs = malloc(cm * 4), *zr = calloc(cm, 4);
+            float *sc = malloc(cm * sizeof(float));
+            for (size_t i = 0; i < cm; i++)
+                sc[i] = 1.0f / 4096 / (float)(1 + i % 5);
+            oq_q8_pack_a(cv, cm, s->k, (const uint8_t *)b, 1, s->n, 0, pa, rs); /* w[o][c] = b[c][o] */
+            oq_q8_conv_geom geo = {.channels = s->k, .in = {1, 1, cn}, .out = {1, 1, cn}, .kernel = {1, 1, 1},
+                                   .stride = {1, 1, 1}, .dilation = {1, 1, 1}};
+            oq_q8_im2col_ctx ic = {&geo, a, 0, 3};
+            conv_job cj = {.v = cv, .g = oq_q8_gemm_args_init(cm, cn, s->k)};
+            cj.g.a_packed = pa;
+            cj.g.a_rowsum = rs;
+            cj.g.a_zp_rows = zr;
+            cj.g.pack_b = oq_q8_im2col_pack;
+            cj.g.pack_ctx = &ic;
+            cj.g.b_zp = 3;
+            cj.g.out = OQ_Q8_OUT_U8;
+            uint8_t *cc = malloc(cm * cn);
+            cj.g.c = cc;
+            cj.g.ldc = cn;
+            cj.g.scale = sc;
+            cj.g.scale_mode = OQ_Q8_PER_ROW;
+            cj.g.range = oq_requant_range_make(128, 0, 255);
+            cj.ws = malloc(oq_q8_gemm_workspace_size(cv, &cj.g, 1));
+            double tc = time_call(run_conv, &cj, min_s);
+            printf(" | %8.1f %5.1f%%", 2 * macs / tc / 1e9, peak > 0 ? 100 * macs / tc / peak : 0.0);
+#ifdef BENCH_HAVE_DNNL
+            printf(" %5.2f", td / tc);
+#endif
+            free(rs), free(zr), free(sc), free(cc), free(cj.ws);
+            oq_aligned_free(pa);
+        }
         printf("\n");
         fflush(stdout);
         free(a), free(b), free(j.c), free(cs), free(j.ws);

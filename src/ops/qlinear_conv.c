@@ -20,6 +20,11 @@ typedef struct qconv_state {
     const oq_q8_gemm_variant *v;
     uint8_t *packed_w; /* per group, packed_size bytes each */
     int32_t *rowsum;   /* per output channel */
+    /* pixel-row form (see pixel_rows): the u8s8 variant, the weights packed as
+     * its columns (group 1 only, on first use) and their sums */
+    const oq_q8_gemm_variant *vt;
+    uint8_t *packed_wt;
+    int32_t *colsum_wt;
     size_t packed_size;
     const void *w_data;
     bool act;
@@ -45,6 +50,8 @@ static void qconv_destroy(void *p)
         return;
     oq_aligned_free(s->packed_w);
     free(s->rowsum);
+    oq_aligned_free(s->packed_wt);
+    free(s->colsum_wt);
     oq_aligned_free(s->ws);
     free(s);
 }
@@ -96,6 +103,88 @@ static void pack_weights(const qconv_state *s, const oq_tensor *w, size_t group,
                      rowsum + g * mg);
 }
 
+/* The pixel-row form: the GEMM's rows are output pixels (u8s8: the pixel's
+ * patch is broadcast from a row of A, the weights are packed columns) and C,
+ * pixels x channels, is transposed into y afterwards. The usual form puts
+ * pixels in 32-column panels, so a pixel count that fills them poorly (7x7: 49
+ * of 64; 14x14 on the padded grid: 224 columns of which 196 are kept) wastes
+ * that share of every product, while a tile of A rows costs in proportion to
+ * its rows. A is built from a pixel-major copy of the input: a 1x1 stride-1
+ * convolution reads that copy in place, others copy kernel-tap runs of C bytes
+ * per pixel (k in (ky, kx, c) order, the weights reordered to match). Group 1,
+ * constant weights, 2-D, c4 kernels (not AMX), small planes. */
+static bool pixel_rows(const qconv_state *s, size_t group, bool have_packed, const oq_q8_conv_geom *g,
+                       size_t grid, size_t m)
+{
+    size_t out_plane = g->out[0] * g->out[1] * g->out[2];
+    if (group != 1 || !have_packed || !s->vt || s->vt->ka != 4 || g->in[0] != 1 || g->kernel[0] != 1 ||
+        out_plane > 1024)
+        return false;
+    double cols = (double)out_plane / (double)((grid + s->v->nr - 1) / s->v->nr * s->v->nr);
+    double rows = (double)m / (double)((m + s->vt->nr - 1) / s->vt->nr * s->vt->nr);
+    return rows > cols + 0.08;
+}
+
+/* The weights (group 1, m x C x taps) packed as the u8s8 variant's columns in
+ * (tap, c) order: s8 (u8 ^ 0x80), with column sums. */
+static oq_status pack_weights_t(qconv_state *s, const oq_op_node *n, const oq_tensor *w, size_t taps)
+{
+    size_t m = (size_t)w->dims[0], kg = (size_t)(oq_tensor_numel(w) / w->dims[0]), c = kg / taps;
+    s->packed_wt = oq_aligned_alloc(oq_q8_packed_b_size(s->vt, kg, m));
+    s->colsum_wt = malloc(m * sizeof(int32_t));
+    uint8_t *re = malloc(m * kg);
+    if (!s->packed_wt || !s->colsum_wt || !re) {
+        oq_aligned_free(s->packed_wt);
+        free(s->colsum_wt);
+        free(re);
+        s->packed_wt = NULL;
+        s->colsum_wt = NULL;
+        return oq_error(OQ_E_NOMEM, "out of memory packing the weights of '%s'", n->label);
+    }
+    const uint8_t *src = w->data;
+    for (size_t j = 0; j < m; j++)
+        for (size_t ci = 0; ci < c; ci++)
+            for (size_t t = 0; t < taps; t++)
+                re[j * kg + t * c + ci] = src[j * kg + ci * taps + t];
+    oq_q8_pack_b(s->vt, kg, m, re, 1, kg, w->dtype == OQ_UINT8 ? 0x80 : 0, s->packed_wt, s->colsum_wt);
+    free(re);
+    return OQ_OK;
+}
+
+/* Rows of A for output pixels [p0, p1): pixel (oy, ox) gets, tap by tap, the C
+ * bytes of input pixel (oy*sy + ky*dy - py, ox*sx + kx*dx - px) of the
+ * pixel-major copy xt, or C bytes of pad outside the image. */
+typedef struct rows_job {
+    const oq_q8_conv_geom *g;
+    const uint8_t *xt;
+    uint8_t *a;
+    uint8_t pad;
+    size_t per;
+} rows_job;
+
+static void rows_task(void *ctx, size_t task, size_t thread)
+{
+    (void)thread;
+    const rows_job *j = ctx;
+    const oq_q8_conv_geom *g = j->g;
+    size_t c = g->channels, taps = g->kernel[1] * g->kernel[2], kg = taps * c, n = g->out[1] * g->out[2];
+    size_t p1 = (task + 1) * j->per < n ? (task + 1) * j->per : n;
+    for (size_t p = task * j->per; p < p1; p++) {
+        size_t oy = p / g->out[2], ox = p % g->out[2];
+        uint8_t *d = j->a + p * kg;
+        for (size_t ky = 0; ky < g->kernel[1]; ky++) {
+            size_t iy = oy * g->stride[1] + ky * g->dilation[1] - g->pad[1]; /* wraps below 0 */
+            for (size_t kx = 0; kx < g->kernel[2]; kx++, d += c) {
+                size_t ix = ox * g->stride[2] + kx * g->dilation[2] - g->pad[2];
+                if (iy < g->in[1] && ix < g->in[2])
+                    memcpy(d, j->xt + (iy * g->in[2] + ix) * c, c);
+                else
+                    memset(d, j->pad, c);
+            }
+        }
+    }
+}
+
 static bool depthwise(const oq_tensor *x, const oq_tensor *w, int64_t group)
 {
     return group > 1 && x->ndim <= 4 && w->dims[1] == 1 && w->dims[0] == group && x->dims[1] == group;
@@ -113,6 +202,7 @@ static oq_status qconv_prepare_common(oq_op_node *n, bool integer)
         return oq_op_error(n, OQ_E_INVALID_ARG, "%s takes %zu to %zu inputs and one output",
                            integer ? "ConvInteger" : "QLinearConv", lo, hi);
     s->v = oq_q8_gemm_default(OQ_Q8_S8U8);
+    s->vt = oq_q8_gemm_default(OQ_Q8_U8S8);
     s->to_float = !integer && oq_node_attr_int(n->node, "onnxq_float_output", 0) != 0;
     oq_status st = read_act(n, s);
     if (st != OQ_OK)
@@ -414,7 +504,24 @@ stage_done:;
         cp_bytes = mg * pix * ysize;
         ga = oq_q8_gemm_args_init(mg, pix, kg);
     }
-    size_t gemm_ws = dw ? 0 : oq_q8_gemm_workspace_size(s->v, &ga, n_threads) + 64;
+    bool rows = !dw && pixel_rows(s, group, have_packed, &g, pix, m);
+    bool in_place = ksize == 1 && g.stride[1] == 1 && g.stride[2] == 1 && g.pad[1] == 0 && g.pad[2] == 0 &&
+                    g.in[1] == g.out[1] && g.in[2] == g.out[2];
+    size_t xt_bytes = 0, a_bytes = 0;
+    oq_q8_gemm_args gt = oq_q8_gemm_args_init(out_plane, m, kg);
+    if (rows) { /* the rows form's workspace: pixel-major input, A, its GEMM, C before the transpose */
+        padded = false;
+        xt_bytes = in_plane * cin;
+        a_bytes = in_place ? 0 : out_plane * kg;
+        gt.a = (const uint8_t *)64; /* raw A (read in place), for the workspace size */
+        gt.a_rs = kg;
+        gt.a_cs = 1;
+        gt.b_packed = (const uint8_t *)64;
+        cp_bytes = out_plane * m * ysize;
+    }
+    size_t gemm_ws = dw ? 0
+                     : rows ? oq_q8_gemm_workspace_size(s->vt, &gt, n_threads) + 64 + cp_bytes + xt_bytes + a_bytes + 192
+                            : oq_q8_gemm_workspace_size(s->v, &ga, n_threads) + 64;
     size_t bytes = 64 + m * 4 * 3 + (dw ? m * 4 + 64 : 0) + (have_packed || dw ? 0 : group * packed_size + 64) + gemm_ws + 256 +
                    (padded ? xp_bytes + cp_bytes + 128 : 0);
     uint8_t *ws = scratch(s, bytes);
@@ -448,6 +555,49 @@ stage_done:;
         j.planes = batch * cin;
         j.per = n_threads > 1 ? (j.planes + 8 * n_threads - 1) / (8 * n_threads) : j.planes;
         oq_parallel_for(n->tp, (j.planes + j.per - 1) / j.per, dw_task, &j);
+        return OQ_OK;
+    }
+
+    if (rows) {
+        if (!s->packed_wt && (st = pack_weights_t(s, n, w, ksize)) != OQ_OK)
+            return st;
+        uint8_t *ct = rest, *xt = ct + (cp_bytes + 63) / 64 * 64, *a = xt + (xt_bytes + 63) / 64 * 64;
+        rest = a + (a_bytes + 63) / 64 * 64;
+        for (size_t b = 0; b < batch; b++) {
+            /* pixel-major copy in the u8 domain (s8 input ^ 0x80, its zero point + 128) */
+            oq_q8_transpose_u8((const uint8_t *)x->data + b * cin * in_plane, cin, in_plane, in_plane, xt, cin, xx);
+            if (!in_place) {
+                rows_job rj = {&g, xt, a, (uint8_t)xzp, 0};
+                rj.per = n_threads > 1 ? (out_plane + 4 * n_threads - 1) / (4 * n_threads) : out_plane;
+                oq_parallel_for(n->tp, (out_plane + rj.per - 1) / rj.per, rows_task, &rj);
+            }
+            gt = oq_q8_gemm_args_init(out_plane, m, kg);
+            gt.a = in_place ? xt : a;
+            gt.a_rs = kg;
+            gt.a_cs = 1;
+            gt.b_packed = s->packed_wt;
+            gt.b_colsum = s->colsum_wt;
+            gt.a_zp = xzp;
+            gt.b_zp_cols = wzp;
+            if (bias) {
+                gt.bias = (const int32_t *)bias->data;
+                gt.bias_mode = OQ_Q8_PER_COL;
+            }
+            gt.out = outk;
+            gt.c = ct;
+            gt.ldc = m;
+            gt.scale = scales;
+            gt.scale_mode = OQ_Q8_PER_COL;
+            gt.range = range;
+            oq_q8_gemm_run(s->vt, &gt, rest, n->tp);
+            uint8_t *yb = y + b * m * out_plane * ysize;
+            if (ysize == 1)
+                oq_q8_transpose_u8(ct, out_plane, m, m, yb, out_plane, 0);
+            else
+                for (size_t p = 0; p < out_plane; p++)
+                    for (size_t c = 0; c < m; c++)
+                        memcpy(yb + (c * out_plane + p) * 4, ct + (p * m + c) * 4, 4);
+        }
         return OQ_OK;
     }
 

@@ -188,6 +188,29 @@ static void test_gemm(void)
     }
 }
 
+/* The byte transpose (pixel-major copies of NCHW planes) against a plain loop:
+ * sizes around its 16 x 16 blocks, row strides past the width, with and without xor. */
+static void test_transpose(void)
+{
+    static const size_t sizes[] = {1, 3, 15, 16, 17, 31, 32, 49, 64, 70};
+    int bad = 0;
+    for (size_t a = 0; a < sizeof sizes / sizeof sizes[0]; a++)
+        for (size_t b = 0; b < sizeof sizes / sizeof sizes[0]; b++) {
+            size_t rows = sizes[a], cols = sizes[b], ss = cols + (a % 3) * 5, ds = rows + (b % 2) * 3;
+            uint8_t x = (a + b) % 2 ? 0x80 : 0;
+            uint8_t *src = malloc(rows * ss), *dst = malloc(cols * ds);
+            for (size_t i = 0; i < rows * ss; i++)
+                src[i] = rnd8();
+            memset(dst, 0x5A, cols * ds);
+            oq_q8_transpose_u8(src, rows, cols, ss, dst, ds, x);
+            for (size_t j = 0; j < cols; j++)
+                for (size_t i = 0; i < ds; i++)
+                    bad += dst[j * ds + i] != (i < rows ? (uint8_t)(src[i * ss + j] ^ x) : 0x5A);
+            free(src), free(dst);
+        }
+    CHECK(bad == 0);
+}
+
 static void test_requantize_rule(void)
 {
     oq_requant_range r = oq_requant_range_make(10, 0, 255);
@@ -641,6 +664,7 @@ static void test_dwconv_flat(void)
 
 int main(void)
 {
+    test_transpose();
     printf("ISA level %s\n", oq_isa_name(oq_isa_level()));
     test_requantize_rule();
     test_gemm();

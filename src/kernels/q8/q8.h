@@ -198,6 +198,10 @@ size_t oq_q8_im2col_padded_size(const oq_q8_conv_geom *g, size_t pad_bottom, siz
 void oq_q8_im2col_padded_fill(const oq_q8_conv_geom *g, size_t pad_bottom, size_t pad_right, const uint8_t *x,
                               uint8_t pad, uint8_t *dst);
 
+/* dst[j*ds + i] = src[i*ss + j] ^ x for a rows x cols block of bytes (NCHW
+ * planes to pixel rows and back, 16 x 16 blocks at a time). */
+void oq_q8_transpose_u8(const uint8_t *src, size_t rows, size_t cols, size_t ss, uint8_t *dst, size_t ds, uint8_t x);
+
 /* The byte-by-byte specification of oq_q8_im2col_pack (tests); colsum required. */
 void oq_q8_im2col_pack_reference(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum);
 
