@@ -114,15 +114,22 @@ static void pack_weights(const qconv_state *s, const oq_tensor *w, size_t group,
  * per pixel (k in (ky, kx, c) order, the weights reordered to match). Group 1,
  * constant weights, 2-D, c4 kernels (not AMX), small planes. */
 static bool pixel_rows(const qconv_state *s, size_t group, bool have_packed, const oq_q8_conv_geom *g,
-                       size_t grid, size_t m)
+                       size_t grid, size_t m, bool in_place)
 {
-    size_t out_plane = g->out[0] * g->out[1] * g->out[2];
+    size_t out_plane = g->out[0] * g->out[1] * g->out[2], in_plane = g->in[0] * g->in[1] * g->in[2];
+    size_t kg = g->channels * g->kernel[1] * g->kernel[2];
     if (group != 1 || !have_packed || !s->vt || s->vt->ka != 4 || g->in[0] != 1 || g->kernel[0] != 1 ||
         out_plane > 1024)
         return false;
-    double cols = (double)out_plane / (double)((grid + s->v->nr - 1) / s->v->nr * s->v->nr);
-    double rows = (double)m / (double)((m + s->vt->nr - 1) / s->vt->nr * s->vt->nr);
-    return rows > cols + 0.08;
+    /* MACs the panels waste either way, against the bytes the rows form moves:
+     * two transposes (~0.5 cycle a byte) and the tap runs (~0.1), next to
+     * vpdpbusd's 64 MACs a cycle; it must win by half again (ResNet18's 3x3 layers
+     * 3-4 win, MobileNetV2's 1x1 expansions with k 64 lose to their transposes) */
+    double waste_cols = (double)((grid + s->v->nr - 1) / s->v->nr * s->v->nr - out_plane) * (double)m;
+    double waste_rows = (double)((m + s->vt->nr - 1) / s->vt->nr * s->vt->nr - m) * (double)out_plane;
+    double saved = (waste_cols - waste_rows) * (double)kg / 64.0;
+    double cost = 0.5 * (double)(g->channels * in_plane + m * out_plane) + (in_place ? 0.0 : 0.1 * (double)(out_plane * kg));
+    return saved > 1.5 * cost;
 }
 
 /* The weights (group 1, m x C x taps) packed as the u8s8 variant's columns in
@@ -504,9 +511,9 @@ stage_done:;
         cp_bytes = mg * pix * ysize;
         ga = oq_q8_gemm_args_init(mg, pix, kg);
     }
-    bool rows = !dw && pixel_rows(s, group, have_packed, &g, pix, m);
     bool in_place = ksize == 1 && g.stride[1] == 1 && g.stride[2] == 1 && g.pad[1] == 0 && g.pad[2] == 0 &&
                     g.in[1] == g.out[1] && g.in[2] == g.out[2];
+    bool rows = !dw && pixel_rows(s, group, have_packed, &g, pix, m, in_place);
     size_t xt_bytes = 0, a_bytes = 0;
     oq_q8_gemm_args gt = oq_q8_gemm_args_init(out_plane, m, kg);
     if (rows) { /* the rows form's workspace: pixel-major input, A, its GEMM, C before the transpose */
