@@ -158,6 +158,49 @@ static oq_status pack_weights_t(qconv_state *s, const oq_op_node *n, const oq_te
     return OQ_OK;
 }
 
+/* Byte transposes split over threads: rows [task*per, ...) of src (the transpose
+ * writes their columns of dst). */
+typedef struct transpose_job {
+    const uint8_t *src;
+    uint8_t *dst;
+    size_t rows, cols, ss, ds, per;
+    uint8_t x;
+} transpose_job;
+
+static void transpose_task(void *ctx, size_t task, size_t thread)
+{
+    (void)thread;
+    const transpose_job *j = ctx;
+    size_t r0 = task * j->per, r1 = r0 + j->per < j->rows ? r0 + j->per : j->rows;
+    oq_q8_transpose_u8(j->src + r0 * j->ss, r1 - r0, j->cols, j->ss, j->dst + r0, j->ds, j->x);
+}
+
+static void transpose_par(oq_threadpool *tp, size_t n_threads, const uint8_t *src, size_t rows, size_t cols, size_t ss,
+                          uint8_t *dst, size_t ds, uint8_t x)
+{
+    /* blocks of 16 rows (whole 16 x 16 tiles), a few per thread */
+    size_t per = n_threads > 1 ? (rows + 4 * n_threads - 1) / (4 * n_threads) : rows;
+    per = (per + 15) / 16 * 16;
+    transpose_job j = {src, dst, rows, cols, ss, ds, per ? per : 16, x};
+    oq_parallel_for(tp, (rows + j.per - 1) / j.per, transpose_task, &j);
+}
+
+/* The padded form's output: the first out[2] of every wp columns of rows of cp. */
+typedef struct crop_job {
+    const uint8_t *cp;
+    uint8_t *y;
+    size_t rows, wp, w, es, per;
+} crop_job;
+
+static void crop_task(void *ctx, size_t task, size_t thread)
+{
+    (void)thread;
+    const crop_job *j = ctx;
+    size_t r1 = (task + 1) * j->per < j->rows ? (task + 1) * j->per : j->rows;
+    for (size_t r = task * j->per; r < r1; r++)
+        memcpy(j->y + r * j->w * j->es, j->cp + r * j->wp * j->es, j->w * j->es);
+}
+
 /* Rows of A for output pixels [p0, p1): pixel (oy, ox) gets, tap by tap, the C
  * bytes of input pixel (oy*sy + ky*dy - py, ox*sx + kx*dx - px) of the
  * pixel-major copy xt, or C bytes of pad outside the image. */
@@ -572,7 +615,8 @@ stage_done:;
         rest = a + (a_bytes + 63) / 64 * 64;
         for (size_t b = 0; b < batch; b++) {
             /* pixel-major copy in the u8 domain (s8 input ^ 0x80, its zero point + 128) */
-            oq_q8_transpose_u8((const uint8_t *)x->data + b * cin * in_plane, cin, in_plane, in_plane, xt, cin, xx);
+            transpose_par(n->tp, n_threads, (const uint8_t *)x->data + b * cin * in_plane, cin, in_plane, in_plane, xt,
+                          cin, xx);
             if (!in_place) {
                 rows_job rj = {&g, xt, a, (uint8_t)xzp, 0};
                 rj.per = n_threads > 1 ? (out_plane + 4 * n_threads - 1) / (4 * n_threads) : out_plane;
@@ -599,7 +643,7 @@ stage_done:;
             oq_q8_gemm_run(s->vt, &gt, rest, n->tp);
             uint8_t *yb = y + b * m * out_plane * ysize;
             if (ysize == 1)
-                oq_q8_transpose_u8(ct, out_plane, m, m, yb, out_plane, 0);
+                transpose_par(n->tp, n_threads, ct, out_plane, m, m, yb, out_plane, 0);
             else
                 for (size_t p = 0; p < out_plane; p++)
                     for (size_t c = 0; c < m; c++)
@@ -655,9 +699,11 @@ stage_done:;
             ga.scale_mode = OQ_Q8_PER_ROW;
             ga.range = range;
             oq_q8_gemm_run(s->v, &ga, rest, n->tp);
-            if (padded) /* keep the first out[2] of every wp columns */
-                for (size_t r = 0; r < mg * g.out[1]; r++)
-                    memcpy(yg + r * g.out[2] * ysize, cp + r * wp * ysize, g.out[2] * ysize);
+            if (padded) { /* keep the first out[2] of every wp columns */
+                crop_job cj = {cp, yg, mg * g.out[1], wp, g.out[2], ysize, 0};
+                cj.per = n_threads > 1 ? (cj.rows + 4 * n_threads - 1) / (4 * n_threads) : cj.rows;
+                oq_parallel_for(n->tp, (cj.rows + cj.per - 1) / cj.per, crop_task, &cj);
+            }
         }
     return OQ_OK;
 }

@@ -482,7 +482,14 @@ void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void 
     w += 4 * align64(mp * 4);
     r.thread_ws = w;
     r.thread_stride = thread_bytes(v, g);
-    oq_parallel_for(tp, mp / v->mr, prep_rows, &r);
+    /* with A packed ahead (convolution weights) or read in place without row
+     * sums, the rows need only their offsets: a few operations a row, less than
+     * waking the pool for them (one fork/join per node saved) */
+    if (g->a_packed || (r.direct && !r.zb && !r.zb0))
+        for (size_t t = 0; t < mp / v->mr; t++)
+            prep_rows(&r, t, 0);
+    else
+        oq_parallel_for(tp, mp / v->mr, prep_rows, &r);
 
     size_t threads = (size_t)oq_threadpool_size(tp);
     r.nc = block_n(v, g);
