@@ -119,7 +119,7 @@ static bool pixel_rows(const qconv_state *s, size_t group, bool have_packed, con
     size_t out_plane = g->out[0] * g->out[1] * g->out[2], in_plane = g->in[0] * g->in[1] * g->in[2];
     size_t kg = g->channels * g->kernel[1] * g->kernel[2];
     if (group != 1 || !have_packed || !s->vt || s->vt->ka != 4 || g->in[0] != 1 || g->kernel[0] != 1 ||
-        out_plane > 1024)
+        out_plane == 0 || out_plane > 1024 || m == 0 || kg == 0)
         return false;
     /* MACs the panels waste either way, against the bytes the rows form moves:
      * two transposes (~0.5 cycle a byte) and the tap runs (~0.1), next to
@@ -620,6 +620,7 @@ stage_done:;
             if (!in_place) {
                 rows_job rj = {&g, xt, a, (uint8_t)xzp, 0};
                 rj.per = n_threads > 1 ? (out_plane + 4 * n_threads - 1) / (4 * n_threads) : out_plane;
+                rj.per = rj.per ? rj.per : 1;
                 oq_parallel_for(n->tp, (out_plane + rj.per - 1) / rj.per, rows_task, &rj);
             }
             gt = oq_q8_gemm_args_init(out_plane, m, kg);
@@ -702,6 +703,7 @@ stage_done:;
             if (padded) { /* keep the first out[2] of every wp columns */
                 crop_job cj = {cp, yg, mg * g.out[1], wp, g.out[2], ysize, 0};
                 cj.per = n_threads > 1 ? (cj.rows + 4 * n_threads - 1) / (4 * n_threads) : cj.rows;
+                cj.per = cj.per ? cj.per : 1; /* no rows: no task, but no division by zero either */
                 oq_parallel_for(n->tp, (cj.rows + cj.per - 1) / cj.per, crop_task, &cj);
             }
         }
