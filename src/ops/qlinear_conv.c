@@ -123,13 +123,15 @@ static bool pixel_rows(const qconv_state *s, size_t group, bool have_packed, con
         return false;
     /* MACs the panels waste either way, against the bytes the rows form moves:
      * two transposes (~0.5 cycle a byte) and the tap runs (~0.1), next to
-     * vpdpbusd's 64 MACs a cycle; it must win by half again (ResNet18's 3x3 layers
-     * 3-4 win, MobileNetV2's 1x1 expansions with k 64 lose to their transposes) */
+     * vpdpbusd's 64 MACs a cycle. Single-conv models, 1 thread CPU time (the
+     * ratio saved/cost in brackets): ResNet18's 28x28 3x3 (0.97) 0.64 -> 0.57-0.60
+     * ms, 7x7 3x3 (>3) 0.84 -> 0.57, MobileNetV2's 7x7 1x1 160->960 (1.3) 0.06 ->
+     * 0.05, but its 14x14 1x1 96->576 (0.37) 0.07 -> 0.10: the threshold sits between. */
     double waste_cols = (double)((grid + s->v->nr - 1) / s->v->nr * s->v->nr - out_plane) * (double)m;
     double waste_rows = (double)((m + s->vt->nr - 1) / s->vt->nr * s->vt->nr - m) * (double)out_plane;
     double saved = (waste_cols - waste_rows) * (double)kg / 64.0;
     double cost = 0.5 * (double)(g->channels * in_plane + m * out_plane) + (in_place ? 0.0 : 0.1 * (double)(out_plane * kg));
-    return saved > 1.5 * cost;
+    return saved > 0.6 * cost;
 }
 
 /* The weights (group 1, m x C x taps) packed as the u8s8 variant's columns in
