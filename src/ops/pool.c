@@ -248,11 +248,44 @@ static void row_max_i8(int8_t *col, const int8_t *row, size_t n)
         col[i] = row[i] > col[i] ? row[i] : col[i];
 }
 
+/* Column windows of 3 at stride 2 (ResNet's stem pool, u8 between quantized
+ * layers) for the outputs whose window lies inside the row, 16 at a time: even
+ * and odd bytes of col split by mask-and-pack. Writes y[ox] for ox in [*a, *b);
+ * reads col up to one byte past the row. */
+static void col_max_k3s2_u8(const pool_geom *g, const uint8_t *col, const ptrdiff_t *fxs, uint8_t *y, size_t *a,
+                            size_t *b)
+{
+    *a = *b = 0;
+#if defined(__SSE2__)
+    if (g->k[2] != 3 || g->s[2] != 2 || g->d[2] != 1)
+        return;
+    size_t n = g->out[2], iw = g->in[2], ox = 0;
+    while (ox < n && fxs[ox] < 0)
+        ox++;
+    *a = ox;
+    const __m128i m = _mm_set1_epi16(0x00FF);
+    /* the last tap of output ox + 15 is fxs[ox] + 32 */
+    for (; ox + 16 <= n && (size_t)fxs[ox] + 32 < iw; ox += 16) {
+        const uint8_t *p = col + fxs[ox];
+        __m128i v0 = _mm_loadu_si128((const __m128i *)p), v1 = _mm_loadu_si128((const __m128i *)(p + 16));
+        __m128i w0 = _mm_loadu_si128((const __m128i *)(p + 2)), w1 = _mm_loadu_si128((const __m128i *)(p + 18));
+        __m128i e = _mm_packus_epi16(_mm_and_si128(v0, m), _mm_and_si128(v1, m));
+        __m128i o = _mm_packus_epi16(_mm_srli_epi16(v0, 8), _mm_srli_epi16(v1, 8));
+        __m128i e2 = _mm_packus_epi16(_mm_and_si128(w0, m), _mm_and_si128(w1, m));
+        _mm_storeu_si128((__m128i *)(y + ox), _mm_max_epu8(_mm_max_epu8(e, o), e2));
+    }
+    *b = ox;
+#else
+    (void)g, (void)col, (void)fxs, (void)y;
+#endif
+}
+#define COL_MAX_NONE(g, col, fxs, y, a, b) (*(a) = *(b) = 0)
+
 /* Max pooling without Indices, the hot case (ResNet's 3x3/2 stem pool, in float or
  * in int8 between quantized layers): column windows are computed once per plane, the
  * inner loop is a bare max. Returns false when the plane is too wide for it. */
 enum { FAST_COLS = 1024 };
-#define DEFINE_MAX_PLANE_FAST(name, T, LOWEST, ROW_MAX)                                                               \
+#define DEFINE_MAX_PLANE_FAST(name, T, LOWEST, ROW_MAX, COL_MAX)                                                               \
     static bool name(const pool_job *j, size_t plane)                                                                 \
     {                                                                                                                 \
         const pool_geom *g = &j->g;                                                                                   \
@@ -272,7 +305,7 @@ enum { FAST_COLS = 1024 };
         if (g->in[0] == 1 && g->k[0] == 1 && g->out[0] == 1 && g->in[2] <= FAST_COLS) {                               \
             /* 2-D: the max over the window's rows first (vectorized), then over columns,                             \
              * so overlapping windows do not compare the same inputs again */                                         \
-            T col[FAST_COLS];                                                                                         \
+            T col[FAST_COLS + 16];                                                                                    \
             const size_t iw = g->in[2];                                                                               \
             for (size_t oy = 0; oy < g->out[1]; oy++, y += g->out[2]) {                                               \
                 ptrdiff_t fy;                                                                                         \
@@ -282,7 +315,13 @@ enum { FAST_COLS = 1024 };
                     col[i] = LOWEST;                                                                                  \
                 for (size_t ty = y0; ty < y1; ty++)                                                                   \
                     ROW_MAX(col, x + (size_t)(fy + (ptrdiff_t)(ty * g->d[1])) * iw, iw);                              \
+                size_t va, vb;                                                                                        \
+                COL_MAX(g, col, fxs, y, &va, &vb);                                                                    \
                 for (size_t ox = 0; ox < g->out[2]; ox++) {                                                           \
+                    if (ox == va && vb > va)                                                                          \
+                        ox = vb;                                                                                      \
+                    if (ox >= g->out[2])                                                                              \
+                        break;                                                                                        \
                     T m = LOWEST;                                                                                     \
                     /* fxs may be negative (left padding); tx starts where the index is >= 0 */                       \
                     for (size_t tx = x0s[ox]; tx < x1s[ox]; tx++) {                                                   \
@@ -324,9 +363,9 @@ enum { FAST_COLS = 1024 };
         }                                                                                                             \
         return true;                                                                                                  \
     }
-DEFINE_MAX_PLANE_FAST(max_plane_f32_fast, float, -INFINITY, row_max_f32)
-DEFINE_MAX_PLANE_FAST(max_plane_u8_fast, uint8_t, 0, row_max_u8)
-DEFINE_MAX_PLANE_FAST(max_plane_i8_fast, int8_t, INT8_MIN, row_max_i8)
+DEFINE_MAX_PLANE_FAST(max_plane_f32_fast, float, -INFINITY, row_max_f32, COL_MAX_NONE)
+DEFINE_MAX_PLANE_FAST(max_plane_u8_fast, uint8_t, 0, row_max_u8, col_max_k3s2_u8)
+DEFINE_MAX_PLANE_FAST(max_plane_i8_fast, int8_t, INT8_MIN, row_max_i8, COL_MAX_NONE)
 
 /* Average or Lp pooling of one float plane. */
 static void avg_plane(const pool_job *j, size_t plane)

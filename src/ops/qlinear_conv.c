@@ -27,6 +27,11 @@ typedef struct qconv_state {
     const oq_q8_gemm_variant *v;
     uint8_t *packed_w; /* per group, packed_size bytes each */
     int32_t *rowsum;   /* per output channel */
+    /* pixel-row form (see pixel_rows): the u8s8 variant, the weights packed as
+     * its columns (group 1 only, on first use) and their sums */
+    const oq_q8_gemm_variant *vt;
+    uint8_t *packed_wt;
+    int32_t *colsum_wt;
     size_t packed_size;
     const void *w_data;
     bool act;
@@ -53,6 +58,8 @@ static void qconv_destroy(void *p)
     oq_aligned_free(s->packed_w);
     oq_aligned_free(s->xq);
     free(s->rowsum);
+    oq_aligned_free(s->packed_wt);
+    free(s->colsum_wt);
     oq_aligned_free(s->ws);
     free(s);
 }
@@ -104,6 +111,140 @@ static void pack_weights(const qconv_state *s, const oq_tensor *w, size_t group,
                      rowsum + g * mg);
 }
 
+/* The pixel-row form: the GEMM's rows are output pixels (u8s8: the pixel's
+ * patch is broadcast from a row of A, the weights are packed columns) and C,
+ * pixels x channels, is transposed into y afterwards. The usual form puts
+ * pixels in 32-column panels, so a pixel count that fills them poorly (7x7: 49
+ * of 64; 14x14 on the padded grid: 224 columns of which 196 are kept) wastes
+ * that share of every product, while a tile of A rows costs in proportion to
+ * its rows. A is built from a pixel-major copy of the input: a 1x1 stride-1
+ * convolution reads that copy in place, others copy kernel-tap runs of C bytes
+ * per pixel (k in (ky, kx, c) order, the weights reordered to match). Group 1,
+ * constant weights, 2-D, c4 kernels (not AMX), small planes. */
+static bool pixel_rows(const qconv_state *s, size_t group, bool have_packed, const oq_q8_conv_geom *g,
+                       size_t grid, size_t m, bool in_place)
+{
+    size_t out_plane = g->out[0] * g->out[1] * g->out[2], in_plane = g->in[0] * g->in[1] * g->in[2];
+    size_t kg = g->channels * g->kernel[1] * g->kernel[2];
+    if (group != 1 || !have_packed || !s->vt || s->vt->ka != 4 || g->in[0] != 1 || g->kernel[0] != 1 ||
+        out_plane == 0 || out_plane > 1024 || m == 0 || kg == 0)
+        return false;
+    /* MACs the panels waste either way, against the bytes the rows form moves:
+     * two transposes (~0.5 cycle a byte) and the tap runs (~0.1), next to
+     * vpdpbusd's 64 MACs a cycle. Single-conv models, 1 thread CPU time (the
+     * ratio saved/cost in brackets): ResNet18's 28x28 3x3 (0.97) 0.64 -> 0.57-0.60
+     * ms, 7x7 3x3 (>3) 0.84 -> 0.57, MobileNetV2's 7x7 1x1 160->960 (1.3) 0.06 ->
+     * 0.05, but its 14x14 1x1 96->576 (0.37) 0.07 -> 0.10: the threshold sits between. */
+    double waste_cols = (double)((grid + s->v->nr - 1) / s->v->nr * s->v->nr - out_plane) * (double)m;
+    double waste_rows = (double)((m + s->vt->nr - 1) / s->vt->nr * s->vt->nr - m) * (double)out_plane;
+    double saved = (waste_cols - waste_rows) * (double)kg / 64.0;
+    double cost = 0.5 * (double)(g->channels * in_plane + m * out_plane) + (in_place ? 0.0 : 0.1 * (double)(out_plane * kg));
+    return saved > 0.6 * cost;
+}
+
+/* The weights (group 1, m x C x taps) packed as the u8s8 variant's columns in
+ * (tap, c) order: s8 (u8 ^ 0x80), with column sums. */
+static oq_status pack_weights_t(qconv_state *s, const oq_op_node *n, const oq_tensor *w, size_t taps)
+{
+    size_t m = (size_t)w->dims[0], kg = (size_t)(oq_tensor_numel(w) / w->dims[0]), c = kg / taps;
+    s->packed_wt = oq_aligned_alloc(oq_q8_packed_b_size(s->vt, kg, m));
+    s->colsum_wt = malloc(m * sizeof(int32_t));
+    uint8_t *re = malloc(m * kg);
+    if (!s->packed_wt || !s->colsum_wt || !re) {
+        oq_aligned_free(s->packed_wt);
+        free(s->colsum_wt);
+        free(re);
+        s->packed_wt = NULL;
+        s->colsum_wt = NULL;
+        return oq_error(OQ_E_NOMEM, "out of memory packing the weights of '%s'", n->label);
+    }
+    const uint8_t *src = w->data;
+    for (size_t j = 0; j < m; j++)
+        for (size_t ci = 0; ci < c; ci++)
+            for (size_t t = 0; t < taps; t++)
+                re[j * kg + t * c + ci] = src[j * kg + ci * taps + t];
+    oq_q8_pack_b(s->vt, kg, m, re, 1, kg, w->dtype == OQ_UINT8 ? 0x80 : 0, s->packed_wt, s->colsum_wt);
+    free(re);
+    return OQ_OK;
+}
+
+/* Byte transposes split over threads: rows [task*per, ...) of src (the transpose
+ * writes their columns of dst). */
+typedef struct transpose_job {
+    const uint8_t *src;
+    uint8_t *dst;
+    size_t rows, cols, ss, ds, per;
+    uint8_t x;
+} transpose_job;
+
+static void transpose_task(void *ctx, size_t task, size_t thread)
+{
+    (void)thread;
+    const transpose_job *j = ctx;
+    size_t r0 = task * j->per, r1 = r0 + j->per < j->rows ? r0 + j->per : j->rows;
+    oq_q8_transpose_u8(j->src + r0 * j->ss, r1 - r0, j->cols, j->ss, j->dst + r0, j->ds, j->x);
+}
+
+static void transpose_par(oq_threadpool *tp, size_t n_threads, const uint8_t *src, size_t rows, size_t cols, size_t ss,
+                          uint8_t *dst, size_t ds, uint8_t x)
+{
+    /* blocks of 16 rows (whole 16 x 16 tiles), a few per thread */
+    size_t per = n_threads > 1 ? (rows + 4 * n_threads - 1) / (4 * n_threads) : rows;
+    per = (per + 15) / 16 * 16;
+    transpose_job j = {src, dst, rows, cols, ss, ds, per ? per : 16, x};
+    oq_parallel_for(tp, (rows + j.per - 1) / j.per, transpose_task, &j);
+}
+
+/* The padded form's output: the first out[2] of every wp columns of rows of cp. */
+typedef struct crop_job {
+    const uint8_t *cp;
+    uint8_t *y;
+    size_t rows, wp, w, es, per;
+} crop_job;
+
+static void crop_task(void *ctx, size_t task, size_t thread)
+{
+    (void)thread;
+    const crop_job *j = ctx;
+    size_t r1 = (task + 1) * j->per < j->rows ? (task + 1) * j->per : j->rows;
+    for (size_t r = task * j->per; r < r1; r++)
+        memcpy(j->y + r * j->w * j->es, j->cp + r * j->wp * j->es, j->w * j->es);
+}
+
+/* Rows of A for output pixels [p0, p1): pixel (oy, ox) gets, tap by tap, the C
+ * bytes of input pixel (oy*sy + ky*dy - py, ox*sx + kx*dx - px) of the
+ * pixel-major copy xt, or C bytes of pad outside the image. */
+typedef struct rows_job {
+    const oq_q8_conv_geom *g;
+    const uint8_t *xt;
+    uint8_t *a;
+    uint8_t pad;
+    size_t per;
+} rows_job;
+
+static void rows_task(void *ctx, size_t task, size_t thread)
+{
+    (void)thread;
+    const rows_job *j = ctx;
+    const oq_q8_conv_geom *g = j->g;
+    size_t c = g->channels, taps = g->kernel[1] * g->kernel[2], kg = taps * c, n = g->out[1] * g->out[2];
+    size_t p1 = (task + 1) * j->per < n ? (task + 1) * j->per : n;
+    for (size_t p = task * j->per; p < p1; p++) {
+        size_t oy = p / g->out[2], ox = p % g->out[2];
+        uint8_t *d = j->a + p * kg;
+        for (size_t ky = 0; ky < g->kernel[1]; ky++) {
+            size_t iy = oy * g->stride[1] + ky * g->dilation[1] - g->pad[1]; /* wraps below 0 */
+            for (size_t kx = 0; kx < g->kernel[2]; kx++, d += c) {
+                size_t ix = ox * g->stride[2] + kx * g->dilation[2] - g->pad[2];
+                if (iy < g->in[1] && ix < g->in[2])
+                    memcpy(d, j->xt + (iy * g->in[2] + ix) * c, c);
+                else
+                    memset(d, j->pad, c);
+            }
+        }
+    }
+}
+
 static bool depthwise(const oq_tensor *x, const oq_tensor *w, int64_t group)
 {
     return group > 1 && x->ndim <= 4 && w->dims[1] == 1 && w->dims[0] == group && x->dims[1] == group;
@@ -121,6 +262,7 @@ static oq_status qconv_prepare_common(oq_op_node *n, bool integer)
         return oq_op_error(n, OQ_E_INVALID_ARG, "%s takes %zu to %zu inputs and one output",
                            integer ? "ConvInteger" : "QLinearConv", lo, hi);
     s->v = oq_q8_gemm_default(OQ_Q8_S8U8);
+    s->vt = oq_q8_gemm_default(OQ_Q8_U8S8);
     s->to_float = !integer && oq_node_attr_int(n->node, "onnxq_float_output", 0) != 0;
     s->dynamic = s->to_float && oq_node_attr_int(n->node, "onnxq_dynamic_input", 0) != 0;
     oq_status st = read_act(n, s);
@@ -461,7 +603,24 @@ stage_done:;
         cp_bytes = mg * pix * ysize;
         ga = oq_q8_gemm_args_init(mg, pix, kg);
     }
-    size_t gemm_ws = dw ? 0 : oq_q8_gemm_workspace_size(s->v, &ga, n_threads) + 64;
+    bool in_place = ksize == 1 && g.stride[1] == 1 && g.stride[2] == 1 && g.pad[1] == 0 && g.pad[2] == 0 &&
+                    g.in[1] == g.out[1] && g.in[2] == g.out[2];
+    bool rows = !dw && pixel_rows(s, group, have_packed, &g, pix, m, in_place);
+    size_t xt_bytes = 0, a_bytes = 0;
+    oq_q8_gemm_args gt = oq_q8_gemm_args_init(out_plane, m, kg);
+    if (rows) { /* the rows form's workspace: pixel-major input, A, its GEMM, C before the transpose */
+        padded = false;
+        xt_bytes = in_plane * cin;
+        a_bytes = in_place ? 0 : out_plane * kg;
+        gt.a = (const uint8_t *)64; /* raw A (read in place), for the workspace size */
+        gt.a_rs = kg;
+        gt.a_cs = 1;
+        gt.b_packed = (const uint8_t *)64;
+        cp_bytes = out_plane * m * ysize;
+    }
+    size_t gemm_ws = dw ? 0
+                     : rows ? oq_q8_gemm_workspace_size(s->vt, &gt, n_threads) + 64 + cp_bytes + xt_bytes + a_bytes + 192
+                            : oq_q8_gemm_workspace_size(s->v, &ga, n_threads) + 64;
     size_t bytes = 64 + m * 4 * 3 + (dw ? m * 4 + 64 : 0) + (have_packed || dw ? 0 : group * packed_size + 64) + gemm_ws + 256 +
                    (padded ? xp_bytes + cp_bytes + 128 : 0);
     uint8_t *ws = scratch(s, bytes);
@@ -497,6 +656,51 @@ stage_done:;
         j.per = n_threads > 1 ? (j.planes + 8 * n_threads - 1) / (8 * n_threads) : j.planes;
         oq_parallel_for(n->tp, (j.planes + j.per - 1) / j.per, dw_task, &j);
         add_float_bias(bias_f, (float *)(void *)y, batch, m, out_plane);
+        return OQ_OK;
+    }
+
+    if (rows) {
+        if (!s->packed_wt && (st = pack_weights_t(s, n, w, ksize)) != OQ_OK)
+            return st;
+        uint8_t *ct = rest, *xt = ct + (cp_bytes + 63) / 64 * 64, *a = xt + (xt_bytes + 63) / 64 * 64;
+        rest = a + (a_bytes + 63) / 64 * 64;
+        for (size_t b = 0; b < batch; b++) {
+            /* pixel-major copy in the u8 domain (s8 input ^ 0x80, its zero point + 128) */
+            transpose_par(n->tp, n_threads, (const uint8_t *)x->data + b * cin * in_plane, cin, in_plane, in_plane, xt,
+                          cin, xx);
+            if (!in_place) {
+                rows_job rj = {&g, xt, a, (uint8_t)xzp, 0};
+                rj.per = n_threads > 1 ? (out_plane + 4 * n_threads - 1) / (4 * n_threads) : out_plane;
+                rj.per = rj.per ? rj.per : 1;
+                oq_parallel_for(n->tp, (out_plane + rj.per - 1) / rj.per, rows_task, &rj);
+            }
+            gt = oq_q8_gemm_args_init(out_plane, m, kg);
+            gt.a = in_place ? xt : a;
+            gt.a_rs = kg;
+            gt.a_cs = 1;
+            gt.b_packed = s->packed_wt;
+            gt.b_colsum = s->colsum_wt;
+            gt.a_zp = xzp;
+            gt.b_zp_cols = wzp;
+            if (bias) {
+                gt.bias = (const int32_t *)bias->data;
+                gt.bias_mode = OQ_Q8_PER_COL;
+            }
+            gt.out = outk;
+            gt.c = ct;
+            gt.ldc = m;
+            gt.scale = scales;
+            gt.scale_mode = OQ_Q8_PER_COL;
+            gt.range = range;
+            oq_q8_gemm_run(s->vt, &gt, rest, n->tp);
+            uint8_t *yb = y + b * m * out_plane * ysize;
+            if (ysize == 1)
+                transpose_par(n->tp, n_threads, ct, out_plane, m, m, yb, out_plane, 0);
+            else
+                for (size_t p = 0; p < out_plane; p++)
+                    for (size_t c = 0; c < m; c++)
+                        memcpy(yb + (c * out_plane + p) * 4, ct + (p * m + c) * 4, 4);
+        }
         return OQ_OK;
     }
 
@@ -547,9 +751,12 @@ stage_done:;
             ga.scale_mode = OQ_Q8_PER_ROW;
             ga.range = range;
             oq_q8_gemm_run(s->v, &ga, rest, n->tp);
-            if (padded) /* keep the first out[2] of every wp columns */
-                for (size_t r = 0; r < mg * g.out[1]; r++)
-                    memcpy(yg + r * g.out[2] * ysize, cp + r * wp * ysize, g.out[2] * ysize);
+            if (padded) { /* keep the first out[2] of every wp columns */
+                crop_job cj = {cp, yg, mg * g.out[1], wp, g.out[2], ysize, 0};
+                cj.per = n_threads > 1 ? (cj.rows + 4 * n_threads - 1) / (4 * n_threads) : cj.rows;
+                cj.per = cj.per ? cj.per : 1; /* no rows: no task, but no division by zero either */
+                oq_parallel_for(n->tp, (cj.rows + cj.per - 1) / cj.per, crop_task, &cj);
+            }
         }
     add_float_bias(bias_f, (float *)(void *)y, batch, m, out_plane);
     return OQ_OK;

@@ -1,7 +1,8 @@
 /* Kernel tests of the q8 GEMM family: every variant this CPU runs (up to the
  * ONNXQ_ISA cap) against a naive int64 computation of the same product,
  * int32 results bit-exact and requantized outputs identical, over odd shapes
- * (k < 4, k not a multiple of the tile, m = 1, n = 1, strided rows), extreme
+ * (k < 4, k not a multiple of 4 or of the tile, m = 1, n = 1, strided rows,
+ * raw A rows read in place with a partial last group), extreme
  * zero points, per-row/per-column zero points and scales, and every output type.
  * Also the im2col packer and the depthwise kernel against direct loops. */
 #include "kernels/q8/q8.h"
@@ -167,7 +168,9 @@ static void test_gemm(void)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int variant = 0; variant < 8; variant++) {
                 gcase c = {.m = shapes[s][0], .n = shapes[s][1], .k = shapes[s][2],
-                           .lda = shapes[s][2] + (size_t)(variant & 1) * 7, .ldb = shapes[s][1] + (size_t)(variant & 2) * 3};
+                           /* raw A rows (even variants, read in place by the c4 kernels) padded in 2 and 6 */
+                           .lda = shapes[s][2] + (size_t)(variant & 1) * 7 + (size_t)(variant & 2) * 2,
+                           .ldb = shapes[s][1] + (size_t)(variant & 2) * 3};
                 bool sgn = v->flavour == OQ_Q8_S8U8;
                 c.za = variant == 2 ? (sgn ? -128 : 255) : variant == 5 ? 0 : (sgn ? 5 : 128);
                 c.zb = variant == 3 ? (sgn ? 255 : -128) : variant == 6 ? 0 : (sgn ? 128 : 3);
@@ -183,6 +186,29 @@ static void test_gemm(void)
             }
         printf("  %-40s %zu cases, %d wrong\n", v->name, cases, fails);
     }
+}
+
+/* The byte transpose (pixel-major copies of NCHW planes) against a plain loop:
+ * sizes around its 16 x 16 blocks, row strides past the width, with and without xor. */
+static void test_transpose(void)
+{
+    static const size_t sizes[] = {1, 3, 15, 16, 17, 31, 32, 49, 64, 70};
+    int bad = 0;
+    for (size_t a = 0; a < sizeof sizes / sizeof sizes[0]; a++)
+        for (size_t b = 0; b < sizeof sizes / sizeof sizes[0]; b++) {
+            size_t rows = sizes[a], cols = sizes[b], ss = cols + (a % 3) * 5, ds = rows + (b % 2) * 3;
+            uint8_t x = (a + b) % 2 ? 0x80 : 0;
+            uint8_t *src = malloc(rows * ss), *dst = malloc(cols * ds);
+            for (size_t i = 0; i < rows * ss; i++)
+                src[i] = rnd8();
+            memset(dst, 0x5A, cols * ds);
+            oq_q8_transpose_u8(src, rows, cols, ss, dst, ds, x);
+            for (size_t j = 0; j < cols; j++)
+                for (size_t i = 0; i < ds; i++)
+                    bad += dst[j * ds + i] != (i < rows ? (uint8_t)(src[i * ss + j] ^ x) : 0x5A);
+            free(src), free(dst);
+        }
+    CHECK(bad == 0);
 }
 
 static void test_requantize_rule(void)
@@ -638,6 +664,7 @@ static void test_dwconv_flat(void)
 
 int main(void)
 {
+    test_transpose();
     printf("ISA level %s\n", oq_isa_name(oq_isa_level()));
     test_requantize_rule();
     test_gemm();

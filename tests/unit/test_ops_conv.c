@@ -465,6 +465,10 @@ static void test_pool(void)
         for (size_t n_out = 1; n_out <= 2; n_out++) {
             test_pool_case(types[t], n_out, 5, 5);
             test_pool_case(types[t], n_out, 9, 37);
+            /* uint8 takes 16-column blocks of interior windows: several, at both row ends */
+            test_pool_case(types[t], n_out, 4, 64);
+            test_pool_case(types[t], n_out, 3, 71);
+            test_pool_case(types[t], n_out, 6, 112);
         }
 }
 

@@ -439,6 +439,13 @@ int main(void)
         {OQ_INT8, OQ_INT8, 1, 8, 12, 1, 9, 10, 1, 1, 2, 2, 1, 1, 0, 1, 1, 0, 3, 0, -2, 0},
         {OQ_UINT8, OQ_INT8, 1, 3, 16, 1, 23, 20, 7, 7, 2, 2, 1, 1, 3, 1, 1, 1, 128, 0, 0, 0},
         {OQ_INT8, OQ_UINT8, 2, 4, 6, 2, 17, 19, 3, 3, 3, 2, 1, 2, 1, 0, 1, 0, -1, 120, 9, 0},
+        /* pixel rows (few pixels, long k, many output channels): 3x3 on 7x7 planes in
+         * a batch, 1x1 read in place with weight zero points (row sums), 3x3 stride 2,
+         * dilation with int32 out; the per-run-weights run of run3 takes the usual form */
+        {OQ_UINT8, OQ_INT8, 2, 128, 64, 1, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3, 0, 5, 0},
+        {OQ_INT8, OQ_UINT8, 1, 320, 640, 1, 7, 7, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, -4, 131, 2, 0},
+        {OQ_UINT8, OQ_UINT8, 1, 128, 96, 1, 15, 15, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0, 128, 120, 0, 0},
+        {OQ_INT8, OQ_INT8, 1, 128, 64, 1, 9, 9, 3, 3, 1, 1, 2, 2, 2, 0, 0, 0, -1, 5, 0, 1},
     };
     for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++)
         test_qconv(&convs[i], tp2);

@@ -228,6 +228,7 @@ oq_q8_gemm_args oq_q8_gemm_args_init(size_t m, size_t n, size_t k)
 
 /* ---- the driver ---- */
 #define L2_BLOCK_BYTES (192u * 1024u)
+#define L1_BLOCK_BYTES (16u * 1024u)
 
 static size_t block_n(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g)
 {
@@ -241,10 +242,20 @@ static size_t block_n(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g)
 
 static size_t align64(size_t x) { return roundup(x, 64); }
 
+/* Raw A rows with unit column stride are read in place by the c4 kernels (a
+ * vpdpbusd broadcast takes 4 bytes of a row wherever it is): packing them would
+ * cost a pass over A as long as the product itself when k or n is small
+ * (bench_q8_gemm resnet50-l1-1x1a, k 64 n 64: a quarter of the run). The xor
+ * conversion of the other signedness still needs the packer. */
+static bool direct_a(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g)
+{
+    return !g->a_packed && v->ka == 4 && g->a_cs == 1 && g->a_xor == 0 && g->a_rs >= g->k;
+}
+
 static size_t shared_bytes(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g)
 {
     size_t mp = roundup(g->m, v->mr);
-    return (g->a_packed ? 0 : align64(oq_q8_packed_a_size(v, g->m, g->k))) + 4 * align64(mp * 4);
+    return (g->a_packed || direct_a(v, g) ? 0 : align64(oq_q8_packed_a_size(v, g->m, g->k))) + 4 * align64(mp * 4);
 }
 
 static size_t thread_bytes(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g)
@@ -281,7 +292,30 @@ typedef struct run_ctx {
     int32_t *rowsum_ws, *row_off, *r1, *r2;
     uint8_t *thread_ws;
     size_t thread_stride, nc, n_blocks, m_chunk, m_chunks;
+    bool direct;  /* A read in place (direct_a) */
+    bool row_off_used; /* some row_off is not zero (per-row bias, B's scalar zero point) */
 } run_ctx;
+
+/* Sums of raw rows i0..ie of A as the flavour reads them (signed: b ^ 0x80 summed unsigned, minus 128 each). */
+static void raw_row_sums(const uint8_t *a, size_t rs, size_t k, bool is_signed, size_t rows, int32_t *sums)
+{
+    for (size_t i = 0; i < rows; i++) {
+        const uint8_t *s = a + i * rs;
+        uint32_t sum = 0;
+        size_t p = 0;
+#if defined(__SSE2__)
+        const __m128i flip = _mm_set1_epi8(is_signed ? (char)0x80 : 0), zero = _mm_setzero_si128();
+        __m128i acc = zero;
+        for (; p + 16 <= k; p += 16)
+            acc = _mm_add_epi64(acc, _mm_sad_epu8(_mm_xor_si128(_mm_loadu_si128((const __m128i *)(s + p)), flip), zero));
+        sum = (uint32_t)(_mm_cvtsi128_si32(acc) + _mm_cvtsi128_si32(_mm_unpackhi_epi64(acc, acc)));
+        sum -= is_signed ? (uint32_t)(128 * p) : 0;
+#endif
+        for (; p < k; p++)
+            sum += is_signed ? (uint32_t)(int32_t)(int8_t)s[p] : (uint32_t)s[p];
+        sums[i] = (int32_t)sum;
+    }
+}
 
 static void prep_rows(void *p, size_t panel, size_t thread)
 {
@@ -289,7 +323,13 @@ static void prep_rows(void *p, size_t panel, size_t thread)
     const run_ctx *r = p;
     const oq_q8_gemm_args *g = r->g;
     size_t mr = r->v->mr, i0 = panel * mr, ie = i0 + mr < g->m ? i0 + mr : g->m;
-    if (!g->a_packed)
+    if (r->direct) {
+        /* row sums only meet B's zero point: symmetric weights (zp 0) skip them */
+        if (r->zb || r->zb0)
+            raw_row_sums(g->a + i0 * g->a_rs, g->a_rs, g->k, r->v->flavour == OQ_Q8_S8U8, ie - i0, r->rowsum_ws + i0);
+        else
+            memset(r->rowsum_ws + i0, 0, (ie - i0) * sizeof(int32_t));
+    } else if (!g->a_packed)
         pack_a_panels(r->v, ie - i0, g->k, g->a + i0 * g->a_rs, g->a_rs, g->a_cs, g->a_xor,
                       (uint8_t *)r->a_packed + i0 * roundup(g->k, r->v->ka), r->rowsum_ws + i0);
     uint32_t k = (uint32_t)g->k;
@@ -357,21 +397,29 @@ static void run_task(void *p, size_t task, size_t thread)
     }
     const bool pair1 = r->za || r->zb, pair2 = r->za && r->zb;
     size_t esize = g->out == OQ_Q8_OUT_I32 || g->out == OQ_Q8_OUT_F32 ? 4 : 1;
-    /* A panel of B (nr x k) stays in L1 while the rows of an L2-sized block of A
-     * stream past it: per MAC, B would cost mr times more bandwidth than A. */
+    /* A few panels of B (n1 columns, nr x k each) stay in L1 while the rows of an
+     * L2-sized block of A stream past them: per MAC, B would cost mr times more
+     * bandwidth than A. When k is short, n1 spans several panels and each row
+     * tile of A meets all of them in turn, so C is written in rows n1 wide rather
+     * than in strips nr wide, column strip after column strip (bench_q8_gemm
+     * resnet50-l1-1x1b, 3136 x 256 x 64, int32 C of 3 MB: ...). */
     size_t mc = L2_BLOCK_BYTES / (k4 ? k4 : 4) / v->mr * v->mr;
     mc = mc < v->mr ? v->mr : mc;
+    size_t n1 = L1_BLOCK_BYTES / (k4 ? k4 : 4) / v->nr * v->nr;
+    n1 = n1 < v->nr ? v->nr : n1;
     if (v->begin)
         v->begin();
     for (size_t ib = m0; ib < me; ib += mc) {
       size_t ibe = ib + mc < me ? ib + mc : me;
-      for (size_t j0 = 0; j0 < nb; j0 += v->nr) {
-        size_t nr = nb - j0 < v->nr ? nb - j0 : v->nr;
-        for (size_t i0 = ib; i0 < ibe; i0 += v->mr) {
-            size_t mr = ibe - i0 < v->mr ? ibe - i0 : v->mr;
-            const uint8_t *ap = r->a_packed + i0 * ka;
+      for (size_t j1 = 0; j1 < nb; j1 += n1) {
+       size_t j1e = j1 + n1 < nb ? j1 + n1 : nb;
+       for (size_t i0 = ib; i0 < ibe; i0 += v->mr) {
+        size_t mr = ibe - i0 < v->mr ? ibe - i0 : v->mr;
+        for (size_t j0 = j1; j0 < j1e; j0 += v->nr) {
+            size_t nr = j1e - j0 < v->nr ? j1e - j0 : v->nr;
+            const uint8_t *ap = r->direct ? g->a + i0 * g->a_rs : r->a_packed + i0 * ka;
             oq_q8_gemm_tile t = {
-                .row_off = r->row_off + i0,
+                .row_off = r->row_off_used ? r->row_off + i0 : NULL,
                 .col_off = col_off + j0,
                 .r1 = pair1 ? r->r1 + i0 : NULL,
                 .c1 = pair1 ? c1 + j0 : NULL,
@@ -382,9 +430,12 @@ static void run_task(void *p, size_t task, size_t thread)
                 .scale_mode = g->scale_mode,
                 .bias = g->bias_f ? g->bias_f + n0 + j0 : NULL,
                 .range = g->range,
+                .a_stride = r->direct ? g->a_rs : 0,
+                .a_tail = r->direct ? (unsigned)(g->k % 4) : 0,
             };
             v->ukernel(mr, nr, kg, ap, bp + j0 * k4, (uint8_t *)g->c + (i0 * g->ldc + n0 + j0) * esize, g->ldc, &t);
         }
+       }
       }
     }
     if (v->end)
@@ -405,16 +456,19 @@ void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void 
         if (f && f->nr == v->nr)
             v = f;
     }
-    run_ctx r = {.v = v, .g = g};
+    run_ctx r = {.v = v, .g = g, .direct = direct_a(v, g)};
     r.za0 = g->a_zp;
     r.zb0 = g->b_zp;
     r.za = zp_vector(g->a_zp_rows, g->m, &r.za0);
     r.zb = zp_vector(g->b_zp_cols, g->n, &r.zb0);
+    r.row_off_used = (g->bias && g->bias_mode == OQ_Q8_PER_ROW) || (!r.zb && r.zb0);
     uint8_t *w = (uint8_t *)roundup((size_t)ws, 64);
     size_t mp = roundup(g->m, v->mr);
     if (g->a_packed) {
         r.a_packed = g->a_packed;
         r.rowsum = g->a_rowsum;
+    } else if (r.direct) {
+        r.a_packed = NULL;
     } else {
         r.a_packed = w;
         w += align64(oq_q8_packed_a_size(v, g->m, g->k));
@@ -428,7 +482,14 @@ void oq_q8_gemm_run(const oq_q8_gemm_variant *v, const oq_q8_gemm_args *g, void 
     w += 4 * align64(mp * 4);
     r.thread_ws = w;
     r.thread_stride = thread_bytes(v, g);
-    oq_parallel_for(tp, mp / v->mr, prep_rows, &r);
+    /* with A packed ahead (convolution weights) or read in place without row
+     * sums, the rows need only their offsets: a few operations a row, less than
+     * waking the pool for them (one fork/join per node saved) */
+    if (g->a_packed || (r.direct && !r.zb && !r.zb0))
+        for (size_t t = 0; t < mp / v->mr; t++)
+            prep_rows(&r, t, 0);
+    else
+        oq_parallel_for(tp, mp / v->mr, prep_rows, &r);
 
     size_t threads = (size_t)oq_threadpool_size(tp);
     r.nc = block_n(v, g);

@@ -1,6 +1,7 @@
 /* kernels/q8: the AVX-512 output stage of one row of 32 int32 sums (two zmm),
  * shared by the VNNI and AMX microkernels: the corrections of tile.h, then the
- * fp32 scale, clamp and round half to even of kernels/requantize.h. Include only
+ * fp32 scale, clamp and round half to even of kernels/requantize.h. Full rows
+ * (m1 all ones) store without masks, which cost more on Zen 4. Include only
  * from files compiled with AVX-512 (F, BW) enabled. */
 #ifndef OQ_KERNELS_Q8_EPILOGUE_AVX512_H
 #define OQ_KERNELS_Q8_EPILOGUE_AVX512_H
@@ -34,8 +35,13 @@ static inline __attribute__((always_inline)) void oq_q8_finish_row_avx512(const 
     }
     if (t->out == OQ_Q8_OUT_I32) {
         int32_t *ci = (int32_t *)c + i * ldc;
-        _mm512_mask_storeu_epi32(ci, m0, v0);
-        _mm512_mask_storeu_epi32(ci + 16, m1, v1);
+        if (m1 == 0xFFFF) { /* a full row: plain stores (masked ones cost more on Zen 4) */
+            _mm512_storeu_si512(ci, v0);
+            _mm512_storeu_si512(ci + 16, v1);
+        } else {
+            _mm512_mask_storeu_epi32(ci, m0, v0);
+            _mm512_mask_storeu_epi32(ci + 16, m1, v1);
+        }
         return;
     }
     __m512 s0, s1;
@@ -51,8 +57,13 @@ static inline __attribute__((always_inline)) void oq_q8_finish_row_avx512(const 
             f1 = _mm512_add_ps(f1, _mm512_maskz_loadu_ps(m1, t->bias + 16));
         }
         float *ci = (float *)c + i * ldc;
-        _mm512_mask_storeu_ps(ci, m0, f0);
-        _mm512_mask_storeu_ps(ci + 16, m1, f1);
+        if (m1 == 0xFFFF) {
+            _mm512_storeu_ps(ci, f0);
+            _mm512_storeu_ps(ci + 16, f1);
+        } else {
+            _mm512_mask_storeu_ps(ci, m0, f0);
+            _mm512_mask_storeu_ps(ci + 16, m1, f1);
+        }
         return;
     }
     const __m512 lo = _mm512_set1_ps(t->range.lo), hi = _mm512_set1_ps(t->range.hi);
@@ -62,8 +73,14 @@ static inline __attribute__((always_inline)) void oq_q8_finish_row_avx512(const 
     /* cvtps2dq rounds with MXCSR: half to even, as nearbyintf in the reference */
     const __m512i q0 = _mm512_add_epi32(_mm512_cvtps_epi32(f0), zp), q1 = _mm512_add_epi32(_mm512_cvtps_epi32(f1), zp);
     uint8_t *ci = (uint8_t *)c + i * ldc;
-    _mm_mask_storeu_epi8(ci, m0, _mm512_cvtepi32_epi8(q0)); /* in range already: truncation is exact */
-    _mm_mask_storeu_epi8(ci + 16, m1, _mm512_cvtepi32_epi8(q1));
+    /* in range already: truncation is exact */
+    if (m1 == 0xFFFF) {
+        _mm_storeu_si128((__m128i *)ci, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(ci + 16), _mm512_cvtepi32_epi8(q1));
+    } else {
+        _mm_mask_storeu_epi8(ci, m0, _mm512_cvtepi32_epi8(q0));
+        _mm_mask_storeu_epi8(ci + 16, m1, _mm512_cvtepi32_epi8(q1));
+    }
 }
 
 #endif

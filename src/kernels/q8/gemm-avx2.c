@@ -89,18 +89,25 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
 #pragma GCC unroll 4
     for (size_t i = 0; i < R; i++)
         lo[i] = hi[i] = _mm256_setzero_si256();
+    /* packed panel or raw rows (t->a_stride), the last group maybe partial */
+    const size_t gs = t->a_stride ? 4 : MR * 4, rs = t->a_stride ? t->a_stride : 4;
+    const unsigned tail = t->a_stride ? t->a_tail : 0;
     for (size_t g = 0; g < kg; g++) {
         const __m256i b0 = widen(_mm_loadu_si128((const __m128i *)b), !a_signed);
         const __m256i b1 = widen(_mm_loadu_si128((const __m128i *)(b + 16)), !a_signed);
+        const bool part = tail && g + 1 == kg;
 #pragma GCC unroll 4
         for (size_t i = 0; i < R; i++) {
             int32_t a4;
-            memcpy(&a4, a + 4 * i, 4);
+            if (part)
+                a4 = oq_q8_a_tail_word(a + i * rs, tail);
+            else
+                memcpy(&a4, a + i * rs, 4);
             const __m256i av = widen(_mm_set1_epi32(a4), a_signed);
             lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(b0, av));
             hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(b1, av));
         }
-        a += MR * 4;
+        a += gs;
         b += NR * 4;
     }
 #pragma GCC unroll 4

@@ -24,6 +24,11 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
 #pragma GCC unroll 8
     for (size_t i = 0; i < R; i++)
         acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+    /* packed panel or raw rows (t->a_stride); a partial last group of raw rows
+     * is read byte by byte after the loop */
+    const size_t gs = t->a_stride ? 4 : MR * 4, rs = t->a_stride ? t->a_stride : 4;
+    const unsigned tail = t->a_stride ? t->a_tail : 0;
+    const size_t kfull = tail ? kg - 1 : kg;
     size_t g = 0;
     if (R == 1) {
         /* One row (batch-1 MatMul, an RNN step) has two accumulators and each vpdpbusd waits
@@ -31,10 +36,10 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
         __m512i s[4][2];
         for (int u = 0; u < 4; u++)
             s[u][0] = s[u][1] = _mm512_setzero_si512();
-        for (; g + 4 <= kg; g += 4) {
+        for (; g + 4 <= kfull; g += 4) {
 #pragma GCC unroll 4
             for (int u = 0; u < 4; u++) {
-                const __m512i av = bcast4(a + u * MR * 4);
+                const __m512i av = bcast4(a + u * gs);
                 const __m512i b0 = _mm512_loadu_si512(b + u * NR * 4), b1 = _mm512_loadu_si512(b + u * NR * 4 + 64);
                 if (a_signed) {
                     s[u][0] = _mm512_dpbusd_epi32(s[u][0], b0, av);
@@ -44,17 +49,17 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
                     s[u][1] = _mm512_dpbusd_epi32(s[u][1], av, b1);
                 }
             }
-            a += 4 * MR * 4;
+            a += 4 * gs;
             b += 4 * NR * 4;
         }
         acc[0][0] = _mm512_add_epi32(_mm512_add_epi32(s[0][0], s[1][0]), _mm512_add_epi32(s[2][0], s[3][0]));
         acc[0][1] = _mm512_add_epi32(_mm512_add_epi32(s[0][1], s[1][1]), _mm512_add_epi32(s[2][1], s[3][1]));
     }
-    for (; g < kg; g++) {
+    for (; g < kfull; g++) {
         const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
 #pragma GCC unroll 8
         for (size_t i = 0; i < R; i++) {
-            const __m512i av = bcast4(a + 4 * i);
+            const __m512i av = bcast4(a + i * rs);
             if (a_signed) {
                 acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, av);
                 acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, av);
@@ -63,8 +68,22 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
                 acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
             }
         }
-        a += MR * 4;
+        a += gs;
         b += NR * 4;
+    }
+    if (tail) {
+        const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 64);
+#pragma GCC unroll 8
+        for (size_t i = 0; i < R; i++) {
+            const __m512i av = _mm512_set1_epi32(oq_q8_a_tail_word(a + i * rs, tail));
+            if (a_signed) {
+                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, av);
+                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, av);
+            } else {
+                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
+                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
+            }
+        }
     }
     const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : (nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0);

@@ -8,11 +8,12 @@ static void gemm_ref(size_t mr, size_t nr, size_t kg, const uint8_t *a, const ui
                      const oq_q8_gemm_tile *t, bool a_signed)
 {
     uint32_t acc[MR * NR] = {0}; /* wraps like the SIMD adds */
-    for (size_t g = 0; g < kg; g++, a += MR * 4, b += NR * 4)
-        for (size_t i = 0; i < MR; i++)
+    size_t gs = t->a_stride ? 4 : MR * 4, rs = t->a_stride ? t->a_stride : 4;
+    for (size_t g = 0; g < kg; g++, a += gs, b += NR * 4)
+        for (size_t i = 0; i < mr; i++)
             for (size_t j = 0; j < NR; j++)
-                for (size_t q = 0; q < 4; q++) {
-                    int32_t av = a_signed ? (int32_t)(int8_t)a[i * 4 + q] : (int32_t)a[i * 4 + q];
+                for (size_t q = 0; q < (t->a_tail && g + 1 == kg ? t->a_tail : 4); q++) {
+                    int32_t av = a_signed ? (int32_t)(int8_t)a[i * rs + q] : (int32_t)a[i * rs + q];
                     int32_t bv = a_signed ? (int32_t)b[j * 4 + q] : (int32_t)(int8_t)b[j * 4 + q];
                     acc[i * NR + j] += (uint32_t)(av * bv);
                 }

@@ -396,3 +396,48 @@ void oq_q8_im2col_padded_pack(const void *ctx, size_t n0, size_t nb, size_t nr, 
             memset(panel + q * nr * 4 + tail * 4, 0, (nr - tail) * 4);
     }
 }
+
+#if defined(__SSE2__)
+/* One 16 x 16 block: four rounds of interleaving (bytes, pairs, quads, halves). */
+static void transpose16(const uint8_t *src, size_t ss, uint8_t *dst, size_t ds, __m128i x)
+{
+    __m128i a[16], b[16];
+    for (int i = 0; i < 16; i++)
+        a[i] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + i * ss)), x);
+    for (int i = 0; i < 8; i++) { /* b[2i + h]: rows 2i, 2i+1, columns 8h.. */
+        b[2 * i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
+        b[2 * i + 1] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+    }
+    for (int q = 0; q < 4; q++) /* a[4q + c]: rows 4q.., columns 4c.. */
+        for (int c = 0; c < 4; c++) {
+            __m128i u = b[2 * (2 * q) + c / 2], v = b[2 * (2 * q + 1) + c / 2];
+            a[4 * q + c] = c % 2 ? _mm_unpackhi_epi16(u, v) : _mm_unpacklo_epi16(u, v);
+        }
+    for (int o = 0; o < 2; o++) /* b[8o + c]: rows 8o.., columns 2c.. */
+        for (int c = 0; c < 8; c++) {
+            __m128i u = a[4 * (2 * o) + c / 2], v = a[4 * (2 * o + 1) + c / 2];
+            b[8 * o + c] = c % 2 ? _mm_unpackhi_epi32(u, v) : _mm_unpacklo_epi32(u, v);
+        }
+    for (int c = 0; c < 16; c++) {
+        __m128i u = b[c / 2], v = b[8 + c / 2];
+        _mm_storeu_si128((__m128i *)(dst + c * ds), c % 2 ? _mm_unpackhi_epi64(u, v) : _mm_unpacklo_epi64(u, v));
+    }
+}
+#endif
+
+void oq_q8_transpose_u8(const uint8_t *src, size_t rows, size_t cols, size_t ss, uint8_t *dst, size_t ds, uint8_t x)
+{
+    size_t r16 = 0, c16 = 0;
+#if defined(__SSE2__)
+    r16 = rows / 16 * 16;
+    c16 = cols / 16 * 16;
+    const __m128i vx = _mm_set1_epi8((char)x);
+    for (size_t i = 0; i < r16; i += 16)
+        for (size_t j = 0; j < c16; j += 16)
+            transpose16(src + i * ss + j, ss, dst + j * ds + i, ds, vx);
+#endif
+    /* the edges: columns past c16 of every row, rows past r16 of the first c16 columns */
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = i < r16 ? c16 : 0; j < cols; j++)
+            dst[j * ds + i] = src[i * ss + j] ^ x;
+}

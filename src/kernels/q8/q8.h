@@ -36,15 +36,34 @@ typedef struct oq_q8_gemm_tile {
     oq_q8_mode scale_mode;
     const float *bias; /* F32 only, per column, may be NULL */
     oq_requant_range range;
+    /* A's layout. a_stride 0: a packed panel (group g of row i at a + (g*MR + i)*4).
+     * Otherwise raw rows read in place: row i at a + i*a_stride, group g at +4g;
+     * a_tail 1..3: the last group has only that many bytes of the row, the rest
+     * count as zero (never read); 0: all four. */
+    size_t a_stride;
+    unsigned a_tail;
 } oq_q8_gemm_tile;
 
 /* Computes an mr x nr tile (mr <= MR, nr <= NR) from kg groups of 4 k values:
- * a holds kg x MR x 4 bytes, b kg x NR x 4 bytes; c[i*ldc + j] (elements of the
- * output type) receives the output stage of t. */
+ * a holds kg x MR x 4 bytes (or raw rows, see a_stride: variants with ka 4),
+ * b kg x NR x 4 bytes; c[i*ldc + j] (elements of the output type) receives the
+ * output stage of t. */
 #define OQ_Q8_GEMM_UKERNEL_FUNCTION(fn)                                                                     \
     void fn(size_t mr, size_t nr, size_t kg, const uint8_t *a, const uint8_t *b, void *c, size_t ldc,     \
             const oq_q8_gemm_tile *t)
 typedef OQ_Q8_GEMM_UKERNEL_FUNCTION((*oq_q8_gemm_ukernel_fn));
+
+/* The last, partial group of a raw A row (a_tail bytes, 1..3) as one
+ * little-endian word, zeros above: never reads past the row. */
+static inline int32_t oq_q8_a_tail_word(const uint8_t *p, unsigned n)
+{
+    uint32_t v = p[0];
+    if (n > 1)
+        v |= (uint32_t)p[1] << 8;
+    if (n > 2)
+        v |= (uint32_t)p[2] << 16;
+    return (int32_t)v;
+}
 
 #define OQ_Q8_GEMM_VARIANT(name, isa, flavour, mr, nr) OQ_Q8_GEMM_UKERNEL_FUNCTION(name);
 #include "kernels/q8/q8-gemm.inc"
@@ -178,6 +197,10 @@ size_t oq_q8_im2col_padded_size(const oq_q8_conv_geom *g, size_t pad_bottom, siz
  * xor turns it into the zero point). */
 void oq_q8_im2col_padded_fill(const oq_q8_conv_geom *g, size_t pad_bottom, size_t pad_right, const uint8_t *x,
                               uint8_t pad, uint8_t *dst);
+
+/* dst[j*ds + i] = src[i*ss + j] ^ x for a rows x cols block of bytes (NCHW
+ * planes to pixel rows and back, 16 x 16 blocks at a time). */
+void oq_q8_transpose_u8(const uint8_t *src, size_t rows, size_t cols, size_t ss, uint8_t *dst, size_t ds, uint8_t x);
 
 /* The byte-by-byte specification of oq_q8_im2col_pack (tests); colsum required. */
 void oq_q8_im2col_pack_reference(const void *ctx, size_t n0, size_t nb, size_t nr, uint8_t *dst, int32_t *colsum);
