@@ -57,6 +57,8 @@ onnxruntime 1.30 via `scripts/ort_run.js`; regenerate with `scripts/fixtures_exp
   `--uint8-input` unit test (tests/unit/test_image.c).
 - `dynamic_chains`: onnxruntime's standard-operator dynamic quantization, DynamicQuantizeLinear -> ConvInteger ->
   Cast -> Mul -> Add, then Flatten and the same with MatMulInteger (uint8 weights); onnxq's session fuses both chains.
+- `dynamic_conv_rows`: the same Conv chain with 128 -> 64 channels on a 7x7 plane, which QLinearConv runs with output
+  pixels as the GEMM rows.
 - `if_subgraph` / `if_subgraph_else`: If with both branches reading outer-scope `x`; the two inputs take the then/else branch.
 - `if_quant`: If on input `cond`; then: Conv+Relu+Reshape+MatMul+Add (the MatMul weight `Wm` an initializer of the main
   graph), else: Reshape+MatMul; `calib.npz` (16 samples, cond true) calibrates the then-branch only, `cond_false.npy`

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # Build tiny fixture models for the C test suite under tests/fixtures/<name>/: lstm_small (torch, random weights),
 # if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant, dqlstm, dqlstm_u8, if_image,
-# dynamic_chains (onnx.helper). Writes model.onnx, input_N.npy,
+# dynamic_chains, dynamic_conv_rows (onnx.helper). Writes model.onnx, input_N.npy,
 # io.txt. Usage: fixtures_small.py [NAME...]   (default: all)
 import os
 import sys
@@ -285,6 +285,26 @@ def dynamic_chains():
     save("dynamic_chains", m, [("x", r.normal(0, 1, (2, 3, 10, 10)).astype(np.float32))], ["conv", "y"])
 
 
+def dynamic_conv_rows():
+    """DynamicQuantizeLinear -> ConvInteger (128 -> 64 channels, 3x3 on a 7x7 plane, pads 1) -> Cast -> Mul -> Add:
+    few pixels and many channels, the shape QLinearConv runs with output pixels as the GEMM rows."""
+    r = np.random.default_rng(5)
+    f = T.FLOAT
+    inits = [numpy_helper.from_array(r.integers(-127, 128, (64, 128, 3, 3)).astype(np.int8), "W"),
+             numpy_helper.from_array(np.array(0, np.int8), "W_zp"),
+             numpy_helper.from_array(r.uniform(0.0005, 0.002, (64, 1, 1)).astype(np.float32), "W_scale"),
+             numpy_helper.from_array(r.normal(0, 0.5, (64, 1, 1)).astype(np.float32), "B")]
+    nodes = [h.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+             h.make_node("ConvInteger", ["xq", "W", "xz", "W_zp"], ["ci"], pads=[1, 1, 1, 1]),
+             h.make_node("Cast", ["ci"], ["cf"], to=T.FLOAT),
+             h.make_node("Mul", ["xs", "W_scale"], ["s"]),
+             h.make_node("Mul", ["cf", "s"], ["m"]),
+             h.make_node("Add", ["m", "B"], ["y"])]
+    m = mk(nodes, [h.make_tensor_value_info("x", f, [1, 128, 7, 7])], [h.make_tensor_value_info("y", f, [1, 64, 7, 7])],
+           inits)
+    save("dynamic_conv_rows", m, [("x", r.normal(0, 1, (1, 128, 7, 7)).astype(np.float32))], ["y"])
+
+
 def dqlstm():
     dq_lstm("dqlstm", "bidirectional", np.int8, True, False)
 
@@ -294,7 +314,7 @@ def dqlstm_u8():
 
 
 FIXTURES = {f.__name__: f for f in (lstm_small, if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant,
-                                    loop_quant, dqlstm, dqlstm_u8, if_image, dynamic_chains)}
+                                    loop_quant, dqlstm, dqlstm_u8, if_image, dynamic_chains, dynamic_conv_rows)}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or FIXTURES:

@@ -701,6 +701,7 @@ stage_done:;
                     for (size_t c = 0; c < m; c++)
                         memcpy(yb + (c * out_plane + p) * 4, ct + (p * m + c) * 4, 4);
         }
+        add_float_bias(bias_f, (float *)(void *)y, batch, m, out_plane);
         return OQ_OK;
     }
 
