@@ -181,7 +181,10 @@ static plan make_plan(const oq_f32_gemm_variant *v, const oq_f32_gemm_args *g, s
     p.shared_b = g->batch * round_up(n, nr) * g->k;
     /* Sharing means one thread's packing is read from another core's cache, which costs
      * more than packing again unless the tile is thin (each re-pack then feeds few FMAs). */
-    p.share_a = !g->a.packed && p.tn > 1 && g->k > 0 && p.shared_a <= SHARED_LIMIT && p.nb < SHARE_BELOW;
+    /* On one thread there is no other core's cache: every N tile would re-pack all of A
+     * (a 128-token MatMul of 3072 columns: 6 times), so A is packed once. */
+    p.share_a = !g->a.packed && p.tn > 1 && g->k > 0 && p.shared_a <= SHARED_LIMIT &&
+                (p.nb < SHARE_BELOW || n_threads == 1);
     p.share_b = !g->b.packed && p.tm > 1 && g->k > 0 && p.shared_b <= SHARED_LIMIT && p.mb < SHARE_BELOW;
     if (!p.share_a)
         p.shared_a = 0;
