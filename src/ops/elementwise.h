@@ -106,6 +106,11 @@ static inline void oq_ew_store(void *p, oq_dtype t, size_t i, double v)
 typedef void (*oq_ew_range_fn)(void *ctx, size_t start, size_t end);
 void oq_ew_parallel(oq_threadpool *tp, size_t total, size_t serial_below, size_t align, oq_ew_range_fn fn, void *ctx);
 
+/* Softmax of one contiguous float row whose maximum is m: the Softmax operator's
+ * numerics (ops/softmax.c), shared with the fused attention (ops/attention.c). */
+struct oq_f32_vmath_table;
+void oq_softmax_row_f32(const struct oq_f32_vmath_table *vm, const float *x, float *y, size_t len, float m);
+
 /* Elements of a shape [dims[from], dims[to]) multiplied. */
 static inline size_t oq_ew_span(const int64_t *dims, int from, int to)
 {

@@ -64,8 +64,10 @@ oq_status oq_check_input(const oq_op_node *n, const oq_tensor *const *in, size_t
 
 /* DynamicQuantizeLinear of count floats into u8 (ONNX's rule: the range includes 0,
  * scale = range / 255, zero point and values rounded half to even, saturated; NaN
- * becomes 0), as DynamicQuantizeMatMul and DynamicQuantizeLSTM quantize A. */
-void oq_quantize_dynamic_u8(const float *x, size_t count, uint8_t *q, float *scale, int32_t *zp);
+ * becomes 0), as DynamicQuantizeMatMul, DynamicQuantizeLSTM and a dynamic QLinearConv
+ * quantize their input; large inputs are split over tp (NULL: this thread). */
+void oq_quantize_dynamic_u8(const float *x, size_t count, uint8_t *q, float *scale, int32_t *zp,
+                            oq_threadpool *tp);
 
 /* Subgraph execution for control-flow operators (If/Loop/Scan): runs sub with
  * the given formal inputs (graph inputs in order); outputs are new tensors the

@@ -515,7 +515,7 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
             if (!s->xq)
                 return oq_error(OQ_E_NOMEM, "out of memory for the quantized input of '%s'", n->label);
         }
-        oq_quantize_dynamic_u8(x->data, count, s->xq, &dyn_scale, &dyn_zp);
+        oq_quantize_dynamic_u8(x->data, count, s->xq, &dyn_scale, &dyn_zp, n->tp);
         xqt = *x;
         xqt.dtype = OQ_UINT8;
         xqt.data = s->xq;

@@ -550,7 +550,7 @@ static void q8_product(oq_op_node *n, const rnn_state *s, const q8_weights *qw, 
 {
     float sa;
     int32_t za;
-    oq_quantize_dynamic_u8(x, m * k, xq, &sa, &za);
+    oq_quantize_dynamic_u8(x, m * k, xq, &sa, &za, n->tp);
     for (size_t j = 0; j < nn; j++)
         scales[j] = sa * qw->scale[(size_t)d * nn + j];
     oq_q8_gemm_args g = q8_args(s, qw, d, m, k, nn);

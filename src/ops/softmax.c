@@ -61,6 +61,24 @@ typedef struct sm_job {
     const oq_f32_vmath_table *vm;
 } sm_job;
 
+void oq_softmax_row_f32(const oq_f32_vmath_table *vm, const float *x, float *y, size_t len, float m)
+{
+    if (isinf(m)) {
+        /* all -inf (or a +inf): fall back to the definition */
+        for (size_t i = 0; i < len; i++)
+            y[i] = x[i] == m ? 1.0f : 0.0f;
+        float c = 0;
+        for (size_t i = 0; i < len; i++)
+            c += y[i];
+        for (size_t i = 0; i < len; i++)
+            y[i] = y[i] / c;
+        return;
+    }
+    float sum = vm->vexp_sum(x, y, len, m);
+    float inv = 1.0f / sum;
+    OQ_EW_BLOCKED(len, y[i] = y[i] * inv);
+}
+
 /* rows of contiguous float: the hot path */
 static void sm_rows_f32(void *ctx, size_t s, size_t e)
 {
@@ -78,6 +96,10 @@ static void sm_rows_f32(void *ctx, size_t s, size_t e)
             y[best] = 1.0f;
             continue;
         }
+        if (j->kind == SM_SOFTMAX) {
+            oq_softmax_row_f32(j->vm, x, y, len, m);
+            continue;
+        }
         if (isinf(m)) {
             /* all -inf (or a +inf): fall back to the definition */
             for (size_t i = 0; i < len; i++)
@@ -86,17 +108,12 @@ static void sm_rows_f32(void *ctx, size_t s, size_t e)
             for (size_t i = 0; i < len; i++)
                 c += y[i];
             for (size_t i = 0; i < len; i++)
-                y[i] = j->kind == SM_LOG ? logf(y[i] / c) : y[i] / c;
+                y[i] = logf(y[i] / c);
             continue;
         }
         float sum = j->vm->vexp_sum(x, y, len, m);
-        if (j->kind == SM_LOG) {
-            float off = m + logf(sum);
-            OQ_EW_BLOCKED(len, y[i] = x[i] - off);
-        } else {
-            float inv = 1.0f / sum;
-            OQ_EW_BLOCKED(len, y[i] = y[i] * inv);
-        }
+        float off = m + logf(sum);
+        OQ_EW_BLOCKED(len, y[i] = x[i] - off);
     }
 }
 

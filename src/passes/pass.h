@@ -72,6 +72,10 @@ oq_status pass_fuse_identity(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 oq_status pass_fuse_layernorm(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 /* x * 0.5 * (1 + erf(x / sqrt 2)) becomes Gelu (com.microsoft below opset 20). */
 oq_status pass_fuse_gelu(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* Self-attention over a packed QKV projection as PyTorch exports it (Reshape to
+ * [B,S,3,H,D], Transpose, Split, Squeeze, MatMul, scale, Softmax, MatMul, Transpose,
+ * Reshape) becomes one session-only onnxq.QkvAttention node (ops/attention.c). */
+oq_status pass_fuse_attention(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 /* MatMul with a constant 2-D B and a 2-D A followed by Add of a constant bias
  * of N values becomes Gemm, so the bias is added in the GEMM's output stage. */
 oq_status pass_fuse_matmul_bias(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);

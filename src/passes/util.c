@@ -234,6 +234,8 @@ static oq_status fuse_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
     if (st == OQ_OK)
         st = pass_fuse_gelu(m, g, ctx);
     if (st == OQ_OK)
+        st = pass_fuse_attention(m, g, ctx);
+    if (st == OQ_OK)
         st = pass_fuse_matmul_bias(m, g, ctx);
     if (st == OQ_OK && !ctx->no_qdq_fusion)
         st = pass_fuse_dynamic(m, g, ctx);

@@ -377,6 +377,33 @@ static void test_dwconv(const oq_f32_dwconv_variant *v)
     }
 }
 
+/* The AVX-512 panel packer against its definition: every panel width the
+ * microkernels use and a few others, lines from none to more than 16, k below,
+ * at and past 16, line stride past k; floats past the panel stay untouched. */
+static void test_pack_lines_avx512(void)
+{
+    static const size_t widths[] = {4, 8, 14, 16, 17, 32, 33};
+    static const size_t ks[] = {1, 5, 16, 17, 64, 100};
+    float src[40 * 130], dst[130 * 33 + 8];
+    for (size_t i = 0; i < sizeof src / sizeof src[0]; i++)
+        src[i] = (float)((i * 7919) % 1000) * 0.01f - 4.0f;
+    int bad = 0;
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
+        for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
+            for (size_t lines = 0; lines <= widths[wi]; lines += lines < 3 ? 1 : 5) {
+                size_t w = widths[wi], kb = ks[ki], ls = kb + 3;
+                for (size_t i = 0; i < sizeof dst / sizeof dst[0]; i++)
+                    dst[i] = -99.0f;
+                oq_f32_pack_lines__avx512(src, ls, lines, kb, w, dst);
+                for (size_t p = 0; p < kb; p++)
+                    for (size_t i = 0; i < w; i++)
+                        bad += dst[p * w + i] != (i < lines ? src[i * ls + p] : 0.0f);
+                for (size_t i = kb * w; i < sizeof dst / sizeof dst[0]; i++)
+                    bad += dst[i] != -99.0f;
+            }
+    CHECK(bad == 0);
+}
+
 int main(void)
 {
     oq_threadpool *tp2 = NULL;
@@ -398,6 +425,8 @@ int main(void)
         }
     }
     CHECK(oq_f32_gemm_default()->isa <= level);
+    if (level >= OQ_ISA_AVX512)
+        test_pack_lines_avx512();
     const oq_f32_dwconv_variant *dv = oq_f32_dwconv_variants(&nv);
     for (size_t i = 0; i < nv; i++) {
         if (dv[i].isa > level)

@@ -396,6 +396,49 @@ static void test_qgemm_and_float(oq_threadpool *tp2)
         oq_tensor_destroy(all[i]);
 }
 
+/* DynamicQuantizeMatMul with an A large enough for the vector loops and for the
+ * threaded quantization (A cut into chunks on two threads): 1 and 2 threads agree
+ * bit for bit (run3), and the result is the integer product of A quantized by the
+ * DynamicQuantizeLinear rule, special values included (-0, NaN -> 0, halves). */
+static void test_dynamic_large(oq_threadpool *tp2)
+{
+    int64_t R = 389, K = 211, N = 3;
+    int64_t ad[2] = {R, K}, bd[2] = {K, N};
+    oq_tensor *af = NULL, *bu = q8_tensor(OQ_INT8, 2, bd), *bs = floats((size_t)N, 1, 0.01f);
+    oq_tensor_create(OQ_FLOAT, 2, ad, &af);
+    float *xa = af->data;
+    for (int64_t i = 0; i < R * K; i++)
+        xa[i] = (float)(rnd() % 40001) / 10000.0f - 1.5f;
+    xa[7] = -0.0f;
+    xa[R * K / 2 + 3] = NAN;
+    xa[R * K - 1] = 2.5f;   /* the maximum: scale = 4 / 255 */
+    xa[R * K / 3] = -1.5f;  /* the minimum */
+    float sa = (2.5f - -1.5f) / 255.0f, za = nearbyintf(1.5f / sa);
+    for (int64_t i = 100; i < 200; i++) /* values that land near half steps */
+        xa[i] = ((float)(i - 150) + 0.5f) * sa;
+    oq_tensor *in[3] = {af, bu, bs};
+    node_builder dn;
+    nb_init(&dn, "com.microsoft", "DynamicQuantizeMatMul", 3);
+    oq_tensor *yd = run3(&oq_op_dynamicquantizematmul, &dn.node, in, 3, 0x2, tp2);
+    int bad = 0;
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t j = 0; j < N; j++) {
+            int64_t acc = 0;
+            for (int64_t p = 0; p < K; p++) {
+                float v = ((xa[i * K + p] / sa + 12582912.0f) - 12582912.0f) + za;
+                v = v > 0.0f ? v : 0.0f; /* NaN -> 0 */
+                int32_t qa = (int32_t)(v < 255.0f ? v : 255.0f);
+                acc += (int64_t)(qa - (int32_t)za) * q8v(bu, p * N + j);
+            }
+            double want = (double)acc * sa * ((float *)bs->data)[j];
+            bad += fabs(((float *)yd->data)[i * N + j] - want) > 1e-5 * (1 + fabs(want));
+        }
+    CHECK(bad == 0);
+    oq_tensor *all[] = {af, bu, bs, yd};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        oq_tensor_destroy(all[i]);
+}
+
 static void test_errors(void)
 {
     int64_t ad[2] = {3, 4}, bd[2] = {5, 6};
@@ -456,6 +499,7 @@ int main(void)
     test_matmulinteger(OQ_INT8, OQ_INT8, tp2);
     test_matmulinteger(OQ_UINT8, OQ_UINT8, tp2);
     test_qgemm_and_float(tp2);
+    test_dynamic_large(tp2);
     test_errors();
     oq_threadpool_destroy(tp2);
     return test_summary("test_ops_qlinear");

@@ -728,6 +728,96 @@ static void test_upgrade_opset(void)
     mb_free(&b);
 }
 
+/* The packed-QKV self-attention block as PyTorch exports it (B 2, S 5, H 3, D 4):
+ * Reshape, Transpose, Split, Squeeze x3, K Transpose, MatMul, scale, Softmax, MatMul,
+ * Transpose, Reshape. The pass makes it one onnxq.QkvAttention whose output equals
+ * the unfused graph's on one thread and on two; not fused when the scores are
+ * also a graph output. scale_op/scale: Div by 8 (folded into the product), Div by
+ * 3 (divided before the softmax), Mul by 0.3, or none. */
+static oq_model *attention_model(mb *b, const char *scale_op, float scale, bool scores_out)
+{
+    Onnx__GraphProto *g = mb_graph(b, "attn");
+    mb_input(b, g, mb_vi(b, "x", T_FLOAT, 3, (int64_t[]){2, 5, 36}, NULL));
+    init_i64(b, g, "shape5", 5, (int64_t[]){-1, 5, 3, 3, 4});
+    init_i64(b, g, "split", 3, (int64_t[]){1, 1, 1});
+    init_i64(b, g, "axes0", 1, (int64_t[]){0});
+    init_i64(b, g, "shape3", 3, (int64_t[]){-1, 5, 12});
+    init_scalar(b, g, "c", scale);
+    mb_node(b, g, "Reshape", "r1", "x,shape5", "r");
+    attr_ints(b, mb_node(b, g, "Transpose", "tq", "r", "t"), "perm", 5, (int64_t[]){2, 0, 3, 1, 4});
+    mb_attr_int(b, mb_node(b, g, "Split", "sp", "t,split", "s0,s1,s2"), "axis", 0);
+    mb_node(b, g, "Squeeze", "sq0", "s0,axes0", "q");
+    mb_node(b, g, "Squeeze", "sq1", "s1,axes0", "k");
+    mb_node(b, g, "Squeeze", "sq2", "s2,axes0", "v");
+    attr_ints(b, mb_node(b, g, "Transpose", "tk", "k", "kt"), "perm", 4, (int64_t[]){0, 1, 3, 2});
+    mb_node(b, g, "MatMul", "mm1", "q,kt", scale_op ? "qk" : "sc");
+    if (scale_op)
+        mb_node(b, g, scale_op, "scale", "qk,c", "sc");
+    mb_attr_int(b, mb_node(b, g, "Softmax", "sm", "sc", "p"), "axis", -1);
+    mb_node(b, g, "MatMul", "mm2", "p,v", "o");
+    attr_ints(b, mb_node(b, g, "Transpose", "to", "o", "ot"), "perm", 4, (int64_t[]){0, 2, 1, 3});
+    mb_node(b, g, "Reshape", "r2", "ot,shape3", "y");
+    mb_output(b, g, mb_vi(b, "y", T_FLOAT, 3, (int64_t[]){2, 5, 12}, NULL));
+    if (scores_out)
+        mb_output(b, g, mb_vi(b, "sc", T_FLOAT, 4, (int64_t[]){2, 3, 5, 5}, NULL));
+    return load(b, mb_model(b, 13, g));
+}
+
+static void test_attention_fusion(void)
+{
+    const char *ops[] = {"Div", "Div", "Mul", NULL};
+    const float scales[] = {8.0f, 3.0f, 0.3f, 1.0f};
+    for (int c = 0; c < 4; c++) {
+        mb b = {0};
+        oq_model *m = attention_model(&b, ops[c], scales[c], false);
+        size_t changed = 0;
+        oq_model *f = m ? clone_and_run(m, pass_fuse_attention, &changed) : NULL;
+        if (f) {
+            CHECK(changed == 1 && f->graph->n_nodes == 1 && count_op(f->graph, "QkvAttention") == 1);
+            check_same(m, f, 3, (int64_t[]){2, 5, 36}, 1e-5);
+            /* a session (its passes fuse the block) on two threads, one (batch, head) per
+             * task, against the graph run as it is */
+            oq_session_options o = oq_session_options_default();
+            o.threads = 2;
+            oq_session *s2 = NULL;
+            oq_tensor *x = NULL, *y2 = NULL;
+            CHECK_OK(oq_tensor_create(OQ_FLOAT, 3, (int64_t[]){2, 5, 36}, &x));
+            for (int64_t i = 0; x && i < 360; i++)
+                ((float *)x->data)[i] = val(i, c) * 2.1f;
+            CHECK_OK(oq_session_create(m, &o, &s2));
+            const oq_tensor *in[1] = {x};
+            if (s2)
+                CHECK_OK(oq_session_run(s2, in, 1, &y2, 1));
+            oq_exec *e = NULL;
+            CHECK_OK(oq_exec_create(m, m->graph, NULL, NULL, 0, &e));
+            oq_tensor *want = NULL;
+            if (e)
+                CHECK_OK(oq_exec_run(e, in, 1, &want, 1));
+            oq_exec_destroy(e);
+            CHECK(y2 && want && oq_tensor_numel(y2) == 120 && oq_tensor_numel(want) == 120);
+            double maxdiff = 0;
+            for (int64_t i = 0; y2 && want && i < 120; i++)
+                maxdiff = fmax(maxdiff, fabs(((float *)y2->data)[i] - ((float *)want->data)[i]));
+            CHECK(maxdiff <= 1e-5);
+            oq_tensor_destroy(want);
+            oq_tensor_destroy(y2);
+            oq_tensor_destroy(x);
+            oq_session_destroy(s2);
+        }
+        oq_model_destroy(f);
+        oq_model_destroy(m);
+        mb_free(&b);
+    }
+    mb b = {0};
+    oq_model *m = attention_model(&b, "Div", 8.0f, true);
+    size_t changed = 0;
+    oq_model *f = m ? clone_and_run(m, pass_fuse_attention, &changed) : NULL;
+    CHECK(f && changed == 0 && count_op(f->graph, "QkvAttention") == 0 && count_op(f->graph, "Softmax") == 1);
+    oq_model_destroy(f);
+    oq_model_destroy(m);
+    mb_free(&b);
+}
+
 int main(void)
 {
     test_constant_fold();
@@ -735,6 +825,7 @@ int main(void)
     test_equalize_conv();
     test_dead_and_identity();
     test_transformer_fusions();
+    test_attention_fusion();
     test_integer_matmul_bias();
     test_qdq_conv_float_output();
     test_view_aliasing();

@@ -49,6 +49,16 @@ size_t oq_f32_gemm_packed_b_size(const oq_f32_gemm_variant *v, size_t k, size_t 
     return round_up(n, v->nr) * k;
 }
 
+/* Contiguous lines are transposed 16 x 16 in registers where the CPU (and ONNXQ_ISA) allow. */
+static bool lines_avx512;
+static pthread_once_t lines_once = PTHREAD_ONCE_INIT;
+static void pick_lines(void) { lines_avx512 = oq_isa_level() >= OQ_ISA_AVX512; }
+static bool fast_lines(void)
+{
+    pthread_once(&lines_once, pick_lines);
+    return lines_avx512;
+}
+
 /* Panels of rows [r0, r0+rows) of a strided matrix (element (r, p) at x[r*rs + p*cs]),
  * K range [k0, k0+kb), panel width w: for each panel, kb rows of w floats. */
 static void pack_panels(const float *x, size_t rs, size_t cs, size_t r0, size_t rows, size_t k0, size_t kb,
@@ -63,6 +73,8 @@ static void pack_panels(const float *x, size_t rs, size_t cs, size_t r0, size_t 
                 for (size_t i = wq; i < w; i++)
                     dst[p * w + i] = 0.0f;
             }
+        } else if (cs == 1 && fast_lines()) {
+            oq_f32_pack_lines__avx512(src, rs, wq, kb, w, dst);
         } else {
             if (wq < w)
                 memset(dst, 0, kb * w * sizeof(float));
@@ -169,7 +181,10 @@ static plan make_plan(const oq_f32_gemm_variant *v, const oq_f32_gemm_args *g, s
     p.shared_b = g->batch * round_up(n, nr) * g->k;
     /* Sharing means one thread's packing is read from another core's cache, which costs
      * more than packing again unless the tile is thin (each re-pack then feeds few FMAs). */
-    p.share_a = !g->a.packed && p.tn > 1 && g->k > 0 && p.shared_a <= SHARED_LIMIT && p.nb < SHARE_BELOW;
+    /* On one thread there is no other core's cache: every N tile would re-pack all of A
+     * (a 128-token MatMul of 3072 columns: 6 times), so A is packed once. */
+    p.share_a = !g->a.packed && p.tn > 1 && g->k > 0 && p.shared_a <= SHARED_LIMIT &&
+                (p.nb < SHARE_BELOW || n_threads == 1);
     p.share_b = !g->b.packed && p.tm > 1 && g->k > 0 && p.shared_b <= SHARED_LIMIT && p.mb < SHARE_BELOW;
     if (!p.share_a)
         p.shared_a = 0;

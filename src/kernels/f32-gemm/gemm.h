@@ -53,6 +53,11 @@ void oq_f32_gemm_pack_a(const oq_f32_gemm_variant *v, size_t m, size_t k, const 
 void oq_f32_gemm_pack_b(const oq_f32_gemm_variant *v, size_t k, size_t n, const float *b, size_t rs, size_t cs,
                         float *dst);
 
+/* One panel from contiguous lines: dst[p*w + i] = i < lines ? src[i*ls + p] : 0 for
+ * p < kb, i < w (a panel of a row-major A, or of a B read as its transpose). The
+ * driver's packing uses it when the CPU has AVX-512; same floats as its scalar loop. */
+void oq_f32_pack_lines__avx512(const float *src, size_t ls, size_t lines, size_t kb, size_t w, float *dst);
+
 /* Writes the panels of rows [k0, k0+kb) and columns [n0, n0+nb) of a right operand
  * that is produced on the fly (im2col): ceil(nb/nr) panels of kb x nr floats,
  * columns past nb zero. */
