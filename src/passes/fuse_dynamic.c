@@ -96,22 +96,6 @@ static oq_status set_list(char ***list, size_t *count, const char *const *v, siz
     return OQ_OK;
 }
 
-static oq_status add_attr_int(oq_node *n, const char *name, int64_t v)
-{
-    oq_attr *a = realloc(n->attrs, (n->n_attrs + 1) * sizeof *a);
-    if (!a)
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    n->attrs = a;
-    a = &n->attrs[n->n_attrs];
-    memset(a, 0, sizeof *a);
-    if (!(a->name = oq_strdup(name)))
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    a->type = OQ_ATTR_INT;
-    a->i = v;
-    n->n_attrs++;
-    return OQ_OK;
-}
-
 typedef enum { FUSE_NO, FUSE_DONE, FUSE_ERROR } fuse_result;
 
 /* Node i is a ConvInteger or MatMulInteger: fuse its chain when it has the shape above.
@@ -190,9 +174,9 @@ static fuse_result fuse_chain(oq_model *m, oq_graph *g, size_t i, bool *dead, oq
     if (*err == OQ_OK)
         *err = set_list(&n->outputs, &n->n_outputs, outs, 1);
     if (*err == OQ_OK && conv)
-        *err = add_attr_int(n, "onnxq_float_output", 1);
+        *err = oq_node_add_attr_int(n, "onnxq_float_output", 1);
     if (*err == OQ_OK && conv)
-        *err = add_attr_int(n, "onnxq_dynamic_input", 1);
+        *err = oq_node_add_attr_int(n, "onnxq_dynamic_input", 1);
     if (*err == OQ_OK && !conv)
         *err = oq_model_import_domain(m, "com.microsoft", 1);
     free(xn), free(wn), free(zn), free(on);

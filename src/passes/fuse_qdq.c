@@ -281,22 +281,6 @@ static oq_status copy_attr(oq_attr *dst, const oq_attr *src)
     return OQ_OK;
 }
 
-static oq_status add_attr_int(oq_node *n, const char *name, int64_t v)
-{
-    oq_attr *a = realloc(n->attrs, (n->n_attrs + 1) * sizeof *a);
-    if (!a)
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    n->attrs = a;
-    a = &n->attrs[n->n_attrs];
-    memset(a, 0, sizeof *a);
-    if (!(a->name = oq_strdup(name)))
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    a->type = OQ_ATTR_INT;
-    a->i = v;
-    n->n_attrs++;
-    return OQ_OK;
-}
-
 /* A node under construction: inputs and kept attribute names. */
 #define MAX_FUSED_INPUTS 64
 typedef struct fused {
@@ -579,7 +563,7 @@ static fuse_result fuse_conv_to_float(fq *f, size_t i, const char **why)
     oq_status st = replace_node(f, i, &u, out);
     free(out);
     if (st == OQ_OK)
-        st = add_attr_int(&f->g->nodes[i], "onnxq_float_output", 1);
+        st = oq_node_add_attr_int(&f->g->nodes[i], "onnxq_float_output", 1);
     return st == OQ_OK ? FUSE_DONE : FUSE_ERROR;
 }
 
@@ -772,7 +756,7 @@ static fuse_result fuse_node(fq *f, size_t i, const char **why)
     oq_status st = replace_node(f, i, &u, out);
     free(out);
     if (st == OQ_OK && is_global)
-        st = add_attr_int(&f->g->nodes[i], "channels_last", 0);
+        st = oq_node_add_attr_int(&f->g->nodes[i], "channels_last", 0);
     if (st != OQ_OK)
         return FUSE_ERROR;
     f->dead[r] = true;

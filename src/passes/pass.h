@@ -47,6 +47,7 @@ void oq_graph_remove_node(oq_graph *g, size_t i);
 /* Adds an attribute to n (takes ownership of nothing: copies). */
 oq_status oq_node_add_attr_string(oq_node *n, const char *name, const char *value);
 oq_status oq_node_add_attr_floats(oq_node *n, const char *name, const float *v, size_t count);
+oq_status oq_node_add_attr_int(oq_node *n, const char *name, int64_t v);
 
 /* ---- preparation passes (also `onnxq optimize`) ---- */
 

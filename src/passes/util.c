@@ -81,6 +81,15 @@ oq_status oq_node_add_attr_string(oq_node *n, const char *name, const char *valu
     return OQ_OK;
 }
 
+oq_status oq_node_add_attr_int(oq_node *n, const char *name, int64_t v)
+{
+    oq_attr *a = new_attr(n, name, OQ_ATTR_INT);
+    if (!a)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    a->i = v;
+    return OQ_OK;
+}
+
 oq_status oq_node_add_attr_floats(oq_node *n, const char *name, const float *v, size_t count)
 {
     oq_attr *a = new_attr(n, name, OQ_ATTR_FLOATS);

@@ -97,6 +97,55 @@ static oq_status bias_name(oq_graph *g, const quant_scope *s, const oq_node *n, 
     return st;
 }
 
+/* The standard-operator chain of a dynamically quantized product, as onnxruntime writes it:
+ * DynamicQuantizeLinear(a) -> op(aq, qn, az, zn) -> Cast(float) -> Mul(a_scale * sn) [-> Add bn]
+ * -> y; op is MatMulInteger or ConvInteger, whose attributes come from node attrs_from of g
+ * (SIZE_MAX: none). New values are named after base. */
+static oq_status emit_integer_chain(oq_graph *g, const quant_scope *s, const char *base, const char *op,
+                                    size_t attrs_from, const char *a, const char *y, const char *name, const char *qn,
+                                    const char *sn, const char *zn, const char *bn)
+{
+    oq_status st = OQ_OK;
+    char *aq = qg_unique_name(s, base, "_aq"), *as = qg_unique_name(s, base, "_as"), *az = qg_unique_name(s, base, "_az"),
+         *yi = qg_unique_name(s, base, "_yi"), *yf = qg_unique_name(s, base, "_yf"), *sc = qg_unique_name(s, base, "_ys"),
+         *ym = bn ? qg_unique_name(s, base, "_ym") : oq_strdup(y);
+    if (!aq || !as || !az || !yi || !yf || !sc || !ym)
+        st = oq_error(OQ_E_NOMEM, "out of memory");
+    oq_node *added = NULL;
+    if (st == OQ_OK) {
+        const char *in[1] = {a}, *out[3] = {aq, as, az};
+        st = qg_add_node(g, "DynamicQuantizeLinear", "", "", in, 1, out, 3, NULL);
+    }
+    if (st == OQ_OK) {
+        const char *in[4] = {aq, qn, az, zn}, *out[1] = {yi};
+        st = qg_add_node(g, op, "", name, in, 4, out, 1, NULL);
+    }
+    /* (g->nodes may have moved: the node is found again by index) */
+    for (size_t k = 0; st == OQ_OK && attrs_from != SIZE_MAX && k < g->nodes[attrs_from].n_attrs; k++)
+        if (g->nodes[attrs_from].attrs[k].type != OQ_ATTR_GRAPH)
+            st = qg_copy_attr(&g->nodes[g->n_nodes - 1], &g->nodes[attrs_from].attrs[k]);
+    if (st == OQ_OK) {
+        const char *in[1] = {yi}, *out[1] = {yf};
+        st = qg_add_node(g, "Cast", "", "", in, 1, out, 1, &added);
+    }
+    if (st == OQ_OK)
+        st = qg_attr_int(added, "to", OQ_FLOAT);
+    if (st == OQ_OK) {
+        const char *in[2] = {as, sn}, *out[1] = {sc};
+        st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
+    }
+    if (st == OQ_OK) {
+        const char *in[2] = {yf, sc}, *out[1] = {ym};
+        st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
+    }
+    if (st == OQ_OK && bn) {
+        const char *in[2] = {ym, bn}, *out[1] = {y};
+        st = qg_add_node(g, "Add", "", "", in, 2, out, 1, NULL);
+    }
+    free(aq), free(as), free(az), free(yi), free(yf), free(sc), free(ym);
+    return st;
+}
+
 static oq_status emit(quant_ctx *q, oq_graph *g, const quant_scope *s, size_t ni, const quant_rule *rule)
 {
     const oq_quant_options *opt = q->opt;
@@ -145,40 +194,7 @@ static oq_status emit(quant_ctx *q, oq_graph *g, const quant_scope *s, size_t ni
         if (st == OQ_OK)
             st = qg_ensure_opset(q->m, "com.microsoft", 1);
     } else if (st == OQ_OK) {
-        char *aq = qg_unique_name(s, base, "_aq"), *as = qg_unique_name(s, base, "_as"),
-             *az = qg_unique_name(s, base, "_az"), *yi = qg_unique_name(s, base, "_yi"),
-             *yf = qg_unique_name(s, base, "_yf"), *sc = qg_unique_name(s, base, "_ys"),
-             *ym = bn ? qg_unique_name(s, base, "_ym") : oq_strdup(y);
-        if (!aq || !as || !az || !yi || !yf || !sc || !ym)
-            st = oq_error(OQ_E_NOMEM, "out of memory");
-        oq_node *added = NULL;
-        if (st == OQ_OK) {
-            const char *in[1] = {a}, *out[3] = {aq, as, az};
-            st = qg_add_node(g, "DynamicQuantizeLinear", "", "", in, 1, out, 3, NULL);
-        }
-        if (st == OQ_OK) {
-            const char *in[4] = {aq, qn, az, zn}, *out[1] = {yi};
-            st = qg_add_node(g, "MatMulInteger", "", name, in, 4, out, 1, NULL);
-        }
-        if (st == OQ_OK) {
-            const char *in[1] = {yi}, *out[1] = {yf};
-            st = qg_add_node(g, "Cast", "", "", in, 1, out, 1, &added);
-        }
-        if (st == OQ_OK)
-            st = qg_attr_int(added, "to", OQ_FLOAT);
-        if (st == OQ_OK) {
-            const char *in[2] = {as, sn}, *out[1] = {sc};
-            st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
-        }
-        if (st == OQ_OK) {
-            const char *in[2] = {yf, sc}, *out[1] = {ym};
-            st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
-        }
-        if (st == OQ_OK && bn) {
-            const char *in[2] = {ym, bn}, *out[1] = {y};
-            st = qg_add_node(g, "Add", "", "", in, 2, out, 1, NULL);
-        }
-        free(aq), free(as), free(az), free(yi), free(yf), free(sc), free(ym);
+        st = emit_integer_chain(g, s, base, "MatMulInteger", SIZE_MAX, a, y, name, qn, sn, zn, bn);
     }
     free(a), free(y), free(name), free(base);
     return st;
@@ -399,43 +415,11 @@ static oq_status emit_conv(quant_ctx *q, oq_graph *g, const quant_scope *s, size
         return st;
     }
     char *a = oq_strdup(nd->inputs[0]), *y = oq_strdup(nd->outputs[0]), *name = oq_strdup(nd->name ? nd->name : "");
-    char *aq = qg_unique_name(s, base, "_aq"), *as = qg_unique_name(s, base, "_as"), *az = qg_unique_name(s, base, "_az"),
-         *yi = qg_unique_name(s, base, "_yi"), *yf = qg_unique_name(s, base, "_yf"), *sc = qg_unique_name(s, base, "_ys"),
-         *ym = bn ? qg_unique_name(s, base, "_ym") : oq_strdup(y);
-    if (!a || !y || !name || !aq || !as || !az || !yi || !yf || !sc || !ym)
+    if (!a || !y || !name)
         st = oq_error(OQ_E_NOMEM, "out of memory");
-    oq_node *added = NULL;
-    if (st == OQ_OK) {
-        const char *in[1] = {a}, *out[3] = {aq, as, az};
-        st = qg_add_node(g, "DynamicQuantizeLinear", "", "", in, 1, out, 3, NULL);
-    }
-    if (st == OQ_OK) {
-        const char *in[4] = {aq, qn, az, zn}, *out[1] = {yi};
-        st = qg_add_node(g, "ConvInteger", "", name, in, 4, out, 1, &added);
-    }
-    /* the convolution's geometry: g->nodes may have moved, the Conv is still at ni */
-    for (size_t k = 0; st == OQ_OK && k < g->nodes[ni].n_attrs; k++)
-        if (g->nodes[ni].attrs[k].type != OQ_ATTR_GRAPH)
-            st = qg_copy_attr(&g->nodes[g->n_nodes - 1], &g->nodes[ni].attrs[k]);
-    if (st == OQ_OK) {
-        const char *in[1] = {yi}, *out[1] = {yf};
-        st = qg_add_node(g, "Cast", "", "", in, 1, out, 1, &added);
-    }
-    if (st == OQ_OK)
-        st = qg_attr_int(added, "to", OQ_FLOAT);
-    if (st == OQ_OK) {
-        const char *in[2] = {as, sn}, *out[1] = {sc};
-        st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
-    }
-    if (st == OQ_OK) {
-        const char *in[2] = {yf, sc}, *out[1] = {ym};
-        st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
-    }
-    if (st == OQ_OK && bn) {
-        const char *in[2] = {ym, bn}, *out[1] = {y};
-        st = qg_add_node(g, "Add", "", "", in, 2, out, 1, NULL);
-    }
-    free(a), free(y), free(name), free(base), free(aq), free(as), free(az), free(yi), free(yf), free(sc), free(ym);
+    if (st == OQ_OK) /* the Conv (still at ni) gives ConvInteger its geometry */
+        st = emit_integer_chain(g, s, base, "ConvInteger", ni, a, y, name, qn, sn, zn, bn);
+    free(a), free(y), free(name), free(base);
     return st;
 }
 
