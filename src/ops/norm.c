@@ -288,6 +288,9 @@ static oq_status ln_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
     if (in[1]->dtype != x->dtype)
         return oq_op_error(n, OQ_E_TYPE, "Scale type %s differs from X type %s", oq_dtype_name(in[1]->dtype),
                            oq_dtype_name(x->dtype));
+    if (n->n_inputs > 2 && in[2] && in[2]->dtype != x->dtype)
+        return oq_op_error(n, OQ_E_TYPE, "B type %s differs from X type %s", oq_dtype_name(in[2]->dtype),
+                           oq_dtype_name(x->dtype));
     oq_set_shape(out[0], x->dtype, x->ndim, x->dims);
     int64_t dims[OQ_MAX_DIMS];
     for (int d = 0; d < x->ndim; d++)
@@ -310,8 +313,8 @@ static void ln_rows(void *ctx, size_t s, size_t e)
 {
     const ln_job *j = ctx;
     size_t len = j->len;
-    bool fast = j->x->dtype == OQ_FLOAT && oq_tensor_numel(j->scale) == (int64_t)len &&
-                (!j->bias || oq_tensor_numel(j->bias) == (int64_t)len);
+    bool fast = j->x->dtype == OQ_FLOAT && j->scale->dtype == OQ_FLOAT && oq_tensor_numel(j->scale) == (int64_t)len &&
+                (!j->bias || (j->bias->dtype == OQ_FLOAT && oq_tensor_numel(j->bias) == (int64_t)len));
     for (size_t r = s; r < e; r++) {
         double m, v;
         moments(j->x, r * len, len, &m, &v);
