@@ -291,6 +291,28 @@ enum { FAST_COLS = 1024 };
         const pool_geom *g = &j->g;                                                                                   \
         if (g->out[2] > FAST_COLS || g->k[2] > 65535)                                                                 \
             return false;                                                                                             \
+        if (g->in[0] == 1 && g->k[0] == 1 && g->out[0] == 1 && g->k[1] == 2 && g->k[2] == 2 && g->s[1] == 2 &&       \
+            g->s[2] == 2 && g->d[1] == 1 && g->d[2] == 1 && g->pb[1] == 0 && g->pb[2] == 0 &&                         \
+            2 * g->out[1] <= g->in[1] && 2 * g->out[2] <= g->in[2]) {                                                 \
+            /* 2x2 stride 2 inside the plane (the small CNNs' pool): no window set-up per plane, four               \
+             * compares per output in the order the general loop takes (same NaN handling) */                         \
+            const T *x = (const T *)j->x + plane * PLANE_IN(g);                                                       \
+            T *y = (T *)j->y + plane * PLANE_OUT(g);                                                                  \
+            const size_t iw = g->in[2], ow = g->out[2];                                                               \
+            for (size_t oy = 0; oy < g->out[1]; oy++) {                                                               \
+                const T *r0 = x + 2 * oy * iw, *r1 = r0 + iw;                                                         \
+                T *yr = y + oy * ow;                                                                                  \
+                for (size_t ox = 0; ox < ow; ox++) {                                                                  \
+                    T m = LOWEST;                                                                                     \
+                    m = r0[2 * ox] > m ? r0[2 * ox] : m;                                                              \
+                    m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;                                                      \
+                    m = r1[2 * ox] > m ? r1[2 * ox] : m;                                                              \
+                    m = r1[2 * ox + 1] > m ? r1[2 * ox + 1] : m;                                                      \
+                    yr[ox] = m;                                                                                       \
+                }                                                                                                     \
+            }                                                                                                         \
+            return true;                                                                                              \
+        }                                                                                                             \
         ptrdiff_t fxs[FAST_COLS];                                                                                     \
         uint16_t x0s[FAST_COLS], x1s[FAST_COLS];                                                                      \
         for (size_t ox = 0; ox < g->out[2]; ox++) {                                                                   \

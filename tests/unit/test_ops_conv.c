@@ -458,8 +458,63 @@ static void test_pool_case(oq_dtype dt, size_t n_out, int64_t h, int64_t w)
     oq_tensor_destroy(x), oq_tensor_destroy(out[0]), oq_tensor_destroy(out[1]);
 }
 
+/* MaxPool 2x2 stride 2 without padding (the small CNNs' pool, its own fast path): odd
+ * plane sizes (the last row/column dropped), float with NaN and -inf, and int8, against
+ * the general rule m = v > m ? v : m from the lowest value. */
+static void test_pool_2x2(oq_dtype dt, int64_t h, int64_t w)
+{
+    int64_t xd[4] = {2, 3, h, w}, k[2] = {2, 2}, s[2] = {2, 2};
+    oq_tensor *x = NULL;
+    CHECK_OK(oq_tensor_create(dt, 4, xd, &x));
+    int64_t n = 6 * h * w, oh = h / 2, ow = w / 2;
+    for (int64_t i = 0; x && i < n; i++) {
+        int v = (int)(i * 37 % 251) - 125;
+        if (dt == OQ_INT8)
+            ((int8_t *)x->data)[i] = (int8_t)v;
+        else
+            ((float *)x->data)[i] = i % 13 == 0 ? NAN : i % 17 == 0 ? -INFINITY : (float)v * 0.25f;
+    }
+    node_builder b;
+    nb_init(&b, "MaxPool", 1, 1);
+    nb_ints(&b, "kernel_shape", 2, k);
+    nb_ints(&b, "strides", 2, s);
+    oq_tensor *out[1] = {NULL};
+    CHECK_OK(run_op(&oq_op_maxpool, &b.node, &x, 1, 0, NULL, out, 1));
+    if (!x || !out[0])
+        return;
+    CHECK(out[0]->dims[2] == oh && out[0]->dims[3] == ow);
+    int bad = 0;
+    for (int64_t c = 0; c < 6; c++)
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                float m = -INFINITY;
+                int mi = INT8_MIN;
+                for (int64_t ky = 0; ky < 2; ky++)
+                    for (int64_t kx = 0; kx < 2; kx++) {
+                        int64_t at = c * h * w + (2 * oy + ky) * w + 2 * ox + kx;
+                        if (dt == OQ_INT8) {
+                            int v = ((int8_t *)x->data)[at];
+                            mi = v > mi ? v : mi;
+                        } else {
+                            float v = ((float *)x->data)[at];
+                            m = v > m ? v : m;
+                        }
+                    }
+                int64_t o = (c * oh + oy) * ow + ox;
+                if (dt == OQ_INT8)
+                    bad |= ((int8_t *)out[0]->data)[o] != mi;
+                else
+                    bad |= memcmp(&((float *)out[0]->data)[o], &m, sizeof m) != 0;
+            }
+    CHECK(!bad);
+    oq_tensor_destroy(x), oq_tensor_destroy(out[0]);
+}
+
 static void test_pool(void)
 {
+    test_pool_2x2(OQ_FLOAT, 28, 28);
+    test_pool_2x2(OQ_FLOAT, 7, 9);
+    test_pool_2x2(OQ_INT8, 14, 15);
     const oq_dtype types[2] = {OQ_INT8, OQ_UINT8};
     for (int t = 0; t < 2; t++)
         for (size_t n_out = 1; n_out <= 2; n_out++) {
