@@ -11,7 +11,8 @@
 #include <string.h>
 
 void quant_range_f32__avx512(const float *x, size_t n, float *mn, float *mx); /* observer_range-avx512.c */
-void quant_hist_index_f32__avx512(const float *x, size_t n, float k, int last, int *idx); /* observer_range-avx512.c */
+/* observer_range-avx512.c */
+size_t quant_hist_index_nz_f32__avx512(const float *x, size_t n, float k, int last, int *idx, size_t *zeros);
 
 static bool uses_histogram(oq_calib_method m)
 {
@@ -61,13 +62,13 @@ static void hist_add(oq_observer *o, const float *x, size_t n, double absmax)
      * load-add-store after another; same counts as the plain loop below. */
     uint32_t *c = n >= 8192 ? oq_calloc(4 * (size_t)o->nbins, sizeof *c) : NULL;
     if (c) {
-        int idx[1024];
+        int idx[1024 + 16];
         bool avx512 = oq_isa_level() >= OQ_ISA_AVX512;
-        size_t nb = (size_t)o->nbins, i = 0;
+        size_t nb = (size_t)o->nbins, i = 0, zeros = 0;
         for (; i < n; i += 1024) {
             size_t m = n - i < 1024 ? n - i : 1024;
             if (avx512)
-                quant_hist_index_f32__avx512(x + i, m, k, last, idx);
+                m = quant_hist_index_nz_f32__avx512(x + i, m, k, last, idx, &zeros);
             else
                 for (size_t j = 0; j < m; j++) {
                     float a = fabsf(x[i + j]) * k;
@@ -83,6 +84,7 @@ static void hist_add(oq_observer *o, const float *x, size_t n, double absmax)
             for (; j < m; j++)
                 c[idx[j]]++;
         }
+        h[0] += (double)zeros;
         for (size_t b = 0; b < nb; b++)
             h[b] += (double)c[b] + (double)c[nb + b] + (double)c[2 * nb + b] + (double)c[3 * nb + b];
         free(c);

@@ -104,8 +104,41 @@ static void test_weights(void)
     oq_tensor_destroy(w), oq_tensor_destroy(b), oq_tensor_destroy(bq), oq_tensor_destroy(bs);
 }
 
+/* A long batch (the blocked, vectorized path: bin 0 counted apart, the rest packed)
+ * bins every value as the plain rule does: mostly zeros as after a Relu, negatives,
+ * values near 0, NaN, a length that is no multiple of the blocks. */
+static void test_histogram_long(void)
+{
+    oq_calib_options o = oq_calib_options_default();
+    o.method = OQ_CALIB_MSE;
+    oq_observer ob;
+    CHECK_OK(oq_observer_init(&ob, &o));
+    enum { N = 3 * 4096 + 1037 };
+    static float x[N];
+    for (int i = 0; i < N; i++)
+        x[i] = i % 3 ? 0.0f : (float)((i * 7919) % 2001 - 1000) / 97.0f;
+    x[5] = NAN, x[7] = NAN, x[13] = 1e-30f, x[17] = -0.0f; /* (an infinite range skips the histogram) */
+    oq_observer_update(&ob, x, N, 0.01);
+    /* the reference, with the range the observer chose */
+    double *want = calloc((size_t)ob.nbins, sizeof *want);
+    const float k = (float)(ob.nbins / ob.hmax);
+    const int last = ob.nbins - 1;
+    for (int i = 0; want && i < N; i++) {
+        float a = fabsf(x[i]) * k;
+        want[a < (float)last ? (int)a : last] += 1;
+    }
+    int bad = 0;
+    for (int b = 0; want && b < ob.nbins; b++)
+        bad += ob.hist[b] != want[b];
+    CHECK(want && bad == 0);
+    CHECK(ob.hist[0] > N / 2);
+    free(want);
+    oq_observer_free(&ob);
+}
+
 static void test_observers(void)
 {
+    test_histogram_long();
     oq_calib_options o = oq_calib_options_default();
     o.method = OQ_CALIB_PERCENTILE;
     o.percentile = 99.0;
