@@ -199,26 +199,12 @@ static oq_status add_ints(oq_node *n, const char *name, const int64_t *v, size_t
 static oq_status rewrite(oq_graph *g, const match_t *r)
 {
     oq_node *n = &g->nodes[r->nodes[r->n_nodes - 1]];
-    char *xs = oq_strdup(r->x), *op = oq_strdup("QkvAttention"), *dom = oq_strdup("onnxq");
-    if (!xs || !op || !dom) {
-        free(xs);
-        free(op);
-        free(dom);
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    }
-    for (size_t k = 0; k < n->n_inputs; k++)
-        free(n->inputs[k]);
-    n->inputs[0] = xs;
-    n->n_inputs = 1;
-    free(n->op_type);
-    n->op_type = op;
-    free(n->domain);
-    n->domain = dom;
-    for (size_t a = 0; a < n->n_attrs; a++)
-        oq_attr_clear(&n->attrs[a]);
-    n->n_attrs = 0;
+    const char *in[1] = {r->x};
+    oq_status st = oq_node_rewrite(n, "QkvAttention", "onnxq", in, 1, true);
+    if (st != OQ_OK)
+        return st;
     float sc[2] = {r->scale, r->divides ? 1.0f : 0.0f};
-    oq_status st = add_ints(n, "qkv_shape", r->qkv_shape, 5);
+    st = add_ints(n, "qkv_shape", r->qkv_shape, 5);
     if (st == OQ_OK)
         st = add_ints(n, "out_shape", r->out_shape, r->out_rank);
     if (st == OQ_OK)

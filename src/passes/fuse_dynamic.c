@@ -76,26 +76,6 @@ static oq_status flat_initializer(oq_graph *g, const oq_tensor *t, const char **
     return OQ_OK;
 }
 
-static oq_status set_list(char ***list, size_t *count, const char *const *v, size_t n)
-{
-    char **l = oq_calloc(n + 1, sizeof *l);
-    if (!l)
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        if (!(l[i] = oq_strdup(v[i] ? v[i] : ""))) {
-            for (size_t k = 0; k < i; k++)
-                free(l[k]);
-            free(l);
-            return oq_error(OQ_E_NOMEM, "out of memory");
-        }
-    for (size_t i = 0; i < *count; i++)
-        free((*list)[i]);
-    free(*list);
-    *list = l;
-    *count = n;
-    return OQ_OK;
-}
-
 typedef enum { FUSE_NO, FUSE_DONE, FUSE_ERROR } fuse_result;
 
 /* Node i is a ConvInteger or MatMulInteger: fuse its chain when it has the shape above.
@@ -156,37 +136,29 @@ static fuse_result fuse_chain(oq_model *m, oq_graph *g, size_t i, bool *dead, oq
     if (*err != OQ_OK)
         return FUSE_ERROR;
     n = &g->nodes[i]; /* (no node was added, but keep the pointer honest) */
-    char *xn = oq_strdup(x), *wn = oq_strdup(n->inputs[1]), *zn = oq_strdup(wz ? wz : ""), *on = oq_strdup(out);
-    if (!xn || !wn || !zn || !on) {
-        free(xn), free(wn), free(zn), free(on);
+    char *on = oq_strdup(out);
+    if (!on) {
         *err = oq_error(OQ_E_NOMEM, "out of memory");
         return FUSE_ERROR;
     }
-    const char *conv_in[9] = {xn, "", "", wn, wsf, zn, "", "", bf};
-    const char *mm_in[5] = {xn, wn, wsf, zn, bf};
-    const char *outs[1] = {on};
-    char *op = oq_strdup(conv ? "QLinearConv" : "DynamicQuantizeMatMul"), *dom = oq_strdup(conv ? "" : "com.microsoft");
-    if (!op || !dom)
-        *err = oq_error(OQ_E_NOMEM, "out of memory");
-    if (*err == OQ_OK)
-        *err = conv ? set_list(&n->inputs, &n->n_inputs, conv_in, bf ? 9 : 6)
-                    : set_list(&n->inputs, &n->n_inputs, mm_in, bf ? 5 : 4);
-    if (*err == OQ_OK)
-        *err = set_list(&n->outputs, &n->n_outputs, outs, 1);
+    const char *conv_in[9] = {x, "", "", n->inputs[1], wsf, wz, "", "", bf};
+    const char *mm_in[5] = {x, n->inputs[1], wsf, wz, bf};
+    *err = conv ? oq_node_rewrite(n, "QLinearConv", "", conv_in, bf ? 9 : 6, false)
+                : oq_node_rewrite(n, "DynamicQuantizeMatMul", "com.microsoft", mm_in, bf ? 5 : 4, false);
+    if (*err == OQ_OK) {
+        free(n->outputs[0]); /* one output (checked above) */
+        n->outputs[0] = on;
+        on = NULL;
+    }
+    free(on);
     if (*err == OQ_OK && conv)
         *err = oq_node_add_attr_int(n, "onnxq_float_output", 1);
     if (*err == OQ_OK && conv)
         *err = oq_node_add_attr_int(n, "onnxq_dynamic_input", 1);
     if (*err == OQ_OK && !conv)
         *err = oq_model_import_domain(m, "com.microsoft", 1);
-    free(xn), free(wn), free(zn), free(on);
-    if (*err != OQ_OK) {
-        free(op), free(dom);
+    if (*err != OQ_OK)
         return FUSE_ERROR;
-    }
-    free(n->op_type), free(n->domain);
-    n->op_type = op;
-    n->domain = dom;
     dead[ic] = dead[im] = true;
     if (bias)
         dead[ia] = true;

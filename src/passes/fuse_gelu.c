@@ -84,20 +84,6 @@ static int cmp_desc(const void *a, const void *b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-static oq_status use_contrib_domain(oq_model *m)
-{
-    if (oq_model_opset(m, "com.microsoft") > 0)
-        return OQ_OK;
-    oq_opset_import *o = realloc(m->opsets, (m->n_opsets + 1) * sizeof *o);
-    if (!o)
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    m->opsets = o;
-    if (!(o[m->n_opsets].domain = oq_strdup("com.microsoft")))
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    o[m->n_opsets++].version = 1;
-    return OQ_OK;
-}
-
 oq_status pass_fuse_gelu(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
 {
     size_t fused = 0;
@@ -109,28 +95,12 @@ oq_status pass_fuse_gelu(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
             e++;
             continue;
         }
-        oq_status st = contrib ? use_contrib_domain(m) : OQ_OK;
+        oq_status st = contrib ? oq_model_import_domain(m, "com.microsoft", 1) : OQ_OK;
+        const char *in[1] = {x};
+        if (st == OQ_OK)
+            st = oq_node_rewrite(&g->nodes[idx[4]], "Gelu", contrib ? "com.microsoft" : "", in, 1, true);
         if (st != OQ_OK)
             return st;
-        oq_node *n = &g->nodes[idx[4]];
-        char *xs = oq_strdup(x), *op = oq_strdup("Gelu"), *dom = oq_strdup(contrib ? "com.microsoft" : "");
-        if (!xs || !op || !dom) {
-            free(xs);
-            free(op);
-            free(dom);
-            return oq_error(OQ_E_NOMEM, "out of memory");
-        }
-        for (size_t k = 0; k < n->n_inputs; k++)
-            free(n->inputs[k]);
-        n->inputs[0] = xs;
-        n->n_inputs = 1;
-        free(n->op_type);
-        n->op_type = op;
-        free(n->domain);
-        n->domain = dom;
-        for (size_t a = 0; a < n->n_attrs; a++)
-            oq_attr_clear(&n->attrs[a]);
-        n->n_attrs = 0;
         size_t gone[4];
         memcpy(gone, idx, sizeof gone);
         qsort(gone, 4, sizeof *gone, cmp_desc);

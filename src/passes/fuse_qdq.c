@@ -844,53 +844,36 @@ static bool fold_clamp(fq *f, size_t i)
         free(out);
         return false;
     }
-    oq_tensor *b[2] = {NULL, NULL};
-    char *names[2] = {NULL, NULL}, *in = oq_strdup(x.q);
+    const char *bounds[2] = {NULL, NULL};
     int32_t qb[2] = {quantize1(&y, lo), quantize1(&y, hi)};
-    bool ok = in != NULL;
+    bool ok = true;
     for (int k = 0; k < 2 && ok; k++) {
-        ok = oq_tensor_create(y.type, 0, NULL, &b[k]) == OQ_OK &&
-             (names[k] = oq_graph_unique_name(f->g, y.q, k ? "_max" : "_min")) != NULL;
+        oq_tensor *t = NULL;
+        ok = oq_tensor_create(y.type, 0, NULL, &t) == OQ_OK &&
+             (t->name = oq_graph_unique_name(f->g, y.q, k ? "_max" : "_min")) != NULL;
         if (ok) {
             if (y.type == OQ_INT8)
-                *(int8_t *)b[k]->data = (int8_t)qb[k];
+                *(int8_t *)t->data = (int8_t)qb[k];
             else
-                *(uint8_t *)b[k]->data = (uint8_t)qb[k];
-            b[k]->name = names[k];
-            names[k] = NULL;
-            ok = oq_graph_add_initializer(f->g, b[k]) == OQ_OK;
-            if (ok)
-                b[k] = NULL;
+                *(uint8_t *)t->data = (uint8_t)qb[k];
+            ok = oq_graph_add_initializer(f->g, t) == OQ_OK;
         }
+        if (ok)
+            bounds[k] = t->name;
+        else
+            oq_tensor_destroy(t);
     }
-    char **ins = ok ? oq_calloc(3, sizeof *ins) : NULL;
-    if (!ins) {
-        for (int k = 0; k < 2; k++)
-            oq_tensor_destroy(b[k]), free(names[k]);
-        free(in), free(out);
+    /* Clip-6's min/max attributes go: the bounds are inputs now (an unread bound left by a
+     * failure here goes with the dead values) */
+    const char *ins[3] = {x.q, bounds[0], bounds[1]};
+    if (!ok || oq_node_rewrite(n, "Clip", "", ins, 3, true) != OQ_OK) {
+        free(out);
         return false;
     }
-    ins[0] = in;
-    ins[1] = oq_strdup(f->g->initializers[f->g->n_initializers - 2]->name);
-    ins[2] = oq_strdup(f->g->initializers[f->g->n_initializers - 1]->name);
-    if (!ins[1] || !ins[2]) {
-        free(ins[0]), free(ins[1]), free(ins[2]), free(ins), free(out);
-        return false;
-    }
-    for (size_t k = 0; k < n->n_inputs; k++)
-        free(n->inputs[k]);
-    free(n->inputs);
-    n->inputs = ins;
-    n->n_inputs = 3;
-    for (size_t a = 0; a < n->n_attrs; a++) /* Clip-6's min/max attributes: the bounds are inputs now */
-        oq_attr_clear(&n->attrs[a]);
-    n->n_attrs = 0;
-    free(n->op_type);
-    n->op_type = oq_strdup("Clip");
     free(n->outputs[0]);
     n->outputs[0] = out;
     f->dead[r] = true;
-    return n->op_type != NULL;
+    return true;
 }
 
 /* ---- preparation: constants as initializers, no-op Casts ---- */

@@ -48,6 +48,10 @@ void oq_graph_remove_node(oq_graph *g, size_t i);
 oq_status oq_node_add_attr_string(oq_node *n, const char *name, const char *value);
 oq_status oq_node_add_attr_floats(oq_node *n, const char *name, const float *v, size_t count);
 oq_status oq_node_add_attr_int(oq_node *n, const char *name, int64_t v);
+/* Node n becomes op of domain reading inputs ("" for an omitted one); its outputs stay, its
+ * attributes go when clear_attrs. inputs may point into n. On failure n is unchanged. */
+oq_status oq_node_rewrite(oq_node *n, const char *op, const char *domain, const char *const *inputs, size_t n_in,
+                          bool clear_attrs);
 
 /* ---- preparation passes (also `onnxq optimize`) ---- */
 

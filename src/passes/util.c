@@ -90,6 +90,35 @@ oq_status oq_node_add_attr_int(oq_node *n, const char *name, int64_t v)
     return OQ_OK;
 }
 
+oq_status oq_node_rewrite(oq_node *n, const char *op, const char *domain, const char *const *inputs, size_t n_in,
+                          bool clear_attrs)
+{
+    char *o = oq_strdup(op), *d = oq_strdup(domain), **in = oq_calloc(n_in + 1, sizeof *in);
+    bool ok = o && d && in;
+    for (size_t k = 0; ok && k < n_in; k++)
+        ok = (in[k] = oq_strdup(inputs[k] ? inputs[k] : "")) != NULL;
+    if (!ok) {
+        for (size_t k = 0; in && k < n_in; k++)
+            free(in[k]);
+        free(in), free(o), free(d);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    for (size_t k = 0; k < n->n_inputs; k++)
+        free(n->inputs[k]);
+    free(n->inputs);
+    n->inputs = in;
+    n->n_inputs = n_in;
+    free(n->op_type);
+    n->op_type = o;
+    free(n->domain);
+    n->domain = d;
+    for (size_t a = 0; clear_attrs && a < n->n_attrs; a++)
+        oq_attr_clear(&n->attrs[a]);
+    if (clear_attrs)
+        n->n_attrs = 0;
+    return OQ_OK;
+}
+
 oq_status oq_node_add_attr_floats(oq_node *n, const char *name, const float *v, size_t count)
 {
     oq_attr *a = new_attr(n, name, OQ_ATTR_FLOATS);
