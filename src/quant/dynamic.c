@@ -8,6 +8,7 @@
  * A Conv with a constant weight becomes DynamicQuantizeLinear -> ConvInteger -> Cast ->
  * Mul (x_scale * w_scale per output channel) [-> Add bias], as onnxruntime writes it;
  * onnxq's session fuses the chain back into one integer convolution (passes/fuse_dynamic). */
+#include "passes/pass.h"
 #include "quant/quant.h"
 
 #include <stdlib.h>
@@ -129,7 +130,7 @@ static oq_status emit_integer_chain(oq_graph *g, const quant_scope *s, const cha
         st = qg_add_node(g, "Cast", "", "", in, 1, out, 1, &added);
     }
     if (st == OQ_OK)
-        st = qg_attr_int(added, "to", OQ_FLOAT);
+        st = oq_node_add_attr_int(added, "to", OQ_FLOAT);
     if (st == OQ_OK) {
         const char *in[2] = {as, sn}, *out[1] = {sc};
         st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);

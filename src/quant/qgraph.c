@@ -59,15 +59,6 @@ static oq_attr *new_attr(oq_node *n, const char *name, oq_attr_type type)
     return a;
 }
 
-oq_status qg_attr_int(oq_node *n, const char *name, int64_t v)
-{
-    oq_attr *a = new_attr(n, name, OQ_ATTR_INT);
-    if (!a)
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    a->i = v;
-    return OQ_OK;
-}
-
 oq_status qg_attr_float(oq_node *n, const char *name, float v)
 {
     oq_attr *a = new_attr(n, name, OQ_ATTR_FLOAT);

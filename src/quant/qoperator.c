@@ -6,6 +6,7 @@
  * Flatten, Reshape, ...) runs directly on the int8 tensor; a MatMul of int8 inputs
  * whose output is read in float becomes com.microsoft MatMulIntegerToFloat. Q/DQ pairs remain
  * only where float and int8 parts of the graph meet. */
+#include "passes/pass.h"
 #include "quant/quant.h"
 
 #include <stdlib.h>
@@ -157,7 +158,7 @@ static oq_status qoperator_graph(quant_ctx *q, oq_graph *g, const quant_scope *s
             st = rewrite(g, i, global ? "QLinearGlobalAveragePool" : "QLinearAveragePool", "com.microsoft", in, 5, yq,
                          !global);
             if (st == OQ_OK && global)
-                st = qg_attr_int(&g->nodes[i], "channels_last", 0);
+                st = oq_node_add_attr_int(&g->nodes[i], "channels_last", 0);
             contrib = true;
         } else if (!strcmp(op, "Concat")) {
             size_t k = n->n_inputs;

@@ -3,6 +3,7 @@
  * same tensors); the rewrite inserts QuantizeLinear/DequantizeLinear pairs on
  * activations, int8 weights (per channel) and int32 biases behind
  * DequantizeLinear, and folds Relu/Clip(0, x) into the producer's output range. */
+#include "passes/pass.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -774,7 +775,7 @@ static oq_status quant_const(quant_ctx *q, oq_graph *g, const plan *p, size_t ni
         st = qg_add_node(g, "DequantizeLinear", "", "", in, 3, out, 1, &dn);
     }
     if (st == OQ_OK && axis >= 0)
-        st = qg_attr_int(dn, "axis", axis);
+        st = oq_node_add_attr_int(dn, "axis", axis);
     if (st != OQ_OK) {
         free(dq);
         return st;
@@ -815,7 +816,7 @@ static oq_status quant_bias(oq_graph *g, const plan *p, size_t ni, float x_scale
         st = qg_add_node(g, "DequantizeLinear", "", "", in, 2, out, 1, &dn);
     }
     if (st == OQ_OK && per_channel)
-        st = qg_attr_int(dn, "axis", 0);
+        st = oq_node_add_attr_int(dn, "axis", 0);
     if (st != OQ_OK) {
         free(dq);
         return st;

@@ -128,7 +128,7 @@ oq_status oq_model_uint8_input(oq_model *m, const char *image_spec)
         const char *in[1] = {name}, *out[1] = {cast};
         st = qg_add_node(g, "Cast", "", "uint8_input/Cast", in, 1, out, 1, &n);
         if (st == OQ_OK)
-            st = qg_attr_int(n, "to", OQ_FLOAT);
+            st = oq_node_add_attr_int(n, "to", OQ_FLOAT);
     }
     const char *x = cast;
     if (st == OQ_OK && in_nchw != model_nchw) {

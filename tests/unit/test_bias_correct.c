@@ -1,6 +1,7 @@
 /* Unit tests of empirical bias correction (quant/bias_correct.c): the per-channel sums, the
  * int32 bias shift (rounding, near-zero scales, saturation), and a one-Gemm model whose
  * corrected bias is computed here by hand from the quantized parameters and the data. */
+#include "passes/pass.h"
 #include "quant/quant.h"
 #include "test.h"
 
@@ -89,7 +90,7 @@ static void test_gemm(void)
     oq_node *gemm = NULL;
     CHECK_OK(qg_add_node(g, "Gemm", "", "gemm", in, 3, out, 1, &gemm));
     if (gemm)
-        CHECK_OK(qg_attr_int(gemm, "transB", 1));
+        CHECK_OK(oq_node_add_attr_int(gemm, "transB", 1));
     /* 16 samples */
     enum { N = 16 };
     int64_t xd[2] = {N, 2};
