@@ -19,8 +19,7 @@ typedef struct attn_state {
     size_t out_rank;
     float scale;
     bool divides;
-    void *ws;
-    size_t ws_cap;
+    oq_scratch ws; /* grown per run */
 } attn_state;
 
 static void attn_destroy(void *p)
@@ -28,7 +27,7 @@ static void attn_destroy(void *p)
     attn_state *s = p;
     if (!s)
         return;
-    oq_aligned_free(s->ws);
+    oq_scratch_free(&s->ws);
     free(s);
 }
 
@@ -205,14 +204,10 @@ static oq_status attn_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
     j.gemm_ws_offset = up64(j.seq * j.seq * sizeof(float));
     j.ws_stride = j.gemm_ws_offset + up64(w1 > w2 ? w1 : w2);
     size_t threads = (size_t)oq_threadpool_size(n->tp), bytes = j.ws_stride * threads + 64;
-    if (bytes > s->ws_cap) {
-        oq_aligned_free(s->ws);
-        s->ws = oq_aligned_alloc(bytes);
-        s->ws_cap = s->ws ? bytes : 0;
-        if (!s->ws)
-            return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
-    }
-    j.ws = (uint8_t *)(((uintptr_t)s->ws + 63) & ~(uintptr_t)63);
+    void *ws = oq_scratch_get(&s->ws, bytes);
+    if (!ws)
+        return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
+    j.ws = (uint8_t *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     oq_parallel_for(n->tp, j.batch * j.heads, attn_task, &j);
     return OQ_OK;
 }

@@ -74,3 +74,20 @@ oq_status oq_check_input(const oq_op_node *n, const oq_tensor *const *in, size_t
         return oq_op_error(n, OQ_E_TYPE, "input %zu has unsupported type %s", i, oq_dtype_name(in[i]->dtype));
     return OQ_OK;
 }
+
+void *oq_scratch_get(oq_scratch *s, size_t bytes)
+{
+    if (bytes > s->cap) {
+        oq_aligned_free(s->p);
+        s->p = oq_aligned_alloc(bytes);
+        s->cap = s->p ? bytes : 0;
+    }
+    return s->p;
+}
+
+void oq_scratch_free(oq_scratch *s)
+{
+    oq_aligned_free(s->p);
+    s->p = NULL;
+    s->cap = 0;
+}

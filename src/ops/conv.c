@@ -38,21 +38,6 @@ static oq_status read_fused_act(const oq_op_node *n, fused_act *act)
     return OQ_OK;
 }
 
-typedef struct scratch {
-    void *p;
-    size_t cap;
-} scratch;
-
-static void *scratch_get(scratch *s, size_t bytes)
-{
-    if (bytes > s->cap) {
-        oq_aligned_free(s->p);
-        s->p = oq_aligned_alloc(bytes);
-        s->cap = s->p ? bytes : 0;
-    }
-    return s->p;
-}
-
 /* Spatial attributes resolved against an input shape. */
 typedef struct conv_attrs {
     int r; /* spatial rank */
@@ -157,7 +142,7 @@ typedef struct conv_state {
     size_t packed_size;
     const void *w_data; /* the constant weight it came from */
     fused_act act;
-    scratch ws;
+    oq_scratch ws;
 } conv_state;
 
 static void conv_destroy(void *p)
@@ -166,7 +151,7 @@ static void conv_destroy(void *p)
     if (!s)
         return;
     oq_aligned_free(s->packed_w);
-    oq_aligned_free(s->ws.p);
+    oq_scratch_free(&s->ws);
     free(s);
 }
 
@@ -291,7 +276,7 @@ static oq_status conv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
         j.mult = mg;
         j.ksize = ksize;
         j.ws_floats = (oq_f32_dwconv_workspace_size(&j.p) + 15) / 16 * 16;
-        j.ws = scratch_get(&s->ws, j.ws_floats * n_threads * sizeof(float));
+        j.ws = oq_scratch_get(&s->ws, j.ws_floats * n_threads * sizeof(float));
         if (!j.ws)
             return oq_error(OQ_E_NOMEM, "out of memory for depthwise workspace");
         /* A 7x7 plane is ~50 ns of work, less than claiming a task costs when both
@@ -350,7 +335,7 @@ static oq_status conv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
         g.min = s->act.min;
         g.max = s->act.max;
     }
-    void *ws = scratch_get(&s->ws, oq_f32_gemm_workspace_size(s->v, &g, n_threads));
+    void *ws = oq_scratch_get(&s->ws, oq_f32_gemm_workspace_size(s->v, &g, n_threads));
     if (!ws)
         return oq_error(OQ_E_NOMEM, "out of memory for Conv workspace");
     for (size_t img = 0; img < batch; img++) {
@@ -368,7 +353,7 @@ const oq_op_def oq_op_conv = {conv_prepare, conv_infer, conv_run, conv_destroy};
 /* ---- ConvTranspose ---- */
 typedef struct convt_state {
     const oq_f32_gemm_variant *v;
-    scratch ws, col;
+    oq_scratch ws, col;
 } convt_state;
 
 static void convt_destroy(void *p)
@@ -376,8 +361,8 @@ static void convt_destroy(void *p)
     convt_state *s = p;
     if (!s)
         return;
-    oq_aligned_free(s->ws.p);
-    oq_aligned_free(s->col.p);
+    oq_scratch_free(&s->ws);
+    oq_scratch_free(&s->col);
     free(s);
 }
 
@@ -526,7 +511,7 @@ static oq_status convt_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
     size_t ksize = j.g.kernel[0] * j.g.kernel[1] * j.g.kernel[2], rows = cog * ksize;
     if (out_plane == 0 || cout == 0 || batch == 0)
         return OQ_OK;
-    float *col = scratch_get(&s->col, rows * in_plane * sizeof(float) + 64);
+    float *col = oq_scratch_get(&s->col, rows * in_plane * sizeof(float) + 64);
     if (!col)
         return oq_error(OQ_E_NOMEM, "out of memory for ConvTranspose columns");
     /* col[rows, in_plane] = W_g^T [rows, cg] x X_g [cg, in_plane] */
@@ -538,7 +523,7 @@ static oq_status convt_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
     g.b.cs = 1;
     g.c = col;
     g.ldc = in_plane;
-    void *ws = scratch_get(&s->ws, oq_f32_gemm_workspace_size(s->v, &g, (size_t)oq_threadpool_size(n->tp)));
+    void *ws = oq_scratch_get(&s->ws, oq_f32_gemm_workspace_size(s->v, &g, (size_t)oq_threadpool_size(n->tp)));
     if (!ws)
         return oq_error(OQ_E_NOMEM, "out of memory for ConvTranspose workspace");
     const float *wd = w->data, *xd = x->data;

@@ -37,29 +37,13 @@ static oq_status read_fused_act(const oq_op_node *n, fused_act *act)
     return OQ_OK;
 }
 
-/* Scratch kept across runs (grown, never shrunk). */
-typedef struct scratch {
-    void *p;
-    size_t cap;
-} scratch;
-
-static void *scratch_get(scratch *s, size_t bytes)
-{
-    if (bytes > s->cap) {
-        oq_aligned_free(s->p);
-        s->p = oq_aligned_alloc(bytes);
-        s->cap = s->p ? bytes : 0;
-    }
-    return s->p;
-}
-
 typedef struct gemm_state {
     const oq_f32_gemm_variant *v;
     float *packed_b;    /* constant right operand, packed (all batches of MatMul's B) */
     size_t packed_size; /* floats per packed matrix */
     size_t pk, pn;      /* shape it was packed for */
     fused_act act;
-    scratch ws, offsets;
+    oq_scratch ws, offsets;
 } gemm_state;
 
 static void gemm_state_destroy(void *p)
@@ -68,8 +52,8 @@ static void gemm_state_destroy(void *p)
     if (!s)
         return;
     oq_aligned_free(s->packed_b);
-    oq_aligned_free(s->ws.p);
-    oq_aligned_free(s->offsets.p);
+    oq_scratch_free(&s->ws);
+    oq_scratch_free(&s->offsets);
     free(s);
 }
 
@@ -91,7 +75,7 @@ static oq_status state_new(oq_op_node *n, gemm_state **out)
 static oq_status run_gemm(oq_op_node *n, gemm_state *s, oq_f32_gemm_args *g)
 {
     size_t bytes = oq_f32_gemm_workspace_size(s->v, g, (size_t)oq_threadpool_size(n->tp));
-    void *ws = scratch_get(&s->ws, bytes);
+    void *ws = oq_scratch_get(&s->ws, bytes);
     if (!ws)
         return oq_error(OQ_E_NOMEM, "out of memory for GEMM workspace");
     if (s->act.clamp) {
@@ -344,7 +328,7 @@ static oq_status matmul_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor
         return run_gemm(n, s, &g);
     }
     g.batch = sh.batch;
-    size_t *off = scratch_get(&s->offsets, 3 * sh.batch * sizeof(size_t));
+    size_t *off = oq_scratch_get(&s->offsets, 3 * sh.batch * sizeof(size_t));
     if (!off)
         return oq_error(OQ_E_NOMEM, "out of memory");
     size_t bsize = packed ? s->packed_size : k * nn;

@@ -62,6 +62,15 @@ void oq_set_shape(oq_tensor *out, oq_dtype dtype, int ndim, const int64_t *dims)
 /* Checks that input i is present and has one of the given dtypes (terminated by OQ_UNDEFINED). */
 oq_status oq_check_input(const oq_op_node *n, const oq_tensor *const *in, size_t i, ...);
 
+/* Scratch an operator keeps across runs: grown (aligned), never shrunk. */
+typedef struct oq_scratch {
+    void *p;
+    size_t cap;
+} oq_scratch;
+/* At least bytes of s, or NULL when out of memory (the old contents are not kept). */
+void *oq_scratch_get(oq_scratch *s, size_t bytes);
+void oq_scratch_free(oq_scratch *s);
+
 /* DynamicQuantizeLinear of count floats into u8 (ONNX's rule: the range includes 0,
  * scale = range / 255, zero point and values rounded half to even, saturated; NaN
  * becomes 0), as DynamicQuantizeMatMul, DynamicQuantizeLSTM and a dynamic QLinearConv

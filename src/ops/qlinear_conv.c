@@ -36,19 +36,8 @@ typedef struct qconv_state {
     const void *w_data;
     bool act;
     float act_min, act_max;
-    void *ws;
-    size_t ws_cap;
+    oq_scratch ws; /* grown per run */
 } qconv_state;
-
-static void *scratch(qconv_state *s, size_t bytes)
-{
-    if (bytes > s->ws_cap) {
-        oq_aligned_free(s->ws);
-        s->ws = oq_aligned_alloc(bytes);
-        s->ws_cap = s->ws ? bytes : 0;
-    }
-    return s->ws;
-}
 
 static void qconv_destroy(void *p)
 {
@@ -60,7 +49,7 @@ static void qconv_destroy(void *p)
     free(s->rowsum);
     oq_aligned_free(s->packed_wt);
     free(s->colsum_wt);
-    oq_aligned_free(s->ws);
+    oq_scratch_free(&s->ws);
     free(s);
 }
 
@@ -623,7 +612,7 @@ stage_done:;
                             : oq_q8_gemm_workspace_size(s->v, &ga, n_threads) + 64;
     size_t bytes = 64 + m * 4 * 3 + (dw ? m * 4 + 64 : 0) + (have_packed || dw ? 0 : group * packed_size + 64) + gemm_ws + 256 +
                    (padded ? xp_bytes + cp_bytes + 128 : 0);
-    uint8_t *ws = scratch(s, bytes);
+    uint8_t *ws = oq_scratch_get(&s->ws, bytes);
     if (!ws)
         return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
     scales = (float *)ws;

@@ -41,8 +41,7 @@ typedef struct qmm_state {
     const void *b_data;
     bool trans_a, trans_b;
     float alpha, act_min, act_max;
-    void *ws;
-    size_t ws_cap;
+    oq_scratch ws; /* grown per run */
 } qmm_state;
 
 static const oq_tensor *input(const oq_op_node *n, const oq_tensor *const *in, int i)
@@ -59,7 +58,7 @@ static void qmm_destroy(void *p)
         return;
     oq_aligned_free(s->packed_b);
     free(s->colsum);
-    oq_aligned_free(s->ws);
+    oq_scratch_free(&s->ws);
     free(s);
 }
 
@@ -563,14 +562,9 @@ static oq_status qmm_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *c
     size_t n_threads = (size_t)oq_threadpool_size(n->tp);
     size_t gws = oq_q8_gemm_workspace_size(s->v, &probe, n_threads);
     size_t bytes = up64(rows * 4) + 3 * up64(nn * 4) + (s->kind == QMM_DYNAMIC ? up64(a_count) : 0) + gws + 128;
-    if (bytes > s->ws_cap) {
-        oq_aligned_free(s->ws);
-        s->ws = oq_aligned_alloc(bytes);
-        s->ws_cap = s->ws ? bytes : 0;
-        if (!s->ws)
-            return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
-    }
-    uint8_t *w = s->ws;
+    uint8_t *w = oq_scratch_get(&s->ws, bytes);
+    if (!w)
+        return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
     int32_t *zrows = (int32_t *)w;
     w += up64(rows * 4);
     int32_t *zcols = (int32_t *)w, *bias_i = (int32_t *)(w + up64(nn * 4));

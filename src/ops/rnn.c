@@ -50,20 +50,16 @@ typedef struct rnn_state {
     bool quant; /* DynamicQuantizeLSTM */
     const oq_f32_gemm_variant *fv;
     f32_weights fw, fr;
-    void *fws; /* f32 GEMM workspace */
-    size_t fws_cap;
+    oq_scratch fws; /* f32 GEMM workspace */
     const oq_q8_gemm_variant *v;
     q8_weights qw, qr;
-    uint8_t *qbuf; /* quantized X and H, column scales, GEMM workspace */
-    size_t qbuf_cap;
+    oq_scratch qbuf; /* quantized X and H, column scales, GEMM workspace */
     int n_dir, gates, n_act; /* n_act: activations per direction */
     bool reverse_only, input_forget, linear_before_reset, has_clip;
     float clip;
     int64_t hidden, layout;
     activation act[2][3];
-    /* scratch, grown as needed */
-    float *buf;
-    size_t buf_cap;
+    oq_scratch buf; /* XW, gates, states (floats), grown as needed */
 } rnn_state;
 
 /* ---- activations ---- */
@@ -295,13 +291,13 @@ static void rnn_destroy(void *p)
     rnn_state *s = p;
     if (!s)
         return;
-    free(s->buf);
+    oq_scratch_free(&s->buf);
     oq_aligned_free(s->fw.packed);
     oq_aligned_free(s->fr.packed);
-    oq_aligned_free(s->fws);
+    oq_scratch_free(&s->fws);
     q8_weights_free(&s->qw);
     q8_weights_free(&s->qr);
-    oq_aligned_free(s->qbuf);
+    oq_scratch_free(&s->qbuf);
     free(s);
 }
 
@@ -577,14 +573,9 @@ static oq_status q8_setup(oq_op_node *n, rnn_state *s, const oq_tensor *const *i
     size_t wx = oq_q8_gemm_workspace_size(s->v, &gx, th), wh = oq_q8_gemm_workspace_size(s->v, &gh, th);
     size_t need = up64((size_t)(T * B * I)) + up64((size_t)(B * H)) + up64((size_t)GH * sizeof(float)) +
                   (wx > wh ? wx : wh) + 64;
-    if (need > s->qbuf_cap) {
-        oq_aligned_free(s->qbuf);
-        s->qbuf = oq_aligned_alloc(need);
-        s->qbuf_cap = s->qbuf ? need : 0;
-        if (!s->qbuf)
-            return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
-    }
-    uint8_t *p = s->qbuf;
+    uint8_t *p = oq_scratch_get(&s->qbuf, need);
+    if (!p)
+        return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
     *xq = p;
     p += up64((size_t)(T * B * I));
     *hq = p;
@@ -635,7 +626,7 @@ static void f32_product(oq_op_node *n, const rnn_state *s, const f32_weights *fw
                         size_t k, size_t nn, float *c)
 {
     oq_f32_gemm_args g = f32_args(fw, d, a, m, k, nn, c);
-    oq_f32_gemm_run(s->fv, &g, s->fws, n->tp);
+    oq_f32_gemm_run(s->fv, &g, s->fws.p, n->tp);
 }
 
 /* Packs W^T (and R^T unless GRU's split product needs R transposed by hand) and sizes the GEMM workspace. */
@@ -652,13 +643,8 @@ static oq_status f32_setup(oq_op_node *n, rnn_state *s, const oq_tensor *const *
     oq_f32_gemm_args gh = f32_args(&s->fw, 0, NULL, (size_t)B, (size_t)H, (size_t)GH, NULL);
     size_t wx = oq_f32_gemm_workspace_size(s->fv, &gx, th), wh = oq_f32_gemm_workspace_size(s->fv, &gh, th);
     size_t need = (wx > wh ? wx : wh) + 64;
-    if (need > s->fws_cap) {
-        oq_aligned_free(s->fws);
-        s->fws = oq_aligned_alloc(need);
-        s->fws_cap = s->fws ? need : 0;
-        if (!s->fws)
-            return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
-    }
+    if (!oq_scratch_get(&s->fws, need))
+        return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
     return OQ_OK;
 }
 
@@ -690,14 +676,10 @@ static oq_status rnn_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *c
         return st;
     /* scratch: RT [H,GH] (GRU split only), XW [T*B,GH], gates [B,GH], h [B,H], c [B,H], tmp [B,H], 2 x [GH] */
     size_t need = (size_t)((gru_split ? H * GH : 0) + T * B * GH + B * GH + 3 * B * H + 2 * GH);
-    if (need > s->buf_cap) {
-        float *nb = realloc(s->buf, need * sizeof(float));
-        if (!nb)
-            return oq_error(OQ_E_NOMEM, "out of memory for %zu floats of scratch", need);
-        s->buf = nb;
-        s->buf_cap = need;
-    }
-    float *RT = s->buf, *XW = RT + (gru_split ? H * GH : 0), *gates = XW + T * B * GH;
+    float *RT = oq_scratch_get(&s->buf, need * sizeof(float));
+    if (!RT)
+        return oq_error(OQ_E_NOMEM, "out of memory for %zu floats of scratch", need);
+    float *XW = RT + (gru_split ? H * GH : 0), *gates = XW + T * B * GH;
     float *h = gates + B * GH, *c = h + B * H, *tmp = c + B * H, *rbh = tmp + B * H, *badd = rbh + GH;
     const float *x = in[0]->data;
 
