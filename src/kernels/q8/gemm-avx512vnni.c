@@ -16,6 +16,13 @@ static inline __m512i bcast4(const uint8_t *p)
     return _mm512_set1_epi32(v);
 }
 
+/* acc + the products of the unsigned and signed bytes of av and b: A is the unsigned
+ * operand in the u8s8 flavour, B in s8u8 (vpdpbusd takes the unsigned one first). */
+static inline __attribute__((always_inline)) __m512i dot4(__m512i acc, __m512i av, __m512i b, const bool a_signed)
+{
+    return a_signed ? _mm512_dpbusd_epi32(acc, b, av) : _mm512_dpbusd_epi32(acc, av, b);
+}
+
 static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size_t nr, size_t kg, const uint8_t *a,
                                                             const uint8_t *b, void *c, size_t ldc,
                                                             const oq_q8_gemm_tile *t, const bool a_signed)
@@ -41,13 +48,8 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
             for (int u = 0; u < 4; u++) {
                 const __m512i av = bcast4(a + u * gs);
                 const __m512i b0 = _mm512_loadu_si512(b + u * NR * 4), b1 = _mm512_loadu_si512(b + u * NR * 4 + 64);
-                if (a_signed) {
-                    s[u][0] = _mm512_dpbusd_epi32(s[u][0], b0, av);
-                    s[u][1] = _mm512_dpbusd_epi32(s[u][1], b1, av);
-                } else {
-                    s[u][0] = _mm512_dpbusd_epi32(s[u][0], av, b0);
-                    s[u][1] = _mm512_dpbusd_epi32(s[u][1], av, b1);
-                }
+                s[u][0] = dot4(s[u][0], av, b0, a_signed);
+                s[u][1] = dot4(s[u][1], av, b1, a_signed);
             }
             a += 4 * gs;
             b += 4 * NR * 4;
@@ -60,13 +62,8 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
 #pragma GCC unroll 8
         for (size_t i = 0; i < R; i++) {
             const __m512i av = bcast4(a + i * rs);
-            if (a_signed) {
-                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, av);
-                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, av);
-            } else {
-                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
-                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
-            }
+            acc[i][0] = dot4(acc[i][0], av, b0, a_signed);
+            acc[i][1] = dot4(acc[i][1], av, b1, a_signed);
         }
         a += gs;
         b += NR * 4;
@@ -76,13 +73,8 @@ static inline __attribute__((always_inline)) void gemm_rows(const size_t R, size
 #pragma GCC unroll 8
         for (size_t i = 0; i < R; i++) {
             const __m512i av = _mm512_set1_epi32(oq_q8_a_tail_word(a + i * rs, tail));
-            if (a_signed) {
-                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, av);
-                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, av);
-            } else {
-                acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
-                acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
-            }
+            acc[i][0] = dot4(acc[i][0], av, b0, a_signed);
+            acc[i][1] = dot4(acc[i][1], av, b1, a_signed);
         }
     }
     const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
