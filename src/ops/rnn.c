@@ -523,7 +523,7 @@ static oq_status q8_pack(oq_op_node *n, rnn_state *s, q8_weights *qw, size_t idx
     return OQ_OK;
 }
 
-static oq_q8_gemm_args q8_args(const rnn_state *s, const q8_weights *qw, int64_t d, size_t m, size_t k, size_t nn)
+static oq_q8_gemm_args q8_args(const q8_weights *qw, int64_t d, size_t m, size_t k, size_t nn)
 {
     oq_q8_gemm_args g = oq_q8_gemm_args_init(m, nn, k);
     g.a_rs = k;
@@ -535,7 +535,6 @@ static oq_q8_gemm_args q8_args(const rnn_state *s, const q8_weights *qw, int64_t
     g.scale_mode = OQ_Q8_PER_COL;
     g.out = OQ_Q8_OUT_F32;
     g.ldc = nn;
-    (void)s;
     return g;
 }
 
@@ -549,7 +548,7 @@ static void q8_product(oq_op_node *n, const rnn_state *s, const q8_weights *qw, 
     oq_quantize_dynamic_u8(x, m * k, xq, &sa, &za, n->tp);
     for (size_t j = 0; j < nn; j++)
         scales[j] = sa * qw->scale[(size_t)d * nn + j];
-    oq_q8_gemm_args g = q8_args(s, qw, d, m, k, nn);
+    oq_q8_gemm_args g = q8_args(qw, d, m, k, nn);
     g.a = xq;
     g.a_zp = za;
     g.scale = scales;
@@ -568,8 +567,8 @@ static oq_status q8_setup(oq_op_node *n, rnn_state *s, const oq_tensor *const *i
     if (st != OQ_OK)
         return st;
     size_t th = (size_t)oq_threadpool_size(n->tp);
-    oq_q8_gemm_args gx = q8_args(s, &s->qw, 0, (size_t)(T * B), (size_t)I, (size_t)GH);
-    oq_q8_gemm_args gh = q8_args(s, &s->qr, 0, (size_t)B, (size_t)H, (size_t)GH);
+    oq_q8_gemm_args gx = q8_args(&s->qw, 0, (size_t)(T * B), (size_t)I, (size_t)GH);
+    oq_q8_gemm_args gh = q8_args(&s->qr, 0, (size_t)B, (size_t)H, (size_t)GH);
     size_t wx = oq_q8_gemm_workspace_size(s->v, &gx, th), wh = oq_q8_gemm_workspace_size(s->v, &gh, th);
     size_t need = up64((size_t)(T * B * I)) + up64((size_t)(B * H)) + up64((size_t)GH * sizeof(float)) +
                   (wx > wh ? wx : wh) + 64;
