@@ -59,6 +59,10 @@ onnxruntime 1.30 via `scripts/ort_run.js`; regenerate with `scripts/fixtures_exp
   Cast -> Mul -> Add, then Flatten and the same with MatMulInteger (uint8 weights); onnxq's session fuses both chains.
 - `dynamic_conv_rows`: the same Conv chain with 128 -> 64 channels on a 7x7 plane, which QLinearConv runs with output
   pixels as the GEMM rows.
+- `nhwc_chain` / `nhwc_chain_s8`: a QOperator chain (uint8 / int8 activations) that onnxq's session runs channels-last:
+  QuantizeLinear, six QLinearConvs (3x3 stride 2, 3x3, 1x1, 1x1 stride 2, 3x3 dilation 2, asymmetric pads), MaxPool,
+  QLinearAdd (residual), QLinearMul by a constant, QLinearGlobalAveragePool; outputs `y` and `mid` (read in NCHW from
+  inside the chain). Used by tests/cli/test_layout_nhwc.sh.
 - `if_subgraph` / `if_subgraph_else`: If with both branches reading outer-scope `x`; the two inputs take the then/else branch.
 - `if_quant`: If on input `cond`; then: Conv+Relu+Reshape+MatMul+Add (the MatMul weight `Wm` an initializer of the main
   graph), else: Reshape+MatMul; `calib.npz` (16 samples, cond true) calibrates the then-branch only, `cond_false.npy`

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # Build tiny fixture models for the C test suite under tests/fixtures/<name>/: lstm_small (torch, random weights),
 # if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant, dqlstm, dqlstm_u8, if_image,
-# dynamic_chains, dynamic_conv_rows (onnx.helper). Writes model.onnx, input_N.npy,
+# dynamic_chains, dynamic_conv_rows, nhwc_chain, nhwc_chain_s8 (onnx.helper). Writes model.onnx, input_N.npy,
 # io.txt. Usage: fixtures_small.py [NAME...]   (default: all)
 import os
 import sys
@@ -305,6 +305,68 @@ def dynamic_conv_rows():
     save("dynamic_conv_rows", m, [("x", r.normal(0, 1, (1, 128, 7, 7)).astype(np.float32))], ["y"])
 
 
+def nhwc_chain(name="nhwc_chain", act=np.uint8):
+    """QOperator chain that onnxq's session runs channels-last (passes/layout_nhwc.c): QuantizeLinear ->
+    QLinearConv 3->16 3x3 stride 2 (the chain's first, NCHW in) -> MaxPool 3x3/2 -> QLinearConv 3x3 -> QLinearConv
+    1x1 (+Relu range) -> QLinearAdd (residual) -> QLinearConv 1x1 stride 2 -> QLinearConv 3x3 dilation 2 ->
+    QLinearConv 3x3 asymmetric pads -> QLinearMul by a scalar -> QLinearGlobalAveragePool; outputs `mid` (read in
+    NCHW from inside the chain) and `y`. Per-channel int8 weights, int32 bias; `act` is the activation type."""
+    r = np.random.default_rng(11 if act == np.uint8 else 12)
+    f = T.FLOAT
+    zp = (lambda v: np.array(v, act))
+    z0 = 128 if act == np.uint8 else 0
+    inits, nodes = [], []
+
+    def add(name, arr):
+        inits.append(numpy_helper.from_array(arr, name))
+        return name
+
+    add("s_x", np.array(0.02, np.float32)); add("z_x", zp(z0 - 10 if act == np.uint8 else -10))
+    nodes.append(h.make_node("QuantizeLinear", ["x", "s_x", "z_x"], ["xq"]))
+    state = {"k": 0}
+
+    def conv(x, xs, xz, cin, cout, k, out_scale, out_zp, **attrs):
+        i = state["k"] = state["k"] + 1
+        w = r.integers(-127, 128, (cout, cin, k, k)).astype(np.int8)
+        ws = (r.uniform(0.5, 1.5, cout) / (np.sqrt(cin * k * k) * 60)).astype(np.float32)
+        b = r.integers(-2000, 2000, cout).astype(np.int32)
+        add(f"w{i}", w); add(f"ws{i}", ws); add(f"wz{i}", np.zeros(cout, np.int8)); add(f"b{i}", b)
+        add(f"ys{i}", np.array(out_scale, np.float32)); add(f"yz{i}", zp(out_zp))
+        nodes.append(h.make_node("QLinearConv", [x, xs, xz, f"w{i}", f"ws{i}", f"wz{i}", f"ys{i}", f"yz{i}", f"b{i}"],
+                                 [f"c{i}"], **attrs))
+        return f"c{i}", f"ys{i}", f"yz{i}"
+
+    c1 = conv("xq", "s_x", "z_x", 3, 16, 3, 0.03, z0, strides=[2, 2], pads=[1, 1, 1, 1])
+    nodes.append(h.make_node("MaxPool", [c1[0]], ["mp"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
+    c2 = conv("mp", c1[1], c1[2], 16, 16, 3, 0.03, z0 + 5, pads=[1, 1, 1, 1])
+    c3 = conv(c2[0], c2[1], c2[2], 16, 16, 1, 0.02, z0 - 128 if act == np.uint8 else -128)  # Relu-like range
+    add("s_a", np.array(0.04, np.float32)); add("z_a", zp(z0))
+    nodes.append(h.make_node("QLinearAdd", ["mp", c1[1], c1[2], c3[0], c3[1], c3[2], "s_a", "z_a"], ["res"],
+                             domain="com.microsoft"))
+    c4 = conv("res", "s_a", "z_a", 16, 32, 1, 0.03, z0, strides=[2, 2])
+    c5 = conv(c4[0], c4[1], c4[2], 32, 32, 3, 0.03, z0 + 3, pads=[2, 2, 2, 2], dilations=[2, 2])
+    c6 = conv(c5[0], c5[1], c5[2], 32, 24, 3, 0.03, z0 - 4, pads=[0, 1, 1, 0])
+    add("k", zp(z0 + 60)); add("s_k", np.array(0.01, np.float32)); add("z_k", zp(z0))
+    add("s_m", np.array(0.02, np.float32)); add("z_m", zp(z0))
+    nodes.append(h.make_node("QLinearMul", [c6[0], c6[1], c6[2], "k", "s_k", "z_k", "s_m", "z_m"], ["mul"],
+                             domain="com.microsoft"))
+    add("s_g", np.array(0.005, np.float32)); add("z_g", zp(z0))
+    nodes.append(h.make_node("QLinearGlobalAveragePool", ["mul", "s_m", "z_m", "s_g", "z_g"], ["gap"],
+                             domain="com.microsoft", channels_last=0))
+    nodes.append(h.make_node("DequantizeLinear", ["gap", "s_g", "z_g"], ["y"]))
+    nodes.append(h.make_node("DequantizeLinear", [c2[0], c2[1], c2[2]], ["mid"]))
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", f, [1, 3, 20, 20])],
+                     [h.make_tensor_value_info("y", f, [1, 24, 1, 1]), h.make_tensor_value_info("mid", f, [1, 16, 5, 5])],
+                     initializer=inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13), h.make_opsetid("com.microsoft", 1)],
+                     producer_name="onnxq-fixtures")
+    save(name, m, [("x", r.normal(0, 1, (1, 3, 20, 20)).astype(np.float32))], ["y", "mid"])
+
+
+def nhwc_chain_s8():
+    nhwc_chain("nhwc_chain_s8", np.int8)
+
+
 def dqlstm():
     dq_lstm("dqlstm", "bidirectional", np.int8, True, False)
 
@@ -314,7 +376,8 @@ def dqlstm_u8():
 
 
 FIXTURES = {f.__name__: f for f in (lstm_small, if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant,
-                                    loop_quant, dqlstm, dqlstm_u8, if_image, dynamic_chains, dynamic_conv_rows)}
+                                    loop_quant, dqlstm, dqlstm_u8, if_image, dynamic_chains, dynamic_conv_rows,
+                                    nhwc_chain, nhwc_chain_s8)}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or FIXTURES:

@@ -148,6 +148,7 @@ typedef struct pool_job {
     int storage_order;
     bool count_include_pad;
     float p;
+    size_t channels; /* nhwc: channels per pixel */
 } pool_job;
 
 #define PLANE_IN(g) ((g)->in[0] * (g)->in[1] * (g)->in[2])
@@ -454,8 +455,59 @@ static void pool_task(void *ctx, size_t plane, size_t thread)
         max_plane_u8(j, plane);
 }
 
+/* Channels-last MaxPool (onnxq_nhwc, set by the layout pass between int8
+ * convolutions; 2-D, u8 or s8, no Indices): output row `task` of image and
+ * row, each pixel the bytewise max of its in-image taps' channel runs. */
+static void max_nhwc_task(void *ctx, size_t task, size_t thread)
+{
+    (void)thread;
+    const pool_job *j = ctx;
+    const pool_geom *g = &j->g;
+    size_t c = j->channels, b = task / g->out[1], oy = task % g->out[1];
+    const uint8_t *x = (const uint8_t *)j->x + b * PLANE_IN(g) * c;
+    uint8_t *y = (uint8_t *)j->y + (b * PLANE_OUT(g) + oy * g->out[2]) * c;
+    ptrdiff_t fy, fx;
+    size_t y0, y1, py, x0, x1, px;
+    window(g, 1, oy, &fy, &y0, &y1, &py);
+    for (size_t ox = 0; ox < g->out[2]; ox++, y += c) {
+        window(g, 2, ox, &fx, &x0, &x1, &px);
+        bool first = true;
+        for (size_t ty = y0; ty < y1; ty++) {
+            size_t iy = (size_t)(fy + (ptrdiff_t)(ty * g->d[1]));
+            for (size_t tx = x0; tx < x1; tx++) {
+                const uint8_t *v = x + (iy * g->in[2] + (size_t)(fx + (ptrdiff_t)(tx * g->d[2]))) * c;
+                if (first)
+                    memcpy(y, v, c);
+                else if (j->dt == OQ_INT8)
+                    row_max_i8((int8_t *)y, (const int8_t *)v, c);
+                else
+                    row_max_u8(y, v, c);
+                first = false;
+            }
+        }
+        if (first) /* no tap inside the image: 0, as the NCHW loops give */
+            memset(y, 0, c);
+    }
+}
+
+/* x as the NCHW code reads its dims (a channels-last x: channel dim moved to 1). */
+static const oq_tensor *pool_x(const oq_op_node *n, const oq_tensor *x, oq_tensor *view)
+{
+    if (!x || x->ndim != 4 || !oq_node_attr_int(n->node, "onnxq_nhwc", 0))
+        return x;
+    *view = *x;
+    view->dims[1] = x->dims[3];
+    view->dims[2] = x->dims[1];
+    view->dims[3] = x->dims[2];
+    return view;
+}
+
 static oq_status pool_check(oq_op_node *n, const oq_tensor *const *in, pool_kind kind, pool_geom *pg)
 {
+    if (oq_node_attr_int(n->node, "onnxq_nhwc", 0) &&
+        (kind != POOL_MAX || !in[0] || in[0]->ndim != 4 || (in[0]->dtype != OQ_UINT8 && in[0]->dtype != OQ_INT8) ||
+         (n->n_outputs > 1 && n->node->outputs[1][0])))
+        return oq_op_error(n, OQ_E_UNSUPPORTED, "onnxq_nhwc: only a 2-D uint8/int8 MaxPool without Indices");
     oq_status st = kind == POOL_MAX ? oq_check_input(n, in, 0, OQ_FLOAT, OQ_DOUBLE, OQ_INT8, OQ_UINT8, OQ_UNDEFINED)
                                     : oq_check_input(n, in, 0, OQ_FLOAT, OQ_UNDEFINED);
     if (st != OQ_OK)
@@ -466,7 +518,8 @@ static oq_status pool_check(oq_op_node *n, const oq_tensor *const *in, pool_kind
         return oq_op_error(n, OQ_E_INVALID_ARG, "p must be >= 1");
     if (n->n_outputs > 1 && oq_node_attr_int(n->node, "storage_order", 0) > 1)
         return oq_op_error(n, OQ_E_INVALID_ARG, "storage_order must be 0 or 1");
-    return pool_geometry(n, in[0], pg);
+    oq_tensor view;
+    return pool_geometry(n, pool_x(n, in[0], &view), pg);
 }
 
 static oq_status pool_infer_kind(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out, pool_kind kind)
@@ -475,7 +528,12 @@ static oq_status pool_infer_kind(oq_op_node *n, const oq_tensor *const *in, oq_t
     oq_status st = pool_check(n, in, kind, &pg);
     if (st != OQ_OK)
         return st;
-    set_out_shape(out[0], in[0]->dtype, in[0], &pg);
+    oq_tensor view;
+    set_out_shape(out[0], in[0]->dtype, pool_x(n, in[0], &view), &pg);
+    if (oq_node_attr_int(n->node, "onnxq_nhwc", 0)) { /* [N, H, W, C] */
+        int64_t d[4] = {in[0]->dims[0], out[0]->dims[2], out[0]->dims[3], in[0]->dims[3]};
+        oq_set_shape(out[0], in[0]->dtype, 4, d);
+    }
     if (n->n_outputs > 1 && out[1])
         set_out_shape(out[1], OQ_INT64, in[0], &pg);
     return OQ_OK;
@@ -499,6 +557,11 @@ static oq_status pool_run_kind(oq_op_node *n, const oq_tensor *const *in, oq_ten
     size_t planes = (size_t)(in[0]->dims[0] * in[0]->dims[1]);
     if (PLANE_OUT(&j.g) == 0)
         return OQ_OK;
+    if (oq_node_attr_int(n->node, "onnxq_nhwc", 0)) {
+        j.channels = (size_t)in[0]->dims[3];
+        oq_parallel_for(n->tp, (size_t)in[0]->dims[0] * j.g.out[1], max_nhwc_task, &j);
+        return OQ_OK;
+    }
     oq_parallel_for(n->tp, planes, pool_task, &j);
     return OQ_OK;
 }

@@ -11,7 +11,10 @@
  * onnxq_dynamic_input as well (set by the dynamic-quantization fusion for onnxruntime's
  * DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul [-> Add] chain), x is float and is
  * quantized to u8 per run as DynamicQuantizeLinear does (x_scale / x_zero_point absent),
- * and B, when present, is a float bias added to the scaled sum. */
+ * and B, when present, is a float bias added to the scaled sum. With the session-only
+ * onnxq_nhwc (set by passes/layout_nhwc.c), x and y are channels-last [N, H, W, C]
+ * (1) or only y is (2: a chain's first convolution): the pixel-row form without its
+ * transposes, or the padded form with a transposing crop. */
 #include "kernels/q8/q8.h"
 #include "ops/op.h"
 
@@ -22,6 +25,8 @@ typedef struct qconv_state {
     bool integer; /* ConvInteger: int32 output, no scales */
     bool to_float; /* onnxq_float_output: float y, no y_scale / y_zero_point */
     bool dynamic;  /* onnxq_dynamic_input: float x quantized per run, float bias */
+    bool nhwc;     /* onnxq_nhwc 1: x and y channels-last (see qconv_run) */
+    bool nhwc_out; /* onnxq_nhwc 2: x NCHW, y channels-last (a chain's first convolution) */
     uint8_t *xq;   /* the quantized input of a dynamic run */
     size_t xq_cap;
     const oq_q8_gemm_variant *v;
@@ -184,11 +189,13 @@ static void transpose_par(oq_threadpool *tp, size_t n_threads, const uint8_t *sr
     oq_parallel_for(tp, (rows + j.per - 1) / j.per, transpose_task, &j);
 }
 
-/* The padded form's output: the first out[2] of every wp columns of rows of cp. */
+/* The padded form's output: the first out[2] of every wp columns of rows of cp.
+ * Channels-last y (m > 0, bytes): rows are output rows, each the transpose of
+ * its m channel rows (pix apart in cp). */
 typedef struct crop_job {
     const uint8_t *cp;
     uint8_t *y;
-    size_t rows, wp, w, es, per;
+    size_t rows, wp, w, es, per, m, pix;
 } crop_job;
 
 static void crop_task(void *ctx, size_t task, size_t thread)
@@ -197,41 +204,101 @@ static void crop_task(void *ctx, size_t task, size_t thread)
     const crop_job *j = ctx;
     size_t r1 = (task + 1) * j->per < j->rows ? (task + 1) * j->per : j->rows;
     for (size_t r = task * j->per; r < r1; r++)
-        memcpy(j->y + r * j->w * j->es, j->cp + r * j->wp * j->es, j->w * j->es);
+        if (j->m)
+            oq_q8_transpose_u8(j->cp + r * j->wp, j->m, j->w, j->pix, j->y + r * j->w * j->m, j->m, 0);
+        else
+            memcpy(j->y + r * j->w * j->es, j->cp + r * j->wp * j->es, j->w * j->es);
 }
 
 /* Rows of A for output pixels [p0, p1): pixel (oy, ox) gets, tap by tap, the C
  * bytes of input pixel (oy*sy + ky*dy - py, ox*sx + kx*dx - px) of the
- * pixel-major copy xt, or C bytes of pad outside the image. */
+ * pixel-major copy xt (xor-ed with x), or C bytes of pad outside the image.
+ * Undilated taps of one kernel row inside the image are one run of kw*C bytes. */
 typedef struct rows_job {
     const oq_q8_conv_geom *g;
     const uint8_t *xt;
     uint8_t *a;
-    uint8_t pad;
+    uint8_t pad, x;
     size_t per;
 } rows_job;
+
+static void build_rows(const rows_job *j, size_t p0, size_t p1, uint8_t *a);
+
+static void copy_xor(uint8_t *d, const uint8_t *s, size_t n, uint8_t x)
+{
+    if (!x) {
+        memcpy(d, s, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        d[i] = s[i] ^ x;
+}
 
 static void rows_task(void *ctx, size_t task, size_t thread)
 {
     (void)thread;
     const rows_job *j = ctx;
+    size_t n = j->g->out[1] * j->g->out[2], p0 = task * j->per, p1 = p0 + j->per < n ? p0 + j->per : n;
+    build_rows(j, p0, p1, j->a + p0 * j->g->channels * j->g->kernel[1] * j->g->kernel[2]);
+}
+
+/* The rows of output pixels [p0, p1) into a. */
+static void build_rows(const rows_job *j, size_t p0, size_t p1, uint8_t *a)
+{
     const oq_q8_conv_geom *g = j->g;
-    size_t c = g->channels, taps = g->kernel[1] * g->kernel[2], kg = taps * c, n = g->out[1] * g->out[2];
-    size_t p1 = (task + 1) * j->per < n ? (task + 1) * j->per : n;
-    for (size_t p = task * j->per; p < p1; p++) {
+    size_t c = g->channels, kw = g->kernel[2], taps = g->kernel[1] * kw, kg = taps * c;
+    for (size_t p = p0; p < p1; p++) {
         size_t oy = p / g->out[2], ox = p % g->out[2];
-        uint8_t *d = j->a + p * kg;
+        uint8_t *d = a + (p - p0) * kg;
+        size_t ix0 = ox * g->stride[2] - g->pad[2]; /* wraps below 0 */
+        bool run = g->dilation[2] == 1 && ox * g->stride[2] >= g->pad[2] && ix0 + kw <= g->in[2];
         for (size_t ky = 0; ky < g->kernel[1]; ky++) {
             size_t iy = oy * g->stride[1] + ky * g->dilation[1] - g->pad[1]; /* wraps below 0 */
-            for (size_t kx = 0; kx < g->kernel[2]; kx++, d += c) {
+            if (iy >= g->in[1]) {
+                memset(d, j->pad, kw * c);
+                d += kw * c;
+                continue;
+            }
+            const uint8_t *row = j->xt + iy * g->in[2] * c;
+            if (run) {
+                copy_xor(d, row + ix0 * c, kw * c, j->x);
+                d += kw * c;
+                continue;
+            }
+            for (size_t kx = 0; kx < kw; kx++, d += c) {
                 size_t ix = ox * g->stride[2] + kx * g->dilation[2] - g->pad[2];
-                if (iy < g->in[1] && ix < g->in[2])
-                    memcpy(d, j->xt + (iy * g->in[2] + ix) * c, c);
+                if (ix < g->in[2])
+                    copy_xor(d, row + ix * c, c, j->x);
                 else
                     memset(d, j->pad, c);
             }
         }
     }
+}
+
+/* Channels-last convolutions whose A would outgrow L2: each task builds the A
+ * rows of a chunk of output pixels in its thread's buffer and multiplies them at
+ * once, while they are in cache (layer1 of ResNet18: A is 1.8 MB; built whole, it
+ * is written to and read back from L3). */
+typedef struct chunk_job {
+    rows_job rj;
+    oq_q8_gemm_args ga; /* the whole product: m, a and c are set per chunk */
+    const oq_q8_gemm_variant *v;
+    uint8_t *ws; /* per thread: the A chunk, then the GEMM's workspace */
+    size_t ws_stride, a_bytes, chunk, n, esize;
+} chunk_job;
+
+static void chunk_task(void *ctx, size_t task, size_t thread)
+{
+    const chunk_job *j = ctx;
+    size_t p0 = task * j->chunk, p1 = p0 + j->chunk < j->n ? p0 + j->chunk : j->n;
+    uint8_t *a = j->ws + thread * j->ws_stride;
+    build_rows(&j->rj, p0, p1, a);
+    oq_q8_gemm_args ga = j->ga;
+    ga.m = p1 - p0;
+    ga.a = a;
+    ga.c = (uint8_t *)j->ga.c + p0 * j->ga.ldc * j->esize;
+    oq_q8_gemm_run(j->v, &ga, a + j->a_bytes, NULL);
 }
 
 static bool depthwise(const oq_tensor *x, const oq_tensor *w, int64_t group)
@@ -254,9 +321,14 @@ static oq_status qconv_prepare_common(oq_op_node *n, bool integer)
     s->vt = oq_q8_gemm_default(OQ_Q8_U8S8);
     s->to_float = !integer && oq_node_attr_int(n->node, "onnxq_float_output", 0) != 0;
     s->dynamic = s->to_float && oq_node_attr_int(n->node, "onnxq_dynamic_input", 0) != 0;
+    int64_t layout = oq_node_attr_int(n->node, "onnxq_nhwc", 0);
+    s->nhwc = layout == 1;
+    s->nhwc_out = layout == 2;
     oq_status st = read_act(n, s);
     if (st != OQ_OK)
         return st;
+    if ((layout < 0 || layout > 2) || (layout && (integer || s->to_float)))
+        return oq_op_error(n, OQ_E_UNSUPPORTED, "onnxq_nhwc needs a quantized input and output");
     if (s->to_float && s->act)
         return oq_op_error(n, OQ_E_UNSUPPORTED, "a fused activation needs a quantized output");
     int64_t group = oq_node_attr_int(n->node, "group", 1);
@@ -399,11 +471,25 @@ typedef struct qconv_plan {
     oq_dtype y_type;
 } qconv_plan;
 
+/* x as the NCHW code reads its dims: a channels-last x (onnxq_nhwc) described
+ * by a view with the channel dim moved to 1 (the data stays as it is). */
+static const oq_tensor *logical_x(const qconv_state *s, const oq_tensor *x, oq_tensor *view)
+{
+    if (!s->nhwc || !x || x->ndim < 3)
+        return x;
+    *view = *x;
+    view->dims[1] = x->dims[x->ndim - 1];
+    for (int i = 2; i < x->ndim; i++)
+        view->dims[i] = x->dims[i - 1];
+    return view;
+}
+
 static oq_status qconv_check(oq_op_node *n, const oq_tensor *const *in, qconv_plan *p)
 {
     const qconv_state *s = n->state;
     const qconv_io *io = s->integer ? &INTEGER_IO : &QLINEAR_IO;
-    const oq_tensor *x = input(n, in, io->x), *w = input(n, in, io->w);
+    oq_tensor xv;
+    const oq_tensor *x = logical_x(s, input(n, in, io->x), &xv), *w = input(n, in, io->w);
     if (!x || !w || !(s->dynamic ? x->dtype == OQ_FLOAT : is_q8(x->dtype)) || !is_q8(w->dtype))
         return oq_op_error(n, OQ_E_TYPE, "x and w must be uint8 or int8 tensors%s",
                            s->dynamic ? " (x float: quantized per run)" : "");
@@ -430,9 +516,16 @@ static oq_status qconv_infer(oq_op_node *n, const oq_tensor *const *in, oq_tenso
     oq_status st = qconv_check(n, in, &p);
     if (st != OQ_OK)
         return st;
-    int64_t dims[5] = {in[0]->dims[0], input(n, in, ((qconv_state *)n->state)->integer ? 1 : 3)->dims[0]};
+    const qconv_state *s = n->state;
+    int64_t dims[5] = {in[0]->dims[0], input(n, in, s->integer ? 1 : 3)->dims[0]};
     for (int i = 0; i < p.ca.r; i++)
         dims[2 + i] = p.ca.out[i];
+    if (s->nhwc || s->nhwc_out) { /* [N, spatial..., M] */
+        int64_t mc = dims[1];
+        for (int i = 0; i < p.ca.r; i++)
+            dims[1 + i] = dims[2 + i];
+        dims[1 + p.ca.r] = mc;
+    }
     oq_set_shape(out[0], p.y_type, p.ca.r + 2, dims);
     return OQ_OK;
 }
@@ -490,7 +583,9 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
     oq_status st = qconv_check(n, in, &p);
     if (st != OQ_OK)
         return st;
-    const oq_tensor *x = in[io->x], *w = in[io->w], *x_zp = input(n, in, io->x_zp), *w_zp = input(n, in, io->w_zp);
+    oq_tensor xv; /* a channels-last x as NCHW dims */
+    const oq_tensor *x = logical_x(s, in[io->x], &xv), *w = in[io->w];
+    const oq_tensor *x_zp = input(n, in, io->x_zp), *w_zp = input(n, in, io->w_zp);
     const oq_tensor *bias = input(n, in, io->bias), *bias_f = NULL;
     oq_tensor xqt; /* a dynamic run's quantized x */
     float dyn_scale = 1.0f;
@@ -594,18 +689,40 @@ stage_done:;
     }
     bool in_place = ksize == 1 && g.stride[1] == 1 && g.stride[2] == 1 && g.pad[1] == 0 && g.pad[2] == 0 &&
                     g.in[1] == g.out[1] && g.in[2] == g.out[2];
-    bool rows = !dw && pixel_rows(s, group, have_packed, &g, pix, m, in_place);
+    /* Channels-last x and y (onnxq_nhwc, set by the layout pass for chains of
+     * convolutions): the rows form without its two transposes, x is already
+     * pixel-major and C is y. */
+    if ((s->nhwc || s->nhwc_out) && (group != 1 || p.ca.r != 2 || !have_packed))
+        return oq_op_error(n, OQ_E_UNSUPPORTED, "onnxq_nhwc needs a 2-D, group-1 convolution with constant weights");
+    bool rows = s->nhwc || (!dw && pixel_rows(s, group, have_packed, &g, pix, m, in_place));
+    in_place = in_place && !(s->nhwc && x->dtype == OQ_INT8); /* an s8 x is copied (xor-ed) into A */
     size_t xt_bytes = 0, a_bytes = 0;
     oq_q8_gemm_args gt = oq_q8_gemm_args_init(out_plane, m, kg);
     if (rows) { /* the rows form's workspace: pixel-major input, A, its GEMM, C before the transpose */
         padded = false;
-        xt_bytes = in_plane * cin;
+        dw = false;
+        xt_bytes = s->nhwc ? 0 : in_plane * cin;
         a_bytes = in_place ? 0 : out_plane * kg;
         gt.a = (const uint8_t *)64; /* raw A (read in place), for the workspace size */
         gt.a_rs = kg;
         gt.a_cs = 1;
         gt.b_packed = (const uint8_t *)64;
-        cp_bytes = out_plane * m * ysize;
+        cp_bytes = s->nhwc ? 0 : out_plane * m * ysize;
+    }
+    /* chunked channels-last form (see chunk_job): A chunks of about 128 KiB, at
+     * least 4 per thread while they keep 8 rows */
+    size_t chunk = 0, chunk_stride = 0, chunk_a = 0;
+    if (rows && s->nhwc && !in_place && out_plane * kg > (256u << 10)) {
+        chunk = ((128u << 10) / kg) / 8 * 8;
+        size_t fair = (out_plane + 4 * n_threads - 1) / (4 * n_threads);
+        fair = (fair + 7) / 8 * 8;
+        chunk = fair < chunk ? fair : chunk;
+        chunk = chunk < 8 ? 8 : chunk;
+        oq_q8_gemm_args gc = gt;
+        gc.m = chunk;
+        chunk_a = (chunk * kg + 63) / 64 * 64;
+        chunk_stride = chunk_a + (oq_q8_gemm_workspace_size(s->vt, &gc, 1) + 127) / 64 * 64;
+        a_bytes = n_threads * chunk_stride;
     }
     size_t gemm_ws = dw ? 0
                      : rows ? oq_q8_gemm_workspace_size(s->vt, &gt, n_threads) + 64 + cp_bytes + xt_bytes + a_bytes + 192
@@ -654,15 +771,14 @@ stage_done:;
         uint8_t *ct = rest, *xt = ct + (cp_bytes + 63) / 64 * 64, *a = xt + (xt_bytes + 63) / 64 * 64;
         rest = a + (a_bytes + 63) / 64 * 64;
         for (size_t b = 0; b < batch; b++) {
+            const uint8_t *xb = (const uint8_t *)x->data + b * cin * in_plane;
+            uint8_t *yb = y + b * m * out_plane * ysize;
             /* pixel-major copy in the u8 domain (s8 input ^ 0x80, its zero point + 128) */
-            transpose_par(n->tp, n_threads, (const uint8_t *)x->data + b * cin * in_plane, cin, in_plane, in_plane, xt,
-                          cin, xx);
-            if (!in_place) {
-                rows_job rj = {&g, xt, a, (uint8_t)xzp, 0};
-                rj.per = n_threads > 1 ? (out_plane + 4 * n_threads - 1) / (4 * n_threads) : out_plane;
-                rj.per = rj.per ? rj.per : 1;
-                oq_parallel_for(n->tp, (out_plane + rj.per - 1) / rj.per, rows_task, &rj);
-            }
+            if (s->nhwc)
+                xt = (uint8_t *)(uintptr_t)xb;
+            else
+                transpose_par(n->tp, n_threads, xb, cin, in_plane, in_plane, xt, cin, xx);
+            /* the product: A (pixels x kg, rows read in place) times the packed weight columns */
             gt = oq_q8_gemm_args_init(out_plane, m, kg);
             gt.a = in_place ? xt : a;
             gt.a_rs = kg;
@@ -676,13 +792,27 @@ stage_done:;
                 gt.bias_mode = OQ_Q8_PER_COL;
             }
             gt.out = outk;
-            gt.c = ct;
+            gt.c = s->nhwc || s->nhwc_out ? yb : ct;
             gt.ldc = m;
             gt.scale = scales;
             gt.scale_mode = OQ_Q8_PER_COL;
             gt.range = range;
+            if (chunk) {
+                chunk_job cj = {.rj = {&g, xt, NULL, (uint8_t)xzp, xx, 0}, .ga = gt, .v = s->vt, .ws = a,
+                                .ws_stride = chunk_stride, .a_bytes = chunk_a, .chunk = chunk, .n = out_plane,
+                                .esize = ysize};
+                oq_parallel_for(n->tp, (out_plane + chunk - 1) / chunk, chunk_task, &cj);
+                continue;
+            }
+            if (!in_place) {
+                rows_job rj = {&g, xt, a, (uint8_t)xzp, s->nhwc ? xx : 0, 0};
+                rj.per = n_threads > 1 ? (out_plane + 4 * n_threads - 1) / (4 * n_threads) : out_plane;
+                rj.per = rj.per ? rj.per : 1;
+                oq_parallel_for(n->tp, (out_plane + rj.per - 1) / rj.per, rows_task, &rj);
+            }
             oq_q8_gemm_run(s->vt, &gt, rest, n->tp);
-            uint8_t *yb = y + b * m * out_plane * ysize;
+            if (s->nhwc || s->nhwc_out)
+                continue;
             if (ysize == 1)
                 transpose_par(n->tp, n_threads, ct, out_plane, m, m, yb, out_plane, 0);
             else
@@ -694,6 +824,8 @@ stage_done:;
         return OQ_OK;
     }
 
+    if (s->nhwc_out && !padded)
+        return oq_op_error(n, OQ_E_UNSUPPORTED, "onnxq_nhwc 2 needs a strided or k x k convolution");
     const uint8_t *packed = s->packed_w;
     const int32_t *rs = s->rowsum;
     if (!have_packed) {
@@ -742,7 +874,12 @@ stage_done:;
             ga.range = range;
             oq_q8_gemm_run(s->v, &ga, rest, n->tp);
             if (padded) { /* keep the first out[2] of every wp columns */
-                crop_job cj = {cp, yg, mg * g.out[1], wp, g.out[2], ysize, 0};
+                crop_job cj = {cp, yg, mg * g.out[1], wp, g.out[2], ysize, 0, 0, 0};
+                if (s->nhwc_out) {
+                    cj.rows = g.out[1];
+                    cj.m = m;
+                    cj.pix = pix;
+                }
                 cj.per = n_threads > 1 ? (cj.rows + 4 * n_threads - 1) / (4 * n_threads) : cj.rows;
                 cj.per = cj.per ? cj.per : 1; /* no rows: no task, but no division by zero either */
                 oq_parallel_for(n->tp, (cj.rows + cj.per - 1) / cj.per, crop_task, &cj);

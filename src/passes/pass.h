@@ -30,6 +30,10 @@ oq_status pass_fuse_qdq(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
  * MatMulInteger -> Cast -> Mul [-> Add]) becomes one fused node: QLinearConv with
  * onnxq_float_output + onnxq_dynamic_input, or com.microsoft DynamicQuantizeMatMul. */
 oq_status pass_fuse_dynamic(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* Chains of int8 convolutions (QLinearConv, MaxPool, QLinearAdd/Mul, QLinear pools
+ * between them) run channels-last: session-only attribute onnxq_nhwc (channels_last
+ * on the com.microsoft pools), Transposes at the chain's borders. Main graph only. */
+oq_status pass_layout_nhwc(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 /* Adds an opset import of domain (at version) to m unless it has one. */
 oq_status oq_model_import_domain(oq_model *m, const char *domain, int64_t version);
 
@@ -48,6 +52,7 @@ void oq_graph_remove_node(oq_graph *g, size_t i);
 oq_status oq_node_add_attr_string(oq_node *n, const char *name, const char *value);
 oq_status oq_node_add_attr_floats(oq_node *n, const char *name, const float *v, size_t count);
 oq_status oq_node_add_attr_int(oq_node *n, const char *name, int64_t v);
+oq_status oq_node_add_attr_ints(oq_node *n, const char *name, const int64_t *v, size_t count);
 /* Node n becomes op of domain reading inputs ("" for an omitted one); its outputs stay, its
  * attributes go when clear_attrs. inputs may point into n. On failure n is unchanged. */
 oq_status oq_node_rewrite(oq_node *n, const char *op, const char *domain, const char *const *inputs, size_t n_in,

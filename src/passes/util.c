@@ -90,6 +90,16 @@ oq_status oq_node_add_attr_int(oq_node *n, const char *name, int64_t v)
     return OQ_OK;
 }
 
+oq_status oq_node_add_attr_ints(oq_node *n, const char *name, const int64_t *v, size_t count)
+{
+    oq_attr *a = new_attr(n, name, OQ_ATTR_INTS);
+    if (!a || !(a->ints = oq_calloc(count + 1, sizeof *a->ints)))
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    memcpy(a->ints, v, count * sizeof *v);
+    a->n_ints = count;
+    return OQ_OK;
+}
+
 oq_status oq_node_rewrite(oq_node *n, const char *op, const char *domain, const char *const *inputs, size_t n_in,
                           bool clear_attrs)
 {
@@ -284,6 +294,8 @@ static oq_status fuse_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
         st = pass_fuse_matmul_bias(m, g, ctx);
     if (st == OQ_OK)
         st = pass_fuse_activation(m, g, ctx);
+    if (st == OQ_OK)
+        st = pass_layout_nhwc(m, g, ctx);
     return st;
 }
 
