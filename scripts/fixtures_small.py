@@ -308,9 +308,10 @@ def dynamic_conv_rows():
 def nhwc_chain(name="nhwc_chain", act=np.uint8):
     """QOperator chain that onnxq's session runs channels-last (passes/layout_nhwc.c): QuantizeLinear ->
     QLinearConv 3->16 3x3 stride 2 (the chain's first, NCHW in) -> MaxPool 3x3/2 -> QLinearConv 3x3 -> QLinearConv
-    1x1 (+Relu range) -> QLinearAdd (residual) -> QLinearConv 1x1 stride 2 -> QLinearConv 3x3 dilation 2 ->
-    QLinearConv 3x3 asymmetric pads -> QLinearMul by a scalar -> QLinearGlobalAveragePool; outputs `mid` (read in
-    NCHW from inside the chain) and `y`. Per-channel int8 weights, int32 bias; `act` is the activation type."""
+    1x1 (+Relu range) -> QLinearAdd (residual) -> QLinearConv 1x1 stride 2 (to 40 channels) -> depthwise 3x3,
+    depthwise 3x3 stride 2, depthwise 5x5 with weight zero points -> QLinearConv 3x3 dilation 2 -> QLinearConv 3x3
+    asymmetric pads -> QLinearMul by a scalar -> QLinearGlobalAveragePool; outputs `mid` (read in NCHW from inside
+    the chain) and `y`. Per-channel int8 weights, int32 bias; `act` is the activation type."""
     r = np.random.default_rng(11 if act == np.uint8 else 12)
     f = T.FLOAT
     zp = (lambda v: np.array(v, act))
@@ -325,12 +326,15 @@ def nhwc_chain(name="nhwc_chain", act=np.uint8):
     nodes.append(h.make_node("QuantizeLinear", ["x", "s_x", "z_x"], ["xq"]))
     state = {"k": 0}
 
-    def conv(x, xs, xz, cin, cout, k, out_scale, out_zp, **attrs):
+    def conv(x, xs, xz, cin, cout, k, out_scale, out_zp, group=1, wzp=0, **attrs):
         i = state["k"] = state["k"] + 1
-        w = r.integers(-127, 128, (cout, cin, k, k)).astype(np.int8)
-        ws = (r.uniform(0.5, 1.5, cout) / (np.sqrt(cin * k * k) * 60)).astype(np.float32)
+        w = r.integers(-127, 128, (cout, cin // group, k, k)).astype(np.int8)
+        ws = (r.uniform(0.5, 1.5, cout) / (np.sqrt(cin // group * k * k) * 60)).astype(np.float32)
         b = r.integers(-2000, 2000, cout).astype(np.int32)
-        add(f"w{i}", w); add(f"ws{i}", ws); add(f"wz{i}", np.zeros(cout, np.int8)); add(f"b{i}", b)
+        wz = np.array([wzp * (1 if j % 2 else -1) for j in range(cout)], np.int8)
+        add(f"w{i}", w); add(f"ws{i}", ws); add(f"wz{i}", wz); add(f"b{i}", b)
+        if group > 1:
+            attrs["group"] = group
         add(f"ys{i}", np.array(out_scale, np.float32)); add(f"yz{i}", zp(out_zp))
         nodes.append(h.make_node("QLinearConv", [x, xs, xz, f"w{i}", f"ws{i}", f"wz{i}", f"ys{i}", f"yz{i}", f"b{i}"],
                                  [f"c{i}"], **attrs))
@@ -343,8 +347,11 @@ def nhwc_chain(name="nhwc_chain", act=np.uint8):
     add("s_a", np.array(0.04, np.float32)); add("z_a", zp(z0))
     nodes.append(h.make_node("QLinearAdd", ["mp", c1[1], c1[2], c3[0], c3[1], c3[2], "s_a", "z_a"], ["res"],
                              domain="com.microsoft"))
-    c4 = conv("res", "s_a", "z_a", 16, 32, 1, 0.03, z0, strides=[2, 2])
-    c5 = conv(c4[0], c4[1], c4[2], 32, 32, 3, 0.03, z0 + 3, pads=[2, 2, 2, 2], dilations=[2, 2])
+    c4 = conv("res", "s_a", "z_a", 16, 40, 1, 0.03, z0, strides=[2, 2])
+    d1 = conv(c4[0], c4[1], c4[2], 40, 40, 3, 0.03, z0 + 2, group=40, pads=[1, 1, 1, 1])
+    d2 = conv(d1[0], d1[1], d1[2], 40, 40, 3, 0.03, z0 - 2, group=40, strides=[2, 2], pads=[1, 1, 1, 1])
+    d3 = conv(d2[0], d2[1], d2[2], 40, 40, 5, 0.03, z0, group=40, wzp=20, pads=[2, 2, 2, 2])
+    c5 = conv(d3[0], d3[1], d3[2], 40, 32, 3, 0.03, z0 + 3, pads=[2, 2, 2, 2], dilations=[2, 2])
     c6 = conv(c5[0], c5[1], c5[2], 32, 24, 3, 0.03, z0 - 4, pads=[0, 1, 1, 0])
     add("k", zp(z0 + 60)); add("s_k", np.array(0.01, np.float32)); add("z_k", zp(z0))
     add("s_m", np.array(0.02, np.float32)); add("z_m", zp(z0))
@@ -355,12 +362,12 @@ def nhwc_chain(name="nhwc_chain", act=np.uint8):
                              domain="com.microsoft", channels_last=0))
     nodes.append(h.make_node("DequantizeLinear", ["gap", "s_g", "z_g"], ["y"]))
     nodes.append(h.make_node("DequantizeLinear", [c2[0], c2[1], c2[2]], ["mid"]))
-    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", f, [1, 3, 20, 20])],
-                     [h.make_tensor_value_info("y", f, [1, 24, 1, 1]), h.make_tensor_value_info("mid", f, [1, 16, 5, 5])],
+    g = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", f, [1, 3, 32, 32])],
+                     [h.make_tensor_value_info("y", f, [1, 24, 1, 1]), h.make_tensor_value_info("mid", f, [1, 16, 8, 8])],
                      initializer=inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13), h.make_opsetid("com.microsoft", 1)],
                      producer_name="onnxq-fixtures")
-    save(name, m, [("x", r.normal(0, 1, (1, 3, 20, 20)).astype(np.float32))], ["y", "mid"])
+    save(name, m, [("x", r.normal(0, 1, (1, 3, 32, 32)).astype(np.float32))], ["y", "mid"])
 
 
 def nhwc_chain_s8():

@@ -37,6 +37,11 @@ typedef struct qconv_state {
     const oq_q8_gemm_variant *vt;
     uint8_t *packed_wt;
     int32_t *colsum_wt;
+    /* channels-last depthwise: packed weight pairs and per-channel weight sums
+     * (oq_q8_dw_nhwc_pack) of the weights at dw_w_data */
+    int32_t *dw_w2, *dw_wsum, *dw_w3; /* dw_w3 NULL: no 3-wide form */
+    const void *dw_w_data;
+    oq_scratch dw_ws; /* its per-thread tap rows */
     size_t packed_size;
     const void *w_data;
     bool act;
@@ -54,6 +59,10 @@ static void qconv_destroy(void *p)
     free(s->rowsum);
     oq_aligned_free(s->packed_wt);
     free(s->colsum_wt);
+    free(s->dw_w2);
+    free(s->dw_wsum);
+    free(s->dw_w3);
+    oq_scratch_free(&s->dw_ws);
     oq_scratch_free(&s->ws);
     free(s);
 }
@@ -299,6 +308,73 @@ static void chunk_task(void *ctx, size_t task, size_t thread)
     ga.a = a;
     ga.c = (uint8_t *)j->ga.c + p0 * j->ga.ldc * j->esize;
     oq_q8_gemm_run(j->v, &ga, a + j->a_bytes, NULL);
+}
+
+/* Channels-last depthwise (onnxq_nhwc): output rows of the batch split over the
+ * threads, the weights packed once (oq_q8_dw_nhwc in q8.h). */
+typedef struct dw_nhwc_job {
+    oq_q8_dw_nhwc d;
+    const uint8_t *x;
+    uint8_t *y, *ws; /* ws: per thread, ws_stride bytes apart */
+    size_t rows, per, in_image, out_image, ws_stride;
+} dw_nhwc_job;
+
+static void dw_nhwc_task(void *ctx, size_t task, size_t thread)
+{
+    const dw_nhwc_job *j = ctx;
+    size_t r0 = task * j->per, r1 = r0 + j->per < j->rows ? r0 + j->per : j->rows, oh = j->d.g->out[1];
+    while (r0 < r1) { /* runs of rows of one image */
+        size_t b = r0 / oh, e = (b + 1) * oh < r1 ? (b + 1) * oh : r1;
+        oq_q8_dw_nhwc_rows(&j->d, j->x + b * j->in_image, j->y + b * j->out_image, r0 - b * oh, e - b * oh,
+                           j->ws + thread * j->ws_stride);
+        r0 = e;
+    }
+}
+
+static oq_status dw_nhwc_run(oq_op_node *n, qconv_state *s, const oq_q8_conv_geom *g1, const oq_tensor *x,
+                             const oq_tensor *w, uint8_t *y, size_t batch, const int32_t *w_zps, int32_t w_zp,
+                             int32_t x_zp, const oq_tensor *bias, const float *scales, oq_q8_out outk,
+                             oq_requant_range range, uint8_t *ws)
+{
+    oq_q8_conv_geom geom = *g1; /* g1 describes one channel's plane: here a pixel holds them all */
+    const oq_q8_conv_geom *g = &geom;
+    geom.channels = (size_t)w->dims[0];
+    size_t m = g->channels, taps = g->kernel[1] * g->kernel[2], pairs = (taps + 1) / 2;
+    if (!s->dw_w2 || s->dw_w_data != w->data) {
+        free(s->dw_w2);
+        free(s->dw_wsum);
+        free(s->dw_w3);
+        s->dw_w2 = malloc(pairs * m * sizeof *s->dw_w2 + 1);
+        s->dw_wsum = malloc(m * sizeof *s->dw_wsum + 1);
+        s->dw_w3 = malloc(g->kernel[1] * m * sizeof *s->dw_w3 + 1);
+        s->dw_w_data = NULL;
+        if (!s->dw_w2 || !s->dw_wsum || !s->dw_w3)
+            return oq_error(OQ_E_NOMEM, "out of memory packing the weights of '%s'", n->label);
+        if (!oq_q8_dw_nhwc_pack(m, g->kernel[1], g->kernel[2], w->data, w->dtype == OQ_INT8, w_zps, w_zp, s->dw_w2,
+                                s->dw_wsum, s->dw_w3)) {
+            free(s->dw_w3);
+            s->dw_w3 = NULL;
+        }
+        s->dw_w_data = w->data;
+    }
+    int32_t *bias_eff = (int32_t *)ws;
+    uint8_t *pad = ws + (m * 4 + 63) / 64 * 64;
+    for (size_t c = 0; c < m; c++) { /* wrapping: the exact sum fits, its parts need not */
+        uint32_t b = bias ? (uint32_t)((const int32_t *)bias->data)[c] : 0;
+        bias_eff[c] = (int32_t)(b - (uint32_t)x_zp * (uint32_t)s->dw_wsum[c]);
+    }
+    memset(pad, (uint8_t)x_zp, m);
+    size_t n_threads = (size_t)oq_threadpool_size(n->tp);
+    dw_nhwc_job j = {.d = {g, x->dtype == OQ_INT8, s->dw_w2, s->dw_w3, bias_eff, s->dw_wsum, scales, outk, range, pad},
+                     .x = x->data, .y = y, .rows = batch * g->out[1],
+                     .in_image = g->in[1] * g->in[2] * m, .out_image = g->out[1] * g->out[2] * m};
+    j.ws_stride = (oq_q8_dw_nhwc_ws_size(&j.d) + 63) / 64 * 64;
+    if (j.ws_stride && !(j.ws = oq_scratch_get(&s->dw_ws, n_threads * j.ws_stride)))
+        return oq_error(OQ_E_NOMEM, "out of memory for the workspace of '%s'", n->label);
+    j.per = n_threads > 1 ? (j.rows + 4 * n_threads - 1) / (4 * n_threads) : j.rows;
+    j.per = j.per ? j.per : 1;
+    oq_parallel_for(n->tp, (j.rows + j.per - 1) / j.per, dw_nhwc_task, &j);
+    return OQ_OK;
 }
 
 static bool depthwise(const oq_tensor *x, const oq_tensor *w, int64_t group)
@@ -692,9 +768,10 @@ stage_done:;
     /* Channels-last x and y (onnxq_nhwc, set by the layout pass for chains of
      * convolutions): the rows form without its two transposes, x is already
      * pixel-major and C is y. */
-    if ((s->nhwc || s->nhwc_out) && (group != 1 || p.ca.r != 2 || !have_packed))
-        return oq_op_error(n, OQ_E_UNSUPPORTED, "onnxq_nhwc needs a 2-D, group-1 convolution with constant weights");
-    bool rows = s->nhwc || (!dw && pixel_rows(s, group, have_packed, &g, pix, m, in_place));
+    if ((s->nhwc || s->nhwc_out) && (p.ca.r != 2 || (!(s->nhwc && dw) && (group != 1 || !have_packed))))
+        return oq_op_error(n, OQ_E_UNSUPPORTED,
+                           "onnxq_nhwc needs a 2-D depthwise or group-1 convolution with constant weights");
+    bool rows = (s->nhwc && !dw) || (!dw && pixel_rows(s, group, have_packed, &g, pix, m, in_place));
     in_place = in_place && !(s->nhwc && x->dtype == OQ_INT8); /* an s8 x is copied (xor-ed) into A */
     size_t xt_bytes = 0, a_bytes = 0;
     oq_q8_gemm_args gt = oq_q8_gemm_args_init(out_plane, m, kg);
@@ -727,7 +804,7 @@ stage_done:;
     size_t gemm_ws = dw ? 0
                      : rows ? oq_q8_gemm_workspace_size(s->vt, &gt, n_threads) + 64 + cp_bytes + xt_bytes + a_bytes + 192
                             : oq_q8_gemm_workspace_size(s->v, &ga, n_threads) + 64;
-    size_t bytes = 64 + m * 4 * 3 + (dw ? m * 4 + 64 : 0) + (have_packed || dw ? 0 : group * packed_size + 64) + gemm_ws + 256 +
+    size_t bytes = 64 + m * 4 * 3 + (dw ? 2 * m * 4 + m + 192 : 0) + (have_packed || dw ? 0 : group * packed_size + 64) + gemm_ws + 256 +
                    (padded ? xp_bytes + cp_bytes + 128 : 0);
     uint8_t *ws = oq_scratch_get(&s->ws, bytes);
     if (!ws)
@@ -751,6 +828,10 @@ stage_done:;
         int32_t *w_zps = (int32_t *)rest;
         for (size_t c = 0; wzp_vec && c < m; c++)
             w_zps[c] = q8_at(w_zp, c);
+        if (s->nhwc)
+            return dw_nhwc_run(n, s, &g, x, w, y, batch, wzp_vec ? w_zps : NULL, q8_at(w_zp, 0), x_zp0, bias,
+                               scales, outk, range, (uint8_t *)rest + (m * 4 + 63) / 64 * 64);
+
         dw_job j = {.g = &g, .x = x->data, .w = w->data, .y = y, .channels = cin, .in_plane = in_plane,
                     .out_plane = out_plane, .ksize = ksize, .ysize = ysize, .bias = bias,
                     .w_zps = wzp_vec ? w_zps : NULL, .scales = s->integer ? NULL : scales};

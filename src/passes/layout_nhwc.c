@@ -5,7 +5,7 @@
  * tensor: no transposes between layers, no im2col interleave, no crop. NCHW
  * QLinearConv pays those on every layer.
  *
- * Candidates: QLinearConv (group 1, 2-D, constant weights, quantized output),
+ * Candidates: QLinearConv (group 1 or depthwise, 2-D, constant weights, quantized output),
  * MaxPool, com.microsoft QLinearAdd/QLinearMul and QLinearGlobalAveragePool /
  * QLinearAveragePool (their channels_last attribute). A convolution joins
  * whatever its input is (a Transpose to NHWC is put in front when that input is
@@ -13,9 +13,8 @@
  * joined (or is a one-value constant), so every NHWC tensor is int8 and rank 4.
  * A connected group of such nodes is converted when it has at least 3
  * convolutions and at least twice as many as the layout changes (Transposes) it
- * needs at its borders: a ResNet's whole body is one group with one Transpose in
- * and one out; a MobileNet's pointwise convolutions between depthwise ones (which
- * stay NCHW) are not worth it. Outputs are bit-identical: the integer sums and
+ * needs at its borders: a ResNet's or a MobileNet's whole body is one group with
+ * one Transpose in (or none) and one out. Outputs are bit-identical: the integer sums and
  * the output stage do not depend on the layout.
  *
  * Main graph only; not in sessions that observe values (calibration, debug), whose
@@ -39,7 +38,8 @@ static int kind_of(const oq_graph *g, const oq_node *n)
     const int64_t *v;
     if (is_op(n, NULL, "QLinearConv")) {
         const oq_tensor *w = n->n_inputs >= 8 ? oq_graph_initializer(g, n->inputs[3]) : NULL;
-        bool ok = w && w->ndim == 4 && oq_node_attr_int(n, "group", 1) == 1 &&
+        int64_t group = oq_node_attr_int(n, "group", 1);
+        bool ok = w && w->ndim == 4 && (group == 1 || (group == w->dims[0] && w->dims[1] == 1)) &&
                   !oq_node_attr_int(n, "onnxq_float_output", 0) && n->n_outputs == 1;
         return ok ? K_CONV : K_NONE;
     }
@@ -77,7 +77,7 @@ static bool spatial_conv(const oq_graph *g, const oq_node *n)
     bool strided = false;
     for (size_t i = 0; i < ns; i++)
         strided |= st[i] > 1;
-    return w && (w->dims[2] > 1 || w->dims[3] > 1 || strided);
+    return w && oq_node_attr_int(n, "group", 1) == 1 && (w->dims[2] > 1 || w->dims[3] > 1 || strided);
 }
 
 static bool is_act_input(int kind, size_t k)

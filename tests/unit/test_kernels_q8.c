@@ -662,6 +662,106 @@ static void test_dwconv_flat(void)
     CHECK(bad == 0);
 }
 
+/* The channels-last depthwise kernels (scalar, AVX-512, the VNNI 3-wide one)
+ * against the planar reference, channel by channel: channel counts around 16 and
+ * 32 (the vector widths and their tails), 3x3 at strides 1 and 2 with pads 0..2
+ * (asymmetric too), dilation 2, 5x5 and 3x1 / 1x3, u8 and s8 input and output,
+ * weights whose w - w_zp fit in int8 (the VNNI form) and that do not. */
+static void test_dwconv_nhwc(void)
+{
+    static const size_t chans[] = {1, 7, 16, 17, 32, 33, 40, 69};
+    /* kh, kw, stride y, stride x, dilation, pad top, left, bottom, right, in h, in w */
+    static const size_t geo[][11] = {{3, 3, 1, 1, 1, 1, 1, 1, 1, 7, 9},  {3, 3, 2, 2, 1, 1, 1, 1, 1, 9, 8},
+                                     {3, 3, 1, 2, 1, 0, 0, 0, 0, 6, 11}, {3, 3, 2, 1, 1, 0, 1, 1, 0, 7, 7},
+                                     {3, 3, 1, 1, 2, 2, 2, 2, 2, 8, 6},  {5, 5, 1, 1, 1, 2, 2, 2, 2, 6, 7},
+                                     {3, 1, 1, 1, 1, 1, 0, 1, 0, 5, 5},  {1, 3, 2, 1, 1, 0, 1, 0, 1, 5, 6},
+                                     {2, 3, 1, 1, 1, 0, 1, 1, 1, 4, 4}};
+    int bad = 0, k3_runs = 0;
+    for (size_t ci = 0; ci < sizeof chans / sizeof chans[0]; ci++)
+        for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++)
+            for (int mode = 0; mode < 4; mode++) {
+                /* mode bit 0: s8 input and output; bit 1: u8 weights with zero points far from 128 */
+                const size_t C = chans[ci], kh = geo[gi][0], kw = geo[gi][1], taps = kh * kw;
+                oq_q8_conv_geom g = {.channels = C, .in = {1, geo[gi][9], geo[gi][10]}, .out = {1, 1, 1},
+                                     .kernel = {1, kh, kw}, .stride = {1, geo[gi][2], geo[gi][3]},
+                                     .dilation = {1, geo[gi][4], geo[gi][4]}, .pad = {0, geo[gi][5], geo[gi][6]}};
+                for (int i = 1; i < 3; i++)
+                    g.out[i] = (g.in[i] + geo[gi][5 + i - 1] + geo[gi][7 + i - 1] - (g.kernel[i] - 1) * g.dilation[i] -
+                                1) / g.stride[i] + 1;
+                const bool xs = mode & 1, ws8 = !(mode & 2);
+                size_t nin = g.in[1] * g.in[2], nout = g.out[1] * g.out[2];
+                uint8_t *x = malloc(C * nin), *plane = malloc(nin), *w = malloc(C * taps), *want = malloc(C * nout);
+                uint8_t *got = malloc(C * nout + 64), *pad = malloc(C + 1);
+                int32_t *bias = malloc(C * 4), *wzp = malloc(C * 4), *w2 = malloc(((taps + 1) / 2) * C * 4);
+                int32_t *wsum = malloc(C * 4), *w3 = malloc(kh * C * 4), *beff = malloc(C * 4);
+                float *scale = malloc(C * sizeof *scale);
+                for (size_t i = 0; i < C * nin; i++)
+                    x[i] = rnd8();
+                x[0] = xs ? 0x80 : 0xFF;
+                for (size_t c = 0; c < C; c++) {
+                    wzp[c] = ws8 ? 0 : (c % 3 == 0 ? 128 : c % 3 == 1 ? 3 : 250);
+                    bias[c] = (int32_t)(c * 577) - 9000;
+                    scale[c] = 0.0004f + 0.00005f * (float)(c % 11);
+                    for (size_t t = 0; t < taps; t++)
+                        w[c * taps + t] = ws8 ? (uint8_t)(rnd8() | (c == 0 && t == 0 ? 0x80 : 0)) : rnd8();
+                }
+                if (!ws8) /* channels with zero point 128 only: the VNNI form applies */
+                    for (size_t c = 0; c < C; c++)
+                        wzp[c] = 128;
+                if (mode == 2 && C > 1)
+                    wzp[1] = 3; /* one channel leaves int8: no VNNI form */
+                int32_t x_zp = xs ? -7 : 131;
+                oq_requant_range range = oq_requant_range_make(xs ? -5 : 120, xs ? -128 : 0, xs ? 127 : 255);
+                oq_q8_out out = xs ? OQ_Q8_OUT_S8 : OQ_Q8_OUT_U8;
+                oq_q8_conv_geom g1 = g;
+                g1.channels = 1;
+                for (size_t c = 0; c < C; c++) {
+                    for (size_t i = 0; i < nin; i++)
+                        plane[i] = x[i * C + c];
+                    oq_q8_dw_params p = {.g = &g1, .x_signed = xs, .w_signed = ws8, .x_zp = x_zp, .w_zp = wzp[c],
+                                         .bias = bias[c], .out = out, .scale = scale[c], .range = range};
+                    uint8_t *yc = malloc(nout);
+                    oq_q8_dwconv_reference(&p, plane, w + c * taps, yc);
+                    for (size_t i = 0; i < nout; i++)
+                        want[i * C + c] = yc[i];
+                    free(yc);
+                }
+                bool have_w3 = oq_q8_dw_nhwc_pack(C, kh, kw, w, ws8, wzp, 0, w2, wsum, w3);
+                for (size_t c = 0; c < C; c++)
+                    beff[c] = (int32_t)((uint32_t)bias[c] - (uint32_t)x_zp * (uint32_t)wsum[c]);
+                memset(pad, (uint8_t)x_zp, C);
+                oq_q8_dw_nhwc d = {&g, xs, w2, have_w3 ? w3 : NULL, beff, wsum, scale, out, range, pad};
+                size_t wsz = (kh + 1) * g.out[2] * ((C + 15) / 16 * 16) * 4 + 64;
+                void *ws = malloc(wsz);
+                for (int v = 0; v < 3; v++) {
+                    if ((v == 1 && oq_isa_level() < OQ_ISA_AVX512) ||
+                        (v == 2 && (oq_isa_level() < OQ_ISA_AVX512VNNI || !have_w3 || kw != 3 || kh > 3)))
+                        continue;
+                    memset(got, 0xA5, C * nout);
+                    /* two calls: rows [0, 1) and [1, out), as the threads split them */
+                    for (int part = 0; part < 2; part++) {
+                        size_t r0 = part ? 1 : 0, r1 = part ? g.out[1] : 1;
+                        if (v == 0)
+                            oq_q8_dw_nhwc__scalar(&d, x, got, r0, r1, ws);
+                        else if (v == 1)
+                            oq_q8_dw_nhwc__avx512(&d, x, got, r0, r1, ws);
+                        else
+                            oq_q8_dw_nhwc_k3__avx512vnni(&d, x, got, r0, r1, ws);
+                    }
+                    k3_runs += v == 2;
+                    if (memcmp(want, got, C * nout)) {
+                        bad++;
+                        printf("nhwc depthwise variant %d C %zu geometry %zu mode %d differs\n", v, C, gi, mode);
+                    }
+                }
+                free(ws);
+                free(x), free(plane), free(w), free(want), free(got), free(pad);
+                free(bias), free(wzp), free(w2), free(wsum), free(w3), free(beff), free(scale);
+            }
+    CHECK(bad == 0);
+    CHECK(oq_isa_level() < OQ_ISA_AVX512VNNI || k3_runs > 0);
+}
+
 int main(void)
 {
     test_transpose();
@@ -675,5 +775,6 @@ int main(void)
     test_dwconv_channels();
     test_dwconv_wide();
     test_dwconv_flat();
+    test_dwconv_nhwc();
     return test_summary("test_kernels_q8");
 }

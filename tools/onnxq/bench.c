@@ -87,7 +87,7 @@ static void print_profile(const oq_session *s, const char *path)
         printf("%-28s %6zu %10.4f %6.1f%%\n", ops[k].op_type, ops[k].nodes, ops[k].ms,
                total > 0 ? 100 * ops[k].ms / total : 0.0);
     printf("\nslowest nodes\n%-40s %-24s %10s %7s\n", "node", "op type", "ms/run", "share");
-    for (size_t k = 0; k < n && k < 30; k++) {
+    for (size_t k = 0; k < n && k < 200; k++) {
         const oq_node_profile *e = &p[order[k].i];
         printf("%-40s %-24s %10.4f %6.1f%%\n", e->name, e->op_type, order[k].ms,
                total > 0 ? 100 * order[k].ms / total : 0.0);

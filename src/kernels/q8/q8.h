@@ -268,4 +268,44 @@ void oq_q8_dwconv_with(const oq_q8_dw_params *p, const void *x, const void *w, v
                        OQ_Q8_DW_ROW_FUNCTION((*row)), OQ_Q8_DW_PAIR_FUNCTION((*pair)),
                        OQ_Q8_DW_PLANES_FUNCTION((*planes)));
 
+/* ---- channels-last depthwise (onnxq_nhwc) ---- */
+
+/* A depthwise 2-D convolution over channels-last rows: y[oy][ox][c] = output
+ * stage of bias[c] + sum over the taps t of x[iy][ix][c] * (w[c][t] - w_zp[c]),
+ * where out-of-image taps read pad (C bytes of the input zero point, as stored).
+ * bias[c] already holds - x_zp * wsum[c] (wsum[c] = sum_t (w[c][t] - w_zp[c])),
+ * so sum_t (x - x_zp)(w - w_zp) comes out exact (a pad tap adds x_zp * w' -
+ * x_zp * w' = 0). u8 or s8 input (x_signed), u8/s8 output.
+ * Weights, packed by oq_q8_dw_nhwc_pack: w2, the taps in pairs (pair q of
+ * channel c at w2[q*C + c]: tap 2q in the low int16, 2q+1 in the high one, an
+ * odd last tap paired with 0); w3 (or NULL), for kernels 3 wide whose w - w_zp
+ * fit in int8: kernel row ky of channel c as the bytes (w0, w1, w2, 0) at
+ * w3[ky*C + c], the form vpdpbusd multiplies with 3 neighbouring pixels. */
+typedef struct oq_q8_dw_nhwc {
+    const oq_q8_conv_geom *g; /* channels: all of them (one group each) */
+    bool x_signed;
+    const int32_t *w2, *w3, *bias, *wsum;
+    const float *scale;
+    oq_q8_out out; /* OQ_Q8_OUT_U8 or OQ_Q8_OUT_S8 */
+    oq_requant_range range;
+    const uint8_t *pad;
+} oq_q8_dw_nhwc;
+/* Packs w (C x taps bytes, s8 or u8, kernel kh x kw) into w2 (ceil(taps/2) x C
+ * int32), wsum (C) and, when kw is 3 and every w - w_zp fits in int8, w3 (kh x C
+ * int32); returns whether w3 was written (w_zps NULL: w_zp for every channel). */
+bool oq_q8_dw_nhwc_pack(size_t channels, size_t kh, size_t kw, const void *w, bool w_signed, const int32_t *w_zps,
+                        int32_t w_zp, int32_t *w2, int32_t *wsum, int32_t *w3);
+/* Output rows [oy0, oy1) of one image x into y; ws: oq_q8_dw_nhwc_ws_size(d) bytes. */
+#define OQ_Q8_DW_NHWC_FUNCTION(fn)                                                                                 \
+    void fn(const oq_q8_dw_nhwc *d, const uint8_t *x, uint8_t *y, size_t oy0, size_t oy1, void *ws)
+OQ_Q8_DW_NHWC_FUNCTION(oq_q8_dw_nhwc__scalar);
+OQ_Q8_DW_NHWC_FUNCTION(oq_q8_dw_nhwc__avx512);
+/* kernels 3 wide (w3), up to 3 rows: per input row and output column the three
+ * taps of every channel interleaved once (bytes x0 x1 x2 0), then one vpdpbusd
+ * per kernel row. */
+OQ_Q8_DW_NHWC_FUNCTION(oq_q8_dw_nhwc_k3__avx512vnni);
+size_t oq_q8_dw_nhwc_ws_size(const oq_q8_dw_nhwc *d);
+/* The best of them for this CPU and d. */
+void oq_q8_dw_nhwc_rows(const oq_q8_dw_nhwc *d, const uint8_t *x, uint8_t *y, size_t oy0, size_t oy1, void *ws);
+
 #endif
