@@ -229,6 +229,10 @@ typedef struct rows_job {
     uint8_t *a;
     uint8_t pad, x;
     size_t per;
+    /* planar: xt is NCHW (channel planes of `plane` bytes) and a row is in the
+     * weights' own (c, ky, kx) order (build_rows_planar) */
+    bool planar;
+    size_t plane;
 } rows_job;
 
 static void build_rows(const rows_job *j, size_t p0, size_t p1, uint8_t *a);
@@ -251,17 +255,90 @@ static void rows_task(void *ctx, size_t task, size_t thread)
     build_rows(j, p0, p1, j->a + p0 * j->g->channels * j->g->kernel[1] * j->g->kernel[2]);
 }
 
+/* Rows of A from NCHW planes, (c, ky, kx) order: per channel and kernel row the
+ * kw bytes x[c][iy][ix0 ..] (a channels-last chain's first convolution, whose
+ * few input channels make channels-last runs short). The input rows of an output
+ * row are looked up once; runs inside the image go 8 bytes at a time where 8
+ * bytes fit in the row (a's rows end with slack). */
+static void build_rows_planar(const rows_job *j, size_t p0, size_t p1, uint8_t *a)
+{
+    const oq_q8_conv_geom *g = j->g;
+    size_t kw = g->kernel[2], kh = g->kernel[1], nr = g->channels * kh, kg = nr * kw;
+    const uint64_t flip = j->x ? 0x8080808080808080ull : 0;
+    const uint8_t *rp[256]; /* per (c, ky) of the current output row: its input row, or NULL (pad) */
+    size_t cur = SIZE_MAX;
+    for (size_t p = p0; p < p1; p++) {
+        size_t oy = p / g->out[2], ox = p % g->out[2];
+        uint8_t *d = a + (p - p0) * kg;
+        if (oy != cur && nr <= 256) {
+            for (size_t ci = 0; ci < g->channels; ci++)
+                for (size_t ky = 0; ky < kh; ky++) {
+                    size_t iy = oy * g->stride[1] + ky * g->dilation[1] - g->pad[1]; /* wraps below 0 */
+                    rp[ci * kh + ky] = iy < g->in[1] ? j->xt + ci * j->plane + iy * g->in[2] : NULL;
+                }
+            cur = oy;
+        }
+        size_t ix0 = ox * g->stride[2] - g->pad[2]; /* wraps below 0 */
+        bool run = g->dilation[2] == 1 && ox * g->stride[2] >= g->pad[2] && ix0 + kw <= g->in[2];
+        if (nr <= 256 && run && kw <= 8 && ix0 + 8 <= g->in[2]) {
+            /* 8 bytes a run: the ones past kw are overwritten by the next run (or land in slack) */
+            for (size_t r = 0; r < nr; r++, d += kw) {
+                if (!rp[r]) {
+                    memset(d, j->pad, kw);
+                    continue;
+                }
+                uint64_t v;
+                memcpy(&v, rp[r] + ix0, 8);
+                v ^= flip;
+                memcpy(d, &v, 8);
+            }
+            continue;
+        }
+        for (size_t ci = 0; ci < g->channels; ci++) {
+            const uint8_t *xc = j->xt + ci * j->plane;
+            for (size_t ky = 0; ky < kh; ky++, d += kw) {
+                size_t iy = oy * g->stride[1] + ky * g->dilation[1] - g->pad[1]; /* wraps below 0 */
+                if (iy >= g->in[1]) {
+                    memset(d, j->pad, kw);
+                    continue;
+                }
+                const uint8_t *row = xc + iy * g->in[2];
+                if (run)
+                    copy_xor(d, row + ix0, kw, j->x);
+                else
+                    for (size_t kx = 0; kx < kw; kx++) {
+                        size_t ix = ox * g->stride[2] + kx * g->dilation[2] - g->pad[2];
+                        d[kx] = ix < g->in[2] ? row[ix] ^ j->x : j->pad;
+                    }
+            }
+        }
+    }
+}
+
 /* The rows of output pixels [p0, p1) into a. */
 static void build_rows(const rows_job *j, size_t p0, size_t p1, uint8_t *a)
 {
+    if (j->planar) {
+        build_rows_planar(j, p0, p1, a);
+        return;
+    }
     const oq_q8_conv_geom *g = j->g;
-    size_t c = g->channels, kw = g->kernel[2], taps = g->kernel[1] * kw, kg = taps * c;
+    size_t c = g->channels, kw = g->kernel[2], kh = g->kernel[1], taps = kh * kw, kg = taps * c;
     for (size_t p = p0; p < p1; p++) {
         size_t oy = p / g->out[2], ox = p % g->out[2];
         uint8_t *d = a + (p - p0) * kg;
         size_t ix0 = ox * g->stride[2] - g->pad[2]; /* wraps below 0 */
         bool run = g->dilation[2] == 1 && ox * g->stride[2] >= g->pad[2] && ix0 + kw <= g->in[2];
-        for (size_t ky = 0; ky < g->kernel[1]; ky++) {
+        if (run && kh <= 16) { /* one run of kw*C bytes per kernel row (pad rows NULL) */
+            const uint8_t *src[16];
+            for (size_t ky = 0; ky < kh; ky++) {
+                size_t iy = oy * g->stride[1] + ky * g->dilation[1] - g->pad[1]; /* wraps below 0 */
+                src[ky] = iy < g->in[1] ? j->xt + (iy * g->in[2] + ix0) * c : NULL;
+            }
+            oq_q8_copy_runs(d, src, kh, kw * c, j->x, j->pad);
+            continue;
+        }
+        for (size_t ky = 0; ky < kh; ky++) {
             size_t iy = oy * g->stride[1] + ky * g->dilation[1] - g->pad[1]; /* wraps below 0 */
             if (iy >= g->in[1]) {
                 memset(d, j->pad, kw * c);
@@ -269,11 +346,6 @@ static void build_rows(const rows_job *j, size_t p0, size_t p1, uint8_t *a)
                 continue;
             }
             const uint8_t *row = j->xt + iy * g->in[2] * c;
-            if (run) {
-                copy_xor(d, row + ix0 * c, kw * c, j->x);
-                d += kw * c;
-                continue;
-            }
             for (size_t kx = 0; kx < kw; kx++, d += c) {
                 size_t ix = ox * g->stride[2] + kx * g->dilation[2] - g->pad[2];
                 if (ix < g->in[2])
@@ -771,25 +843,27 @@ stage_done:;
     if ((s->nhwc || s->nhwc_out) && (p.ca.r != 2 || (!(s->nhwc && dw) && (group != 1 || !have_packed))))
         return oq_op_error(n, OQ_E_UNSUPPORTED,
                            "onnxq_nhwc needs a 2-D depthwise or group-1 convolution with constant weights");
-    bool rows = (s->nhwc && !dw) || (!dw && pixel_rows(s, group, have_packed, &g, pix, m, in_place));
-    in_place = in_place && !(s->nhwc && x->dtype == OQ_INT8); /* an s8 x is copied (xor-ed) into A */
+    /* the first convolution of a chain (x NCHW, y channels-last): rows built from the planes */
+    bool planar = s->nhwc_out;
+    bool rows = planar || (s->nhwc && !dw) || (!dw && pixel_rows(s, group, have_packed, &g, pix, m, in_place));
+    in_place = in_place && !planar && !(s->nhwc && x->dtype == OQ_INT8); /* an s8 x is copied (xor-ed) into A */
     size_t xt_bytes = 0, a_bytes = 0;
     oq_q8_gemm_args gt = oq_q8_gemm_args_init(out_plane, m, kg);
     if (rows) { /* the rows form's workspace: pixel-major input, A, its GEMM, C before the transpose */
         padded = false;
         dw = false;
-        xt_bytes = s->nhwc ? 0 : in_plane * cin;
-        a_bytes = in_place ? 0 : out_plane * kg;
+        xt_bytes = s->nhwc || planar ? 0 : in_plane * cin;
+        a_bytes = in_place ? 0 : out_plane * kg + 64;
         gt.a = (const uint8_t *)64; /* raw A (read in place), for the workspace size */
         gt.a_rs = kg;
         gt.a_cs = 1;
         gt.b_packed = (const uint8_t *)64;
-        cp_bytes = s->nhwc ? 0 : out_plane * m * ysize;
+        cp_bytes = s->nhwc || planar ? 0 : out_plane * m * ysize;
     }
     /* chunked channels-last form (see chunk_job): A chunks of about 128 KiB, at
      * least 4 per thread while they keep 8 rows */
     size_t chunk = 0, chunk_stride = 0, chunk_a = 0;
-    if (rows && s->nhwc && !in_place && out_plane * kg > (256u << 10)) {
+    if (rows && (s->nhwc || planar) && !in_place && out_plane * kg > (256u << 10)) {
         chunk = ((128u << 10) / kg) / 8 * 8;
         size_t fair = (out_plane + 4 * n_threads - 1) / (4 * n_threads);
         fair = (fair + 7) / 8 * 8;
@@ -797,7 +871,7 @@ stage_done:;
         chunk = chunk < 8 ? 8 : chunk;
         oq_q8_gemm_args gc = gt;
         gc.m = chunk;
-        chunk_a = (chunk * kg + 63) / 64 * 64;
+        chunk_a = (chunk * kg + 64 + 63) / 64 * 64; /* slack: build_rows_planar's 8-byte runs */
         chunk_stride = chunk_a + (oq_q8_gemm_workspace_size(s->vt, &gc, 1) + 127) / 64 * 64;
         a_bytes = n_threads * chunk_stride;
     }
@@ -847,7 +921,7 @@ stage_done:;
     }
 
     if (rows) {
-        if (!s->packed_wt && (st = pack_weights_t(s, n, w, ksize)) != OQ_OK)
+        if (!s->packed_wt && (st = pack_weights_t(s, n, w, planar ? 1 : ksize)) != OQ_OK)
             return st;
         uint8_t *ct = rest, *xt = ct + (cp_bytes + 63) / 64 * 64, *a = xt + (xt_bytes + 63) / 64 * 64;
         rest = a + (a_bytes + 63) / 64 * 64;
@@ -855,7 +929,7 @@ stage_done:;
             const uint8_t *xb = (const uint8_t *)x->data + b * cin * in_plane;
             uint8_t *yb = y + b * m * out_plane * ysize;
             /* pixel-major copy in the u8 domain (s8 input ^ 0x80, its zero point + 128) */
-            if (s->nhwc)
+            if (s->nhwc || planar)
                 xt = (uint8_t *)(uintptr_t)xb;
             else
                 transpose_par(n->tp, n_threads, xb, cin, in_plane, in_plane, xt, cin, xx);
@@ -879,14 +953,14 @@ stage_done:;
             gt.scale_mode = OQ_Q8_PER_COL;
             gt.range = range;
             if (chunk) {
-                chunk_job cj = {.rj = {&g, xt, NULL, (uint8_t)xzp, xx, 0}, .ga = gt, .v = s->vt, .ws = a,
+                chunk_job cj = {.rj = {&g, xt, NULL, (uint8_t)xzp, xx, 0, planar, in_plane}, .ga = gt, .v = s->vt, .ws = a,
                                 .ws_stride = chunk_stride, .a_bytes = chunk_a, .chunk = chunk, .n = out_plane,
                                 .esize = ysize};
                 oq_parallel_for(n->tp, (out_plane + chunk - 1) / chunk, chunk_task, &cj);
                 continue;
             }
             if (!in_place) {
-                rows_job rj = {&g, xt, a, (uint8_t)xzp, s->nhwc ? xx : 0, 0};
+                rows_job rj = {&g, xt, a, (uint8_t)xzp, s->nhwc || planar ? xx : 0, 0, planar, in_plane};
                 rj.per = n_threads > 1 ? (out_plane + 4 * n_threads - 1) / (4 * n_threads) : out_plane;
                 rj.per = rj.per ? rj.per : 1;
                 oq_parallel_for(n->tp, (out_plane + rj.per - 1) / rj.per, rows_task, &rj);

@@ -33,3 +33,20 @@ size_t oq_q8_interleave4_nr32__avx512(const uint8_t *const r[4], size_t cw, uint
     }
     return j;
 }
+
+/* n runs of len bytes, src[r] xor x (or pad bytes where src[r] is NULL), one
+ * after the other from dst: the rows of a channels-last im2col, 64 bytes a step. */
+void oq_q8_copy_runs__avx512(uint8_t *dst, const uint8_t *const *src, size_t n, size_t len, uint8_t x, uint8_t pad)
+{
+    const __m512i vx = _mm512_set1_epi8((char)x), vp = _mm512_set1_epi8((char)pad);
+    for (size_t r = 0; r < n; r++, dst += len) {
+        const uint8_t *s = src[r];
+        size_t i = 0;
+        for (; i + 64 <= len; i += 64)
+            _mm512_storeu_si512(dst + i, s ? _mm512_xor_si512(_mm512_loadu_si512(s + i), vx) : vp);
+        if (i < len) {
+            __mmask64 m = (__mmask64)((1ull << (len - i)) - 1); /* len - i < 64 */
+            _mm512_mask_storeu_epi8(dst + i, m, s ? _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, s + i), vx) : vp);
+        }
+    }
+}

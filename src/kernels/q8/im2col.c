@@ -425,6 +425,22 @@ static void transpose16(const uint8_t *src, size_t ss, uint8_t *dst, size_t ds, 
 }
 #endif
 
+void oq_q8_copy_runs(uint8_t *dst, const uint8_t *const *src, size_t n, size_t len, uint8_t x, uint8_t pad)
+{
+    if (oq_isa_level() >= OQ_ISA_AVX512) {
+        oq_q8_copy_runs__avx512(dst, src, n, len, x, pad);
+        return;
+    }
+    for (size_t r = 0; r < n; r++, dst += len)
+        if (!src[r])
+            memset(dst, pad, len);
+        else if (!x)
+            memcpy(dst, src[r], len);
+        else
+            for (size_t i = 0; i < len; i++)
+                dst[i] = src[r][i] ^ x;
+}
+
 void oq_q8_transpose_u8(const uint8_t *src, size_t rows, size_t cols, size_t ss, uint8_t *dst, size_t ds, uint8_t x)
 {
     size_t r16 = 0, c16 = 0;

@@ -198,6 +198,10 @@ size_t oq_q8_im2col_padded_size(const oq_q8_conv_geom *g, size_t pad_bottom, siz
 void oq_q8_im2col_padded_fill(const oq_q8_conv_geom *g, size_t pad_bottom, size_t pad_right, const uint8_t *x,
                               uint8_t pad, uint8_t *dst);
 
+/* n runs of len bytes, src[r] xor-ed with x (pad bytes where src[r] is NULL),
+ * one after the other from dst (channels-last im2col rows). */
+void oq_q8_copy_runs(uint8_t *dst, const uint8_t *const *src, size_t n, size_t len, uint8_t x, uint8_t pad);
+void oq_q8_copy_runs__avx512(uint8_t *dst, const uint8_t *const *src, size_t n, size_t len, uint8_t x, uint8_t pad);
 /* dst[j*ds + i] = src[i*ss + j] ^ x for a rows x cols block of bytes (NCHW
  * planes to pixel rows and back, 16 x 16 blocks at a time). */
 void oq_q8_transpose_u8(const uint8_t *src, size_t rows, size_t cols, size_t ss, uint8_t *dst, size_t ds, uint8_t x);
