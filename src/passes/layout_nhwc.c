@@ -304,6 +304,8 @@ oq_status pass_layout_nhwc(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
     if (st == OQ_OK && converted)
         st = oq_graph_toposort(g, NULL, 0);
     if (st == OQ_OK && converted) {
+        oq_log(OQ_LOG_INFO, "layout_nhwc: %zu int8 nodes in %zu group%s run channels-last, %zu Transposes at the borders",
+               converted, groups, groups == 1 ? "" : "s", g->n_nodes - n);
         ctx->changed += converted;
         oq_pass_note(ctx, "layout_nhwc", "%zu int8 nodes in %zu group%s run channels-last", converted, groups,
                      groups == 1 ? "" : "s");
