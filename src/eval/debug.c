@@ -13,8 +13,11 @@
  * tensors is kept at a time. Activations inside If branches are layers too (both
  * branches run at most once per run; the float session keeps its bodies unfused so
  * their values reach the observer); their own error needs the layer alone, which is
- * built for main-graph layers only. Loop/Scan bodies run many times per run and are
- * left out (their count is reported). */
+ * built for main-graph layers only. Loop/Scan bodies run many times per run: both
+ * sessions show a body's value once per iteration, so the float model's values of
+ * a run are kept in order and the quantized model's k-th value is compared with the
+ * float model's k-th (a loop that ends after a different number of iterations in
+ * the two models is compared over the iterations both ran). */
 #include "eval/eval.h"
 #include "core/core.h"
 #include "ir/graph.h"
@@ -33,7 +36,8 @@ typedef struct layer {
     float scale;
     int32_t zp;
     const oq_node *producer; /* node writing x in the quantized model; NULL for a graph input */
-    bool in_body;            /* inside an If branch */
+    bool in_body;            /* inside an If branch or a Loop/Scan body */
+    bool in_loop;            /* inside a Loop/Scan body: one value per iteration */
     oq_session *own;    /* the layer alone, or NULL */
     size_t *own_in;     /* float tensors feeding `own`, as layer indices (the stored values) */
     size_t n_own_in;
@@ -45,7 +49,10 @@ typedef struct debug_ctx {
     size_t n;
     oq_strmap by_ref, by_xq; /* float name -> layer, QuantizeLinear output -> layer */
     oq_tensor **ref_vals;    /* this batch's float values per layer */
-    size_t loop_skipped;     /* QuantizeLinear nodes inside Loop/Scan bodies */
+    /* layers in loop bodies: this batch's float values, iteration by iteration, and
+     * how many of them the quantized run has matched so far */
+    oq_tensor ***iter_vals;
+    size_t *n_iter, *cap_iter, *q_iter;
     oq_status st;
 } debug_ctx;
 
@@ -293,6 +300,13 @@ static void observe_float(void *user, const char *name, const oq_tensor *t)
     size_t li;
     if (c->st != OQ_OK || !oq_strmap_get(&c->by_ref, name, &li) || t->dtype != OQ_FLOAT)
         return;
+    if (c->layers[li].in_loop) {
+        if ((c->st = oq_grow((void **)&c->iter_vals[li], &c->cap_iter[li], c->n_iter[li] + 1,
+                             sizeof *c->iter_vals[li])) == OQ_OK &&
+            (c->st = oq_tensor_clone(t, &c->iter_vals[li][c->n_iter[li]])) == OQ_OK)
+            c->n_iter[li]++;
+        return;
+    }
     oq_tensor_destroy(c->ref_vals[li]);
     c->ref_vals[li] = NULL;
     c->st = oq_tensor_clone(t, &c->ref_vals[li]);
@@ -332,10 +346,17 @@ static void observe_quant(void *user, const char *name, const oq_tensor *t)
     if (c->st != OQ_OK || !oq_strmap_get(&c->by_xq, name, &li))
         return;
     layer *l = &c->layers[li];
+    const oq_tensor *ref = c->ref_vals[li];
+    if (l->in_loop) { /* the float model's value of the same iteration */
+        size_t k = c->q_iter[li]++;
+        ref = k < c->n_iter[li] ? c->iter_vals[li][k] : NULL;
+        if (!ref)
+            return;
+    }
     float *v = NULL;
     c->st = dequantized(l, t, &v);
     if (c->st == OQ_OK)
-        add_diff(&l->rep->out, c->ref_vals[li], v, oq_tensor_numel(t));
+        add_diff(&l->rep->out, ref, v, oq_tensor_numel(t));
     free(v);
 }
 
@@ -384,23 +405,21 @@ static size_t count_q(const oq_graph *g)
     return c;
 }
 
-/* The layers of qg (the main graph, or an If branch when in_body), then those of its If branches. */
+/* The layers of qg (the main graph, or an If branch or Loop/Scan body when in_body;
+ * in_loop: inside a Loop/Scan body), then those of the bodies of its nodes. */
 static oq_status collect_graph(const oq_model *flt, const oq_model *q, const oq_graph *qg, bool in_body,
-                               debug_ctx *c)
+                               bool in_loop, debug_ctx *c)
 {
     const oq_graph *fg = flt->graph;
     oq_status st = OQ_OK;
     for (size_t i = 0; st == OQ_OK && i < qg->n_nodes; i++) {
         const oq_node *qn = &qg->nodes[i];
-        if (!strcmp(qn->op_type, "If") && oq_domain_is_default(qn->domain)) {
-            for (size_t a = 0; st == OQ_OK && a < qn->n_attrs; a++)
-                if (qn->attrs[a].g)
-                    st = collect_graph(flt, q, qn->attrs[a].g, true, c);
-            continue;
-        }
-        for (size_t a = 0; a < qn->n_attrs; a++) /* Loop, Scan: values repeat within a run */
+        bool is_if = !strcmp(qn->op_type, "If") && oq_domain_is_default(qn->domain);
+        for (size_t a = 0; st == OQ_OK && a < qn->n_attrs; a++) /* If branches; Loop, Scan bodies */
             if (qn->attrs[a].g)
-                c->loop_skipped += count_q(qn->attrs[a].g);
+                st = collect_graph(flt, q, qn->attrs[a].g, true, in_loop || !is_if, c);
+        if (is_if)
+            continue;
         if (strcmp(qn->op_type, "QuantizeLinear") || qn->n_inputs < 2 || init_deep(q->graph, qn->inputs[0]))
             continue;
         layer l;
@@ -408,6 +427,7 @@ static oq_status collect_graph(const oq_model *flt, const oq_model *q, const oq_
         l.x = qn->inputs[0];
         l.xq = qn->outputs[0];
         l.in_body = in_body;
+        l.in_loop = in_loop;
         const oq_node *dq = first_reader(qg, l.xq, "DequantizeLinear", NULL), *by = NULL;
         l.ydq = dq ? dq->outputs[0] : NULL;
         const oq_tensor *s = init_deep(q->graph, qn->inputs[1]);
@@ -447,16 +467,12 @@ static oq_status collect_layers(const oq_model *flt, const oq_model *q, debug_ct
     if (st == OQ_OK)
         st = oq_strmap_init(&c->by_xq, cap + 1);
     if (st == OQ_OK)
-        st = collect_graph(flt, q, q->graph, false, c);
-    if (st == OQ_OK && c->loop_skipped)
-        oq_log(OQ_LOG_INFO, "debug: %zu quantized activations inside Loop/Scan bodies are left out (their values repeat "
-                            "within a run)", c->loop_skipped);
+        st = collect_graph(flt, q, q->graph, false, false, c);
     if (st == OQ_OK && c->n == 0)
         st = oq_error(OQ_E_INVALID_ARG,
-                      "'%s' holds no QuantizeLinear of a float tensor that '%s' also computes%s: debug compares a QDQ "
+                      "'%s' holds no QuantizeLinear of a float tensor that '%s' also computes: debug compares a QDQ "
                       "model with the float model it was made from",
-                      q->path ? q->path : "quantized model", flt->path ? flt->path : "float model",
-                      c->loop_skipped ? " outside Loop/Scan bodies" : "");
+                      q->path ? q->path : "quantized model", flt->path ? flt->path : "float model");
     return st;
 }
 
@@ -476,7 +492,11 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
     if (st == OQ_OK) {
         rep = oq_calloc(c.n, sizeof *rep);
         c.ref_vals = oq_calloc(c.n, sizeof *c.ref_vals);
-        if (!rep || !c.ref_vals)
+        c.iter_vals = oq_calloc(c.n, sizeof *c.iter_vals);
+        c.n_iter = oq_calloc(c.n, sizeof *c.n_iter);
+        c.cap_iter = oq_calloc(c.n, sizeof *c.cap_iter);
+        c.q_iter = oq_calloc(c.n, sizeof *c.q_iter);
+        if (!rep || !c.ref_vals || !c.iter_vals || !c.n_iter || !c.cap_iter || !c.q_iter)
             st = oq_error(OQ_E_NOMEM, "out of memory");
     }
     /* the float weights as the quantizer saw them: after its preparation passes */
@@ -511,8 +531,9 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
     }
     if (st == OQ_OK)
         st = oq_session_create_observable(flt, &so, &fs); /* If branches unfused: their values are seen */
+    /* observable: values keep their names and layout (no channels-last chains), Q outputs in bodies are seen */
     if (st == OQ_OK)
-        st = oq_session_create(q, &qso, &qs);
+        st = oq_session_create_observable(q, &qso, &qs);
     size_t nfo = fs ? oq_session_output_count(fs) : 0, nqo = qs ? oq_session_output_count(qs) : 0;
     if (st == OQ_OK) {
         fo = oq_calloc(nfo + 1, sizeof *fo);
@@ -536,6 +557,9 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
         for (size_t i = 0; i < c.n; i++) {
             oq_tensor_destroy(c.ref_vals[i]);
             c.ref_vals[i] = NULL;
+            for (size_t k = 0; k < c.n_iter[i]; k++)
+                oq_tensor_destroy(c.iter_vals[i][k]);
+            c.n_iter[i] = c.q_iter[i] = 0;
         }
         /* graph inputs are no node's output: the observer does not see them */
         for (size_t k = 0; k < n_in && k < oq_session_input_count(fs); k++)
@@ -602,7 +626,15 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
         free(c.layers[i].own_in);
         if (c.ref_vals)
             oq_tensor_destroy(c.ref_vals[i]);
+        for (size_t k = 0; c.iter_vals && k < c.n_iter[i]; k++)
+            oq_tensor_destroy(c.iter_vals[i][k]);
+        if (c.iter_vals)
+            free(c.iter_vals[i]);
     }
+    free(c.iter_vals);
+    free(c.n_iter);
+    free(c.cap_iter);
+    free(c.q_iter);
     free(fo);
     free(qo);
     free(c.ref_vals);
