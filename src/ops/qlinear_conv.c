@@ -398,7 +398,7 @@ static void dw_nhwc_task(void *ctx, size_t task, size_t thread)
     while (r0 < r1) { /* runs of rows of one image */
         size_t b = r0 / oh, e = (b + 1) * oh < r1 ? (b + 1) * oh : r1;
         oq_q8_dw_nhwc_rows(&j->d, j->x + b * j->in_image, j->y + b * j->out_image, r0 - b * oh, e - b * oh,
-                           j->ws + thread * j->ws_stride);
+                           j->ws ? j->ws + thread * j->ws_stride : NULL);
         r0 = e;
     }
 }

@@ -36,6 +36,8 @@ static bool is_op(const oq_node *n, const char *domain, const char *op)
 static int kind_of(const oq_graph *g, const oq_node *n)
 {
     const int64_t *v;
+    if (n->n_outputs < 1 || !n->outputs[0][0])
+        return K_NONE;
     if (is_op(n, NULL, "QLinearConv")) {
         const oq_tensor *w = n->n_inputs >= 8 ? oq_graph_initializer(g, n->inputs[3]) : NULL;
         int64_t group = oq_node_attr_int(n, "group", 1);
