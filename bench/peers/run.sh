@@ -3,8 +3,9 @@
 # architectures through PyTorch 1.13 (float, and its own int8: static prepare/convert or quantize_dynamic on Linear,
 # onednn engine), batch 1 (batch 32 for the Fashion-MNIST models), 1 and 2 threads, interleaved rounds; the best
 # median of each. int8 files: `onnxq quantize` (static QDQ, 32 random calibration inputs, for the conv nets and the
-# CNN; dynamic for the BERT-style encoder and the MLP; rows "dyn": ResNet18/MobileNetV2 quantized dynamically, Conv as
-# onnxruntime's ConvInteger chains). Ratios are onnxq / peer: below 1, onnxq is faster.
+# CNN; dynamic for the BERT-style encoder and the MLP; rows "qop": ResNet18/MobileNetV2's static file in QOperator form;
+# rows "dyn": ResNet18/MobileNetV2 quantized dynamically, Conv as onnxruntime's ConvInteger chains). Ratios are onnxq /
+# peer: below 1, onnxq is faster.
 # Env: ONNXQ="cmd" overrides build/onnxq; PEER_MODELS="resnet18 ..."; TORCH_OMP_WAIT (PASSIVE); BENCH_ITERS (20); BENCH_WARMUP (3); BENCH_ROUNDS (2).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -41,6 +42,13 @@ dyn_file() {
   [[ -f "$out" ]] || "$ONNXQ" quantize "$(float_file "$1")" "$out" --mode dynamic -q >/dev/null
   echo "$out"
 }
+# the static file in QOperator form (same calibration as int8_file)
+qop_file() {
+  local out="$W/$1_qop.onnx"
+  int8_file "$1" >/dev/null
+  [[ -f "$out" ]] || "$ONNXQ" quantize "$(float_file "$1")" "$out" --calib "$W/calib_$1.npy" --format qoperator -q >/dev/null
+  echo "$out"
+}
 # the int8 file onnxq makes for the model
 int8_file() {
   local f out="$W/$1_int8.onnx"
@@ -60,9 +68,12 @@ shape_opts() { case $1 in fmnist_*) echo "--shape input=32x1x28x28" ;; *) echo "
 printf '%-13s %-5s %7s %10s %10s %10s %11s %12s\n' model prec threads onnxq_ms ort_ms torch_ms onnxq/ort onnxq/torch
 for name in $MODELS; do
   precs="float int8"
-  [[ $name == resnet18 || $name == mobilenet_v2 ]] && precs="float int8 dyn"
+  [[ $name == resnet18 || $name == mobilenet_v2 ]] && precs="float int8 qop dyn"
   for prec in $precs; do
-    case $prec in float) f=$(float_file "$name") ;; int8) f=$(int8_file "$name") ;; dyn) f=$(dyn_file "$name") ;; esac
+    case $prec in
+      float) f=$(float_file "$name") ;; int8) f=$(int8_file "$name") ;; qop) f=$(qop_file "$name") ;;
+      dyn) f=$(dyn_file "$name") ;;
+    esac
     # shellcheck disable=SC2046
     args=$(node scripts/ort_run.js inputs "$f" -o "$W/in_$name" --seed 1 $(shape_opts "$name"))
     for t in 1 2; do
@@ -72,8 +83,8 @@ for name in $MODELS; do
         q+=("$($ONNXQ bench "$f" $args --threads "$t" --warmup "$WARMUP" --iters "$ITERS" --json | median || echo nan)")
         # shellcheck disable=SC2086
         o+=("$(node scripts/ort_run.js bench "$f" $args --threads "$t" --warmup "$WARMUP" --iters "$ITERS" | median || echo nan)")
-        # PyTorch has no dynamically quantized Conv: no torch column for the dyn rows
-        if [[ $prec == dyn ]]; then p+=(nan); else
+        # PyTorch has no dynamically quantized Conv (dyn) and one int8 model per architecture (int8): no torch column
+        if [[ $prec == dyn || $prec == qop ]]; then p+=(nan); else
         p+=("$(OMP_WAIT_POLICY="$TORCH_OMP_WAIT" $PY bench/peers/torch_bench.py "$name" "$prec" "$t" "$WARMUP" "$ITERS" | median || echo nan)")
         fi
       done
