@@ -3,7 +3,9 @@
  * layer as QLinearConv runs it (one oq_q8_dwconv_channels call, u8 in, s8
  * weights, u8 out), ms and GMAC/s, checked against the reference.
  * With threads > 1, the channels go in tasks_per_thread x threads tasks over a
- * thread pool, as QLinearConv runs them.
+ * thread pool, as QLinearConv runs them. Also, on one thread, the same layer
+ * channels-last (oq_q8_dw_nhwc_rows, as QLinearConv runs it inside channels-last
+ * chains), checked against the planar result.
  * Usage: bench_q8_dwconv [dw-shapes.txt] [min-seconds-per-measure] [threads] [tasks-per-thread] */
 #include "kernels/q8/q8.h"
 
@@ -67,12 +69,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot open %s\n", path);
         return 1;
     }
-    printf("isa %s, %d thread(s)\n%-12s %5s %4s %4s %2s %2s %10s %9s\n", oq_isa_name(oq_isa_level()), threads, "name", "C", "H", "W", "k", "s",
-           "ms", "GMAC/s");
+    printf("isa %s, %d thread(s)\n%-12s %5s %4s %4s %2s %2s %10s %9s %10s %9s\n", oq_isa_name(oq_isa_level()), threads,
+           "name", "C", "H", "W", "k", "s", "ms", "GMAC/s", "nhwc ms", "GMAC/s");
     char line[256], name[64];
     size_t c, h, wd, k, s, pad;
     int bad = 0;
-    double total = 0;
+    double total = 0, total_nhwc = 0;
     while (fgets(line, sizeof line, f)) {
         if (line[0] == '#' || sscanf(line, "%63s %zu %zu %zu %zu %zu %zu", name, &c, &h, &wd, &k, &s, &pad) != 7)
             continue;
@@ -115,12 +117,54 @@ int main(int argc, char **argv)
             best = t / (double)runs < best ? t / (double)runs : best;
         }
         total += best;
-        printf("%-12s %5zu %4zu %4zu %2zu %2zu %10.4f %9.2f\n", name, c, h, wd, k, s, best * 1e3,
-               (double)out_n * (double)(k * k) / best * 1e-9);
+        /* channels-last: x and the expected y transposed, weights packed as the operator packs them */
+        size_t taps = k * k, ohw = g.out[1] * g.out[2];
+        oq_q8_conv_geom gn = g;
+        gn.channels = c;
+        uint8_t *xn = malloc(in_n), *yn = malloc(out_n), *pad = malloc(c);
+        int32_t *w2 = malloc((taps + 1) / 2 * c * 4), *wsum = malloc(c * 4), *w3 = malloc(k * c * 4), *beff = malloc(c * 4);
+        float *sc = malloc(c * sizeof *sc);
+        if (!xn || !yn || !pad || !w2 || !wsum || !w3 || !beff || !sc)
+            return 1;
+        for (size_t ch = 0; ch < c; ch++)
+            for (size_t i = 0; i < h * wd; i++)
+                xn[i * c + ch] = x[ch * h * wd + i];
+        bool k3 = oq_q8_dw_nhwc_pack(c, k, k, w, true, NULL, 0, w2, wsum, w3);
+        for (size_t ch = 0; ch < c; ch++) {
+            beff[ch] = bias[ch]; /* x_zp 0 */
+            sc[ch] = p.scale;
+        }
+        memset(pad, 0, c);
+        oq_q8_dw_nhwc d = {&gn, false, w2, k3 ? w3 : NULL, beff, wsum, sc, OQ_Q8_OUT_U8, p.range, pad};
+        void *ws = malloc(oq_q8_dw_nhwc_ws_size(&d) + 64);
+        oq_q8_dw_nhwc_rows(&d, xn, yn, 0, g.out[1], ws);
+        for (size_t ch = 0; ch < c && !bad; ch++)
+            for (size_t i = 0; i < ohw; i++)
+                if (yn[i * c + ch] != want[ch * ohw + i]) {
+                    printf("%s: channels-last differs from the reference\n", name);
+                    bad = 1;
+                    break;
+                }
+        double best_n = 1e30;
+        for (int rep = 0; rep < 50; rep++) {
+            size_t runs = 0;
+            double t0 = oq_now(), t;
+            do {
+                oq_q8_dw_nhwc_rows(&d, xn, yn, 0, g.out[1], ws);
+                runs++;
+                t = oq_now() - t0;
+            } while (t < min_s / 50);
+            best_n = t / (double)runs < best_n ? t / (double)runs : best_n;
+        }
+        total_nhwc += best_n;
+        printf("%-12s %5zu %4zu %4zu %2zu %2zu %10.4f %9.2f %10.4f %9.2f\n", name, c, h, wd, k, s, best * 1e3,
+               (double)out_n * (double)(k * k) / best * 1e-9, best_n * 1e3,
+               (double)out_n * (double)(k * k) / best_n * 1e-9);
+        free(xn), free(yn), free(pad), free(w2), free(wsum), free(w3), free(beff), free(sc), free(ws);
         free(x), free(y), free(want), free(w), free(bias);
     }
     fclose(f);
     oq_threadpool_destroy(tp);
-    printf("total %.4f ms\n", total * 1e3);
+    printf("total %.4f ms (channels-last %.4f ms, 1 thread)\n", total * 1e3, total_nhwc * 1e3);
     return bad;
 }

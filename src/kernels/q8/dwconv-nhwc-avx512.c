@@ -22,13 +22,12 @@ static inline __attribute__((always_inline)) __m512i load_x(const uint8_t *p, __
 }
 
 /* The output stage of 16 channels of one pixel. */
-static inline __attribute__((always_inline)) void store16(const oq_q8_dw_nhwc *d, __m512i acc, __m512 scale,
+static inline __attribute__((always_inline)) void store16(__m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512i zp,
                                                           uint8_t *y, __mmask16 m)
 {
-    const __m512 lo = _mm512_set1_ps(d->range.lo), hi = _mm512_set1_ps(d->range.hi);
     __m512 f = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale), lo), hi);
     /* cvtps2dq rounds half to even (MXCSR default), as nearbyintf in oq_requantize */
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(d->range.zp));
+    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
     /* the register form of vpmovdb, then a plain store: its masked memory form is slow on Zen 4 */
     const __m128i b = _mm512_cvtepi32_epi8(q);
     if (m == 0xFFFF)
@@ -50,12 +49,15 @@ static inline __attribute__((always_inline)) void row_block3x3(const oq_q8_dw_nh
         w[t] = tap_weights(d, t, c, m);
     const __m512i bias = _mm512_maskz_loadu_epi32(m, d->bias + c);
     const __m512 scale = _mm512_maskz_loadu_ps(m, d->scale + c);
+    /* the range in registers: a byte store may alias d, so it is not read in the loop */
+    const __m512 lo = _mm512_set1_ps(d->range.lo), hi = _mm512_set1_ps(d->range.hi);
+    const __m512i zp = _mm512_set1_epi32(d->range.zp);
     for (size_t ox = 0; ox < ow; ox++, src += 9) {
         __m512i acc = bias;
 #pragma GCC unroll 9
         for (size_t t = 0; t < 9; t++)
             acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(load_x(src[t] + c, m, is_signed), w[t]));
-        store16(d, acc, scale, y + ox * cn + c, m);
+        store16(acc, scale, lo, hi, zp, y + ox * cn + c, m);
     }
 }
 
@@ -67,11 +69,14 @@ static inline __attribute__((always_inline)) void row_block(const oq_q8_dw_nhwc 
     const __mmask16 m = cn - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cn - c)) - 1);
     const __m512i bias = _mm512_maskz_loadu_epi32(m, d->bias + c);
     const __m512 scale = _mm512_maskz_loadu_ps(m, d->scale + c);
+    /* the range in registers: a byte store may alias d, so it is not read in the loop */
+    const __m512 lo = _mm512_set1_ps(d->range.lo), hi = _mm512_set1_ps(d->range.hi);
+    const __m512i zp = _mm512_set1_epi32(d->range.zp);
     for (size_t ox = 0; ox < ow; ox++, src += taps) {
         __m512i acc = bias;
         for (size_t t = 0; t < taps; t++)
             acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(load_x(src[t] + c, m, is_signed), tap_weights(d, t, c, m)));
-        store16(d, acc, scale, y + ox * cn + c, m);
+        store16(acc, scale, lo, hi, zp, y + ox * cn + c, m);
     }
 }
 

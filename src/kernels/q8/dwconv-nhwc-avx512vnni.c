@@ -91,13 +91,14 @@ static void pad_row(const oq_q8_dw_nhwc *d, int32_t *q, size_t c16)
         q[i] = word;
 }
 
-static inline __attribute__((always_inline)) void out16(const oq_q8_dw_nhwc *d, __m512i acc, __m512 scale,
+/* The output stage of 16 channels (lo, hi, zp: the range, in registers: a byte
+ * store may alias d, so it is not read in the loop). */
+static inline __attribute__((always_inline)) void out16(__m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512i zp,
                                                         uint8_t *y, __mmask16 m)
 {
-    const __m512 lo = _mm512_set1_ps(d->range.lo), hi = _mm512_set1_ps(d->range.hi);
     __m512 f = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale), lo), hi);
     /* cvtps2dq rounds half to even (MXCSR default), as nearbyintf in oq_requantize */
-    const __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(d->range.zp)));
+    const __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp));
     if (m == 0xFFFF) /* the register form of vpmovdb and a plain store: the masked memory form is slow on Zen 4 */
         _mm_storeu_si128((__m128i *)y, b);
     else
@@ -115,6 +116,8 @@ OQ_Q8_DW_NHWC_FUNCTION(oq_q8_dw_nhwc_k3__avx512vnni)
         tag[i] = SIZE_MAX;
     }
     pad_row(d, slot[kh], c16);
+    const __m512 lo = _mm512_set1_ps(d->range.lo), hi = _mm512_set1_ps(d->range.hi);
+    const __m512i zp = _mm512_set1_epi32(d->range.zp);
     for (size_t oy = oy0; oy < oy1; oy++) {
         const int32_t *q[3];
         size_t need[3];
@@ -154,14 +157,21 @@ OQ_Q8_DW_NHWC_FUNCTION(oq_q8_dw_nhwc_k3__avx512vnni)
                 bias = _mm512_sub_epi32(bias, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, d->wsum + c), 7));
             const __m512 scale = _mm512_maskz_loadu_ps(m, d->scale + c);
             const int32_t *q0 = q[0] + c, *q1 = q[kh > 1 ? 1 : 0] + c, *q2 = q[kh > 2 ? 2 : 0] + c;
-            for (size_t ox = 0; ox < ow; ox++) {
-                __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_loadu_si512(q0 + ox * c16), w0);
-                if (kh > 1)
+            uint8_t *yc = yr + c;
+            if (kh == 3)
+                for (size_t ox = 0; ox < ow; ox++) {
+                    __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_loadu_si512(q0 + ox * c16), w0);
                     acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q1 + ox * c16), w1);
-                if (kh > 2)
                     acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q2 + ox * c16), w2);
-                out16(d, acc, scale, yr + ox * cn + c, m);
-            }
+                    out16(acc, scale, lo, hi, zp, yc + ox * cn, m);
+                }
+            else
+                for (size_t ox = 0; ox < ow; ox++) {
+                    __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_loadu_si512(q0 + ox * c16), w0);
+                    if (kh > 1)
+                        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q1 + ox * c16), w1);
+                    out16(acc, scale, lo, hi, zp, yc + ox * cn, m);
+                }
         }
     }
 }
