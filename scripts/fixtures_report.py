@@ -63,6 +63,8 @@ onnxruntime 1.30 via `scripts/ort_run.js`; regenerate with `scripts/fixtures_exp
   QuantizeLinear, six QLinearConvs (3x3 stride 2, 3x3, 1x1, 1x1 stride 2, 3x3 dilation 2, asymmetric pads), MaxPool,
   QLinearAdd (residual), QLinearMul by a constant, QLinearGlobalAveragePool; outputs `y` and `mid` (read in NCHW from
   inside the chain). Used by tests/cli/test_layout_nhwc.sh.
+- `nhwc_if`: `nhwc_chain` plus an If whose branches read a value inside the chain from the outer scope (input
+  `cond` false: the else branch).
 - `if_subgraph` / `if_subgraph_else`: If with both branches reading outer-scope `x`; the two inputs take the then/else branch.
 - `if_quant`: If on input `cond`; then: Conv+Relu+Reshape+MatMul+Add (the MatMul weight `Wm` an initializer of the main
   graph), else: Reshape+MatMul; `calib.npz` (16 samples, cond true) calibrates the then-branch only, `cond_false.npy`

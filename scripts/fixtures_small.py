@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # Build tiny fixture models for the C test suite under tests/fixtures/<name>/: lstm_small (torch, random weights),
 # if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant, loop_quant, dqlstm, dqlstm_u8, if_image,
-# dynamic_chains, dynamic_conv_rows, nhwc_chain, nhwc_chain_s8 (onnx.helper). Writes model.onnx, input_N.npy,
+# dynamic_chains, dynamic_conv_rows, nhwc_chain, nhwc_chain_s8, nhwc_if (onnx.helper). Writes model.onnx, input_N.npy,
 # io.txt. Usage: fixtures_small.py [NAME...]   (default: all)
 import os
 import sys
@@ -374,6 +374,26 @@ def nhwc_chain_s8():
     nhwc_chain("nhwc_chain_s8", np.int8)
 
 
+def nhwc_if():
+    """nhwc_chain with an If whose branches read `c3`, a value inside the channels-last chain (consumed there by
+    the QLinearAdd), from the outer scope: the session must hand the branch c3 in NCHW. Input `cond` false (the
+    else branch negates it)."""
+    nhwc_chain()
+    m = onnx.load(os.path.join(FIX, "nhwc_chain", "model.onnx"))
+    g = m.graph
+    f = T.FLOAT
+    then = h.make_graph([h.make_node("DequantizeLinear", ["c3", "ys3", "yz3"], ["t_out"])], "then", [],
+                        [h.make_tensor_value_info("t_out", f, [1, 16, 8, 8])])
+    els = h.make_graph([h.make_node("DequantizeLinear", ["c3", "ys3", "yz3"], ["e_dq"]),
+                        h.make_node("Neg", ["e_dq"], ["e_out"])], "else", [],
+                       [h.make_tensor_value_info("e_out", f, [1, 16, 8, 8])])
+    g.input.append(h.make_tensor_value_info("cond", T.BOOL, []))
+    g.node.append(h.make_node("If", ["cond"], ["if_out"], then_branch=then, else_branch=els))
+    g.output.append(h.make_tensor_value_info("if_out", f, [1, 16, 8, 8]))
+    x = np.load(os.path.join(FIX, "nhwc_chain", "input_0.npy"))
+    save("nhwc_if", m, [("x", x), ("cond", np.array(False))], ["y", "mid", "if_out"])
+
+
 def dqlstm():
     dq_lstm("dqlstm", "bidirectional", np.int8, True, False)
 
@@ -384,7 +404,7 @@ def dqlstm_u8():
 
 FIXTURES = {f.__name__: f for f in (lstm_small, if_subgraph, loop_subgraph, constant_nodes, symbolic_batch, if_quant,
                                     loop_quant, dqlstm, dqlstm_u8, if_image, dynamic_chains, dynamic_conv_rows,
-                                    nhwc_chain, nhwc_chain_s8)}
+                                    nhwc_chain, nhwc_chain_s8, nhwc_if)}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or FIXTURES:
