@@ -240,6 +240,32 @@ static void dw_task(void *ctx, size_t task, size_t thread)
     }
 }
 
+/* Images of a batch as tasks, each a one-thread GEMM with its thread's workspace:
+ * for small images (a 28x28 plane of 8 channels) one image's product is too small
+ * to split, and the batch is where the parallelism is. */
+typedef struct img_job {
+    const oq_f32_gemm_variant *v;
+    oq_f32_gemm_args g;
+    oq_f32_im2col cv;
+    const float *x;
+    float *y;
+    uint8_t *ws;
+    size_t ws_stride, in_image, out_image;
+} img_job;
+
+static void img_task(void *ctx, size_t task, size_t thread)
+{
+    const img_job *j = ctx;
+    oq_f32_gemm_args g = j->g;
+    oq_f32_im2col cv = j->cv;
+    const float *xi = j->x + task * j->in_image;
+    cv.x = xi;
+    g.b.pack_ctx = g.b.pack ? &cv : NULL;
+    g.b.data = g.b.pack ? NULL : xi;
+    g.c = j->y + task * j->out_image;
+    oq_f32_gemm_run(j->v, &g, j->ws + thread * j->ws_stride, NULL);
+}
+
 static oq_status conv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
 {
     conv_state *s = n->state;
@@ -334,6 +360,18 @@ static oq_status conv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
         g.clamp = true;
         g.min = s->act.min;
         g.max = s->act.max;
+    }
+    /* a batch of small images: one image per task (below about 2^20 MACs an image, where
+     * splitting one product over the threads gained little: the Fashion-MNIST CNN at batch
+     * 32 ran as fast on 2 threads as on 1) */
+    if (n_threads > 1 && batch >= 2 * n_threads && (double)cout * (double)out_plane * (double)kg < (double)(1 << 20)) {
+        img_job ij = {.v = s->v, .g = g, .cv = cv, .x = x->data, .y = y, .in_image = cin * in_plane,
+                      .out_image = cout * out_plane};
+        ij.ws_stride = (oq_f32_gemm_workspace_size(s->v, &g, 1) + 63) / 64 * 64;
+        if (!(ij.ws = oq_scratch_get(&s->ws, n_threads * ij.ws_stride + 64)))
+            return oq_error(OQ_E_NOMEM, "out of memory for Conv workspace");
+        oq_parallel_for(n->tp, batch, img_task, &ij);
+        return OQ_OK;
     }
     void *ws = oq_scratch_get(&s->ws, oq_f32_gemm_workspace_size(s->v, &g, n_threads));
     if (!ws)
