@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Calibration throughput against plain float inference on the same data, one thread: the Fashion-MNIST CNN
+# (batch 32, 8 and 16 channels: a light network per activation value) and torchvision ResNet18 (random weights,
+# batch 1). Steady state: calibration on N and on 4N samples, the difference divided into 3N samples, so the fixed
+# cost (preparation, session, weight packing) is left out; inference: `onnxq bench` median on a batch of the
+# same data. Ratio = calibration samples/s / inference samples/s (issue target: >= 0.85).
+# Env: ONNXQ="cmd" overrides build/onnxq.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+PY=/usr/bin/python3
+W="$ROOT/.cache/bench-calibration"
+mkdir -p "$W"
+if [[ -z "${ONNXQ:-}" ]]; then
+  [[ -f build/CMakeCache.txt ]] || cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build -j2 --target onnxq_cli >/dev/null
+  ONNXQ="$ROOT/build/onnxq"
+fi
+$PY scripts/export_torch.py resnet18 >/dev/null
+$PY - "$W" <<'PYEOF'
+import sys, numpy as np
+W = sys.argv[1]
+x = np.load("tests/fixtures/fmnist_test_1000_x.npy")
+np.save(f"{W}/cnn.npy", np.concatenate([x] * 10))        # 10,000 images
+np.save(f"{W}/cnn_b32.npy", x[:32])
+r = np.random.default_rng(0).standard_normal((32, 3, 224, 224)).astype(np.float32)
+np.save(f"{W}/r18.npy", r)
+np.save(f"{W}/r18_b1.npy", r[:1])
+PYEOF
+secs() { "$ONNXQ" calibrate "$1" --calib "$2" --method "$3" --threads 1 -q -o "$W/t.json" |
+         sed -n 's/.* in \([0-9.]*\) s, .*/\1/p'; }
+printf '%-11s %-7s %12s %12s %7s\n' model method calib_smp/s infer_smp/s ratio
+run() { # name model data(N samples) N batch_file batch
+  local name=$1 model=$2 data=$3 n=$4 bf=$5 b=$6 med inf
+  med=$("$ONNXQ" bench "$model" -i input="$bf" --threads 1 --warmup 3 --iters 30 --json |
+        $PY -c "import json,sys; print(json.load(sys.stdin)['median_ms'])")
+  inf=$($PY -c "print($b*1000/$med)")
+  for m in minmax mse; do
+    t1=$(secs "$model" "$data" $m)
+    t4=$(secs "$model" "$data,$data,$data,$data" $m)
+    $PY -c "c=3*$n/($t4-$t1); print('%-11s %-7s %12.1f %12.1f %7.2f' % ('$name', '$m', c, $inf, c/$inf))"
+  done
+}
+run fmnist_cnn tests/fixtures/fmnist_cnn/model.onnx "$W/cnn.npy" 10000 "$W/cnn_b32.npy" 32
+run resnet18 .cache/models/resnet18.onnx "$W/r18.npy" 32 "$W/r18_b1.npy" 1
