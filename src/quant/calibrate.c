@@ -244,8 +244,8 @@ static oq_status run_pass(const oq_model *prep, calib_run *c, const char *const 
     return st;
 }
 
-static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options *o, oq_data_reader *data,
-                                    oq_calib_table **out)
+static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options *o, const quant_rules *rules,
+                                    oq_data_reader *data, oq_calib_table **out)
 {
     const char **names = NULL, **sub = NULL;
     size_t n = 0, n_main = 0, n_sub = 0, unseen = 0;
@@ -253,7 +253,7 @@ static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options
     oq_calib_table *t = NULL;
     calib_run c = {o, NULL, {0}, NULL, 0};
     int64_t done = 0;
-    oq_status st = quant_static_tensors(prep->graph, NULL, true, &names, &n);
+    oq_status st = quant_static_tensors(prep->graph, rules, rules == NULL, &names, &n);
     /* then the If/Loop bodies' tensors, after the main graph's */
     if (st == OQ_OK)
         st = quant_static_subgraph_tensors(prep->graph, &sub, &n_sub);
@@ -283,8 +283,13 @@ static oq_status calibrate_prepared(const oq_model *prep, const oq_calib_options
         }
     for (int attempt = 0; st == OQ_OK && attempt < 2; attempt++) {
         for (size_t i = 0; st == OQ_OK && i < n; i++) {
+            /* a model input keeps its observed min/max (below): no histogram for it */
+            oq_calib_options io = *o;
+            for (size_t k = 0; k < prep->graph->n_inputs; k++)
+                if (!strcmp(prep->graph->inputs[k].name, names[i]))
+                    io.method = OQ_CALIB_MINMAX;
             oq_observer_free(&c.obs[i]);
-            st = oq_observer_init(&c.obs[i], o);
+            st = oq_observer_init(&c.obs[i], &io);
         }
         if (st == OQ_OK)
             st = run_pass(prep, &c, names, n, n_main, exposed, data, &retry, &done);
@@ -351,18 +356,18 @@ oq_status oq_calibrate(const oq_model *m, const oq_calib_options *opt, oq_data_r
     oq_model *prep = NULL;
     oq_status st = quant_prepare(m, 1, 13, &prep, NULL, NULL);
     if (st == OQ_OK)
-        st = quant_calibrate_prepared(prep, &o, data, out);
+        st = quant_calibrate_prepared(prep, &o, NULL, data, out);
     oq_model_destroy(prep);
     return st;
 }
 
-oq_status quant_calibrate_prepared(const oq_model *prep, const oq_calib_options *opt, oq_data_reader *data,
-                                   oq_calib_table **out)
+oq_status quant_calibrate_prepared(const oq_model *prep, const oq_calib_options *opt, const quant_rules *rules,
+                                   oq_data_reader *data, oq_calib_table **out)
 {
     oq_calib_options o = *opt;
     if ((unsigned)o.method > OQ_CALIB_MSE)
         return oq_error(OQ_E_INVALID_ARG, "unknown calibration method %d", (int)o.method);
     if (o.method == OQ_CALIB_PERCENTILE && !(o.percentile > 0 && o.percentile <= 100))
         return oq_error(OQ_E_INVALID_ARG, "percentile must be in (0, 100], not %g", o.percentile);
-    return calibrate_prepared(prep, &o, data, out);
+    return calibrate_prepared(prep, &o, rules, data, out);
 }

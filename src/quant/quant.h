@@ -69,9 +69,13 @@ struct oq_calib_table {
     int64_t samples;
 };
 /* oq_calibrate on a model quant_prepare already prepared (preparation renames values, so it
- * must run once: the quantizer calibrates the very graph it then quantizes). */
-oq_status quant_calibrate_prepared(const oq_model *prep, const oq_calib_options *opt, oq_data_reader *data,
-                                   oq_calib_table **out);
+ * must run once: the quantizer calibrates the very graph it then quantizes). rules: observe only
+ * the tensors whose ranges that configuration quantizes (a Conv's output before a Relu folded
+ * into it is not one of them, and the session may then fuse the two); NULL: every tensor any
+ * configuration may need (`onnxq calibrate`, a table that serves many). */
+struct quant_rules;
+oq_status quant_calibrate_prepared(const oq_model *prep, const oq_calib_options *opt, const struct quant_rules *rules,
+                                   oq_data_reader *data, oq_calib_table **out);
 oq_status calib_table_add(oq_calib_table *t, const char *name, float min, float max, float smin, float smax);
 
 /* ---- rules (rules.c): which nodes quantize and how ---- */

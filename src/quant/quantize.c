@@ -155,7 +155,7 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
         q.table = o.table;
         if (!q.table) {
             /* calibrate the prepared model (no second preparation) */
-            st = quant_calibrate_prepared(m, &o.calib, calib, &own_table);
+            st = quant_calibrate_prepared(m, &o.calib, rules, calib, &own_table);
             q.table = own_table;
         }
     }
