@@ -214,8 +214,94 @@ static void test_quantized(void)
     remove(path);
 }
 
+/* x -> Conv A (1x1; channel 1 sits near -5) -> [Relu] -> Conv B (depthwise 3x3, pad 1) -> y; with
+ * residual: x -> Conv A2 too, Add(A, A2) -> B. A linear group may flip channel 1 (k < 0), one with a
+ * Relu may not; either way the function stays. */
+static oq_model *linear_model(bool relu, bool residual)
+{
+    oq_model *m = oq_model_new();
+    m->ir_version = 8;
+    m->n_opsets = 1;
+    m->opsets = calloc(1, sizeof *m->opsets);
+    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
+    oq_graph *g = m->graph = oq_graph_new();
+    add_value(g, "x", C, false);
+    add_value(g, "y", C, true);
+    const int64_t wd[4] = {C, C, 1, 1}, bd[1] = {C}, dwd[4] = {C, 1, 3, 3};
+    const float wa[C * C] = {1, 0.2f, 0, 0.1f, 0.3f, 0, 0, 0.1f, 2}, ba[C] = {0.1f, -5.0f, 0.3f};
+    const float wa2[C * C] = {0.5f, 0, 0, 0, 0.2f, 0, 0, 0, 0.5f}, ba2[C] = {0, -1.0f, 0};
+    float dw[C * 9];
+    for (int i = 0; i < C * 9; i++)
+        dw[i] = 0.1f * (float)((i * 7) % 11) - 0.4f;
+    add_init(g, "WA", 4, wd, wa);
+    add_init(g, "BA", 1, bd, ba);
+    add_init(g, "WA2", 4, wd, wa2);
+    add_init(g, "BA2", 1, bd, ba2);
+    add_init(g, "WB", 4, dwd, dw);
+    const char *ca[3] = {"x", "WA", "BA"}, *oa[1] = {"a"};
+    CHECK_OK(qg_add_node(g, "Conv", "", "convA", ca, 3, oa, 1, NULL));
+    const char *in = "a";
+    if (residual) {
+        const char *c2[3] = {"x", "WA2", "BA2"}, *o2[1] = {"a2"};
+        CHECK_OK(qg_add_node(g, "Conv", "", "convA2", c2, 3, o2, 1, NULL));
+        node(g, "Add", "a", "a2", "r");
+        in = "r";
+    }
+    if (relu) {
+        node(g, "Relu", in, NULL, "ar");
+        in = "ar";
+    }
+    const char *cb[2] = {in, "WB"}, *ob[1] = {"y"};
+    oq_node *b = NULL;
+    CHECK_OK(qg_add_node(g, "Conv", "", "convB", cb, 2, ob, 1, &b));
+    if (b) {
+        CHECK_OK(oq_node_add_attr_int(b, "group", C));
+        CHECK_OK(oq_node_add_attr_string(b, "auto_pad", "SAME_UPPER")); /* zero padding: borders see 0, not -5 */
+    }
+    return m;
+}
+
+static void test_linear(bool relu, bool residual, const char *path)
+{
+    oq_model *m = linear_model(relu, residual), *e = NULL;
+    oq_tensor *x = data(), *y0 = NULL, *y1 = NULL;
+    oq_data_reader *r = NULL;
+    CHECK_OK(oq_npy_save(path, x));
+    CHECK_OK(oq_data_reader_open(path, m, NULL, &r));
+    CHECK_OK(oq_model_clone(m, &e));
+    size_t done = 0;
+    if (r && e)
+        CHECK_OK(quant_equalize_inputs(e, 1, 0, r, &done));
+    CHECK(done == 1);
+    for (size_t i = 0; e && i < e->graph->n_nodes; i++) {
+        const oq_node *n = &e->graph->nodes[i];
+        if (strcmp(n->name, "convA"))
+            continue;
+        /* channel 1 of A: always below 0 without the Relu, so flipped; with it, it keeps its sign */
+        const oq_tensor *b = oq_graph_initializer(e->graph, n->inputs[2]);
+        CHECK(b && strcmp(b->name, "BA") != 0);
+        if (b)
+            CHECK(relu ? ((const float *)b->data)[1] < 0 : ((const float *)b->data)[1] > 0);
+    }
+    if (e && x) {
+        y0 = run(m, x);
+        y1 = run(e, x);
+        CHECK(y0 && y1 && sqnr(y0, y1) > 100);
+    }
+    oq_tensor_destroy(y0);
+    oq_tensor_destroy(y1);
+    oq_model_destroy(e);
+    oq_data_reader_destroy(r);
+    oq_tensor_destroy(x);
+    oq_model_destroy(m);
+    remove(path);
+}
+
 int main(void)
 {
+    test_linear(false, false, "/tmp/oq_test_equalize_data_4.npy");
+    test_linear(true, false, "/tmp/oq_test_equalize_data_5.npy");
+    test_linear(false, true, "/tmp/oq_test_equalize_data_6.npy");
     test_rewrite(false, false, "/tmp/oq_test_equalize_data_1.npy");
     test_rewrite(true, false, "/tmp/oq_test_equalize_data_2.npy");
     test_rewrite(false, true, "/tmp/oq_test_equalize_data_3.npy");
