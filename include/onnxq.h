@@ -284,6 +284,11 @@ typedef struct oq_quant_options {
                                       mean output error per channel on that data (default 1) */
     int64_t bias_correction_samples; /* samples each bias-correction pass reads, at most (one pass per
                                         layer; default 128, 0: all the calibration data) */
+    int equalize_data;             /* static with calibration data: the input channels of Convs are
+                                      balanced against their weights, from their ranges on the data,
+                                      where the graph lets a per-channel scale in and out exactly (after
+                                      a decomposed HardSwish, a linear bottleneck, a residual stream, a
+                                      squeeze-and-excitation gate; same float function) (default 1) */
     int compact;                   /* one initializer per distinct scale/zero point, short generated names
                                       (default 1); the float model's names are kept either way */
     /* One line per quantized tensor as it goes, then the totals. NULL: silent. */
@@ -405,6 +410,10 @@ typedef struct oq_target_options {
     int threads;
     void (*report)(void *user, const char *line); /* one line per step, or NULL */
     void *report_user;
+    /* Calibration data: each step then quantizes as oq_quantize does with it (bias correction and
+     * the data-driven equalization included; ranges from opt->table when set, else calibrated on
+     * it). NULL: opt->table alone, without those data steps. */
+    oq_data_reader *calib;
 } oq_target_options;
 typedef struct oq_target_result {
     double agreement;  /* of the returned model */

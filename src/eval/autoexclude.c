@@ -97,8 +97,9 @@ oq_status oq_quantize_to_target(const oq_model *in, const oq_quant_options *opt,
 {
     if (!in || !opt || !t || !data || !out || !res)
         return oq_error(OQ_E_INVALID_ARG, "oq_quantize_to_target: NULL argument");
-    if (opt->mode != OQ_QUANT_STATIC || !opt->table)
-        return oq_error(OQ_E_INVALID_ARG, "an agreement target needs static quantization with a range table");
+    if (opt->mode != OQ_QUANT_STATIC || (!opt->table && !t->calib))
+        return oq_error(OQ_E_INVALID_ARG,
+                        "an agreement target needs static quantization with a range table or calibration data");
     if (!(t->target > 0 && t->target <= 1))
         return oq_error(OQ_E_INVALID_ARG, "the agreement target must be in (0, 1], not %g", t->target);
     memset(res, 0, sizeof *res);
@@ -128,7 +129,10 @@ oq_status oq_quantize_to_target(const oq_model *in, const oq_quant_options *opt,
         o.exclude = all;
         oq_model *tq = NULL;
         double ta = 0;
-        st = all ? oq_quantize(in, &o, NULL, &tq) : oq_error(OQ_E_NOMEM, "out of memory");
+        /* with the calibration data, every step is the default recipe (bias correction included) with
+         * more layers in float: without it the search started from a worse model than plain
+         * quantization gives, and a layer kept float could look like a loss */
+        st = all ? oq_quantize(in, &o, t->calib, &tq) : oq_error(OQ_E_NOMEM, "out of memory");
         if (st == OQ_OK)
             st = agreement(fs, tq, t->threads, data, &ta);
         if (st != OQ_OK) {
@@ -175,9 +179,20 @@ oq_status oq_quantize_to_target(const oq_model *in, const oq_quant_options *opt,
         if (!layers) {
             oq_debug_options dopt = oq_debug_options_default();
             dopt.threads = t->threads;
-            st = oq_data_reader_rewind(data);
+            /* the numeric suite matches tensors by name, and the data-driven equalization renames the
+             * values it rescales: rank the layers on the same model without it (same nodes) */
+            oq_model *ranked = q, *plain = NULL;
+            if (t->calib && o.equalize_data) {
+                oq_quant_options po = o;
+                po.equalize_data = 0;
+                st = oq_quantize(in, &po, t->calib, &plain);
+                ranked = plain;
+            }
             if (st == OQ_OK)
-                st = oq_debug_layers(in, q, data, &dopt, &layers, &n_layers);
+                st = oq_data_reader_rewind(data);
+            if (st == OQ_OK)
+                st = oq_debug_layers(in, ranked, data, &dopt, &layers, &n_layers);
+            oq_model_destroy(plain);
             if (st != OQ_OK)
                 break;
         }
@@ -216,7 +231,7 @@ oq_status oq_quantize_to_target(const oq_model *in, const oq_quant_options *opt,
         oq_model_destroy(q);
         q = NULL;
         o.format = opt->format;
-        st = oq_quantize(in, &o, NULL, &q);
+        st = oq_quantize(in, &o, t->calib, &q);
     }
     oq_session_destroy(fs);
     free(all);

@@ -3,7 +3,10 @@
  * quantized weights and activations do not average to zero per output channel, and the next layer,
  * an activation or a softmax turns such a shift into a wrong decision. After the static rewrite,
  * each Conv/Gemm whose bias became int32 moves that bias by the mean, per output channel, of
- * (float output - quantized output) over the calibration data.
+ * (float output - quantized output) over the calibration data. Where the weights are quantized per
+ * output channel, the channel's gain is corrected too: its weight and bias scales are multiplied by
+ * std(float output) / std(quantized output) (the rounded weights and clipped inputs shrink or grow
+ * a channel as a whole), and the mean is then matched with that gain.
  *
  * The layers are corrected one after the other, in graph order, each measured on the quantized
  * model that carries the corrections made so far: a layer's mean error includes the error it
@@ -23,8 +26,12 @@
 
 typedef struct chan_sums {
     double *sum;     /* per channel (axis 1) */
+    double *sumsq;   /* of the squares */
+    double *range;   /* smallest x per channel, then largest, when asked for (want_range) */
+    bool want_range;
     int64_t nch;     /* channels; 0: not seen yet */
     int64_t count;   /* values summed per channel */
+    int64_t inner;   /* values per channel of one sample (the last batch's) */
     bool bad;        /* shape changed between batches, or not float */
 } chan_sums;
 
@@ -40,6 +47,32 @@ void bc_accumulate(const float *x, int64_t outer, int64_t ch, int64_t inner, dou
         }
 }
 
+void bc_accumulate_sq(const float *x, int64_t outer, int64_t ch, int64_t inner, double *sumsq)
+{
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t c = 0; c < ch; c++) {
+            const float *p = x + (o * ch + c) * inner;
+            double s = 0;
+            for (int64_t i = 0; i < inner; i++)
+                s += (double)p[i] * p[i];
+            sumsq[c] += s;
+        }
+}
+
+void bc_range(const float *x, int64_t outer, int64_t ch, int64_t inner, double *lo, double *hi)
+{
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t c = 0; c < ch; c++) {
+            const float *p = x + (o * ch + c) * inner;
+            float mn = (float)lo[c], mx = (float)hi[c];
+            for (int64_t i = 0; i < inner; i++) {
+                mn = p[i] < mn ? p[i] : mn; /* NaN is skipped */
+                mx = p[i] > mx ? p[i] : mx;
+            }
+            lo[c] = mn, hi[c] = mx;
+        }
+}
+
 static oq_status add_sums(chan_sums *cs, const oq_tensor *t)
 {
     if (cs->bad)
@@ -52,15 +85,24 @@ static oq_status add_sums(chan_sums *cs, const oq_tensor *t)
     for (int d = 2; d < t->ndim; d++)
         inner *= t->dims[d];
     if (cs->nch == 0) {
-        if (ch <= 0 || !(cs->sum = oq_calloc((size_t)ch, sizeof *cs->sum)))
-            return ch <= 0 ? (cs->bad = true, OQ_OK) : oq_error(OQ_E_NOMEM, "out of memory");
+        if (ch <= 0)
+            return cs->bad = true, OQ_OK;
+        if (!(cs->sum = oq_calloc((size_t)ch, sizeof *cs->sum)) || !(cs->sumsq = oq_calloc((size_t)ch, sizeof *cs->sumsq)) ||
+            (cs->want_range && !(cs->range = oq_malloc(2 * (size_t)ch * sizeof *cs->range))))
+            return oq_error(OQ_E_NOMEM, "out of memory");
+        for (int64_t c = 0; cs->range && c < ch; c++)
+            cs->range[c] = INFINITY, cs->range[ch + c] = -INFINITY;
         cs->nch = ch;
     } else if (cs->nch != ch) {
         cs->bad = true;
         return OQ_OK;
     }
     bc_accumulate(t->data, t->dims[0], ch, inner, cs->sum);
+    bc_accumulate_sq(t->data, t->dims[0], ch, inner, cs->sumsq);
+    if (cs->range)
+        bc_range(t->data, t->dims[0], ch, inner, cs->range, cs->range + ch);
     cs->count += t->dims[0] * inner;
+    cs->inner = inner;
     return OQ_OK;
 }
 
@@ -137,6 +179,30 @@ static oq_status channel_sums(const oq_model *m, const char *const *names, size_
     return st;
 }
 
+oq_status quant_channel_range(const oq_model *m, const char *const *names, size_t n, int threads,
+                              int64_t max_samples, oq_data_reader *data, double **range, int64_t *nch,
+                              int64_t *inner)
+{
+    chan_sums *sums = oq_calloc(n + 1, sizeof *sums);
+    if (!sums)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        sums[i].want_range = true;
+    oq_status st = channel_sums(m, names, n, threads, max_samples, data, sums);
+    for (size_t i = 0; i < n; i++) {
+        bool ok = st == OQ_OK && !sums[i].bad && sums[i].range;
+        range[i] = ok ? sums[i].range : NULL;
+        nch[i] = ok ? sums[i].nch : 0;
+        inner[i] = ok ? sums[i].inner : 0;
+        if (!ok)
+            free(sums[i].range);
+        free(sums[i].sum);
+        free(sums[i].sumsq);
+    }
+    free(sums);
+    return st;
+}
+
 /* ---- the float side: every Conv/Gemm output of the prepared model ---- */
 
 struct quant_bias_means {
@@ -154,6 +220,7 @@ void quant_bias_means_destroy(quant_bias_means *fm)
         free(fm->names[i]);
         free(fm->aliases[i]);
         free(fm->sums[i].sum);
+        free(fm->sums[i].sumsq);
     }
     free(fm->names);
     free(fm->aliases);
@@ -237,6 +304,8 @@ int64_t bc_shift_bias(int32_t *bias, const float *scale, int64_t nscale, const d
 
 /* ---- the correction ---- */
 
+enum { GAIN_MIN_COUNT = 4096 }; /* values per channel a gain correction needs */
+
 oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threads, int64_t max_samples,
                              oq_data_reader *data)
 {
@@ -252,7 +321,7 @@ oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threa
         if (di == SIZE_MAX || strcmp(g->nodes[di].op_type, "DequantizeLinear") || g->nodes[di].n_inputs < 2)
             continue;
         oq_tensor *b = oq_graph_initializer(g, g->nodes[di].inputs[0]);
-        const oq_tensor *sc = oq_graph_initializer(g, g->nodes[di].inputs[1]);
+        oq_tensor *sc = oq_graph_initializer(g, g->nodes[di].inputs[1]);
         const chan_sums *f = float_entry(fm, g, n->outputs[0]);
         if (!b || !sc || b->dtype != OQ_INT32 || b->ndim != 1 || sc->dtype != OQ_FLOAT || !f || f->bad ||
             f->nch != b->dims[0] || f->count <= 0 || (oq_tensor_numel(sc) != 1 && oq_tensor_numel(sc) != f->nch))
@@ -266,14 +335,36 @@ oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threa
             if (!diff) {
                 st = oq_error(OQ_E_NOMEM, "out of memory");
             } else {
-                for (int64_t c = 0; c < f->nch; c++)
-                    diff[c] = f->sum[c] / (double)f->count - qs.sum[c] / (double)qs.count;
+                /* the weight scales, when per channel: each output channel's gain can move too */
+                size_t wi = oq_graph_producer(g, n->inputs[1]);
+                oq_tensor *ws = wi != SIZE_MAX && !strcmp(g->nodes[wi].op_type, "DequantizeLinear") &&
+                                        g->nodes[wi].n_inputs >= 2
+                                    ? oq_graph_initializer(g, g->nodes[wi].inputs[1])
+                                    : NULL;
+                /* a variance from few values per channel (a Gemm's output: one a sample) is too rough
+                 * to move a gain by: its relative error is about sqrt(2 / count) */
+                bool gain = ws && ws->dtype == OQ_FLOAT && oq_tensor_numel(ws) == f->nch &&
+                            oq_tensor_numel(sc) == f->nch && f->count >= GAIN_MIN_COUNT && qs.count >= GAIN_MIN_COUNT;
+                for (int64_t c = 0; c < f->nch; c++) {
+                    double mf = f->sum[c] / (double)f->count, mq = qs.sum[c] / (double)qs.count;
+                    double a = 1;
+                    if (gain) {
+                        double vf = f->sumsq[c] / (double)f->count - mf * mf;
+                        double vq = qs.sumsq[c] / (double)qs.count - mq * mq;
+                        a = vf > 0 && vq > 0 ? sqrt(vf / vq) : 1;
+                        a = isfinite(a) ? fmin(fmax(a, 0.5), 2.0) : 1;
+                        ((float *)ws->data)[c] = (float)(((float *)ws->data)[c] * a);
+                        ((float *)sc->data)[c] = (float)(((float *)sc->data)[c] * a);
+                    }
+                    diff[c] = mf - a * mq;
+                }
                 moved += bc_shift_bias(b->data, sc->data, oq_tensor_numel(sc), diff, f->nch);
                 done++;
                 free(diff);
             }
         }
         free(qs.sum);
+        free(qs.sumsq);
         if (st != OQ_OK) {
             char lb[200];
             st = oq_error_context(st, "bias correction of node '%s'", oq_node_label(n, lb, sizeof lb));

@@ -198,6 +198,25 @@ oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threa
  * bias[c] += round(diff[c] / scale[c]) (scale scalar when nscale == 1), except where that is
  * not finite or more than 2^24 steps; returns the steps moved. */
 void bc_accumulate(const float *x, int64_t outer, int64_t ch, int64_t inner, double *sum);
+/* sumsq[c] += every x[o, c, i]^2. */
+void bc_accumulate_sq(const float *x, int64_t outer, int64_t ch, int64_t inner, double *sumsq);
+/* lo[c] = min(lo[c], every x[o, c, i]), hi[c] likewise the largest (NaN is skipped). */
+void bc_range(const float *x, int64_t outer, int64_t ch, int64_t inner, double *lo, double *hi);
+/* The range of each channel (axis 1) of each named value of m over the first max_samples samples
+ * (<= 0: all): range[i] is a new array of nch[i] smallest values then nch[i] largest, or NULL (nch[i]
+ * 0) when names[i] is not a float tensor of a fixed channel count; inner[i]: values per channel in one
+ * sample (1: [N, C, 1, 1]). */
+oq_status quant_channel_range(const oq_model *m, const char *const *names, size_t n, int threads,
+                              int64_t max_samples, oq_data_reader *data, double **range, int64_t *nch,
+                              int64_t *inner);
+
+/* ---- data-driven equalization (equalize_data.c) ---- */
+/* Groups of values whose channel c can be divided by k_c where they are made (a Mul/Div by a constant,
+ * a Conv's output, a squeeze-and-excitation gate) and multiplied back by the weights of the Convs
+ * that read them, through Add/Sub/Mul/Div by constants, residual Adds, Relu and pooling; k from the
+ * channels' ranges on the first max_samples samples of data against those weights. Same function;
+ * the rescaled values get new names. *done: groups rescaled. */
+oq_status quant_equalize_inputs(oq_model *m, int threads, int64_t max_samples, oq_data_reader *data, size_t *done);
 int64_t bc_shift_bias(int32_t *bias, const float *scale, int64_t nscale, const double *diff, int64_t nch);
 
 /* The quantizer's preparation: clone, opset upgrade when needed, passes. */

@@ -21,6 +21,7 @@ oq_quant_options oq_quant_options_default(void)
     o.prepare = 1;
     o.bias_correction = 1;
     o.bias_correction_samples = 128;
+    o.equalize_data = 1;
     o.compact = 1;
     return o;
 }
@@ -122,6 +123,10 @@ oq_status quant_prepare(const oq_model *in, int run_passes, int64_t min_opset, o
     return OQ_OK;
 }
 
+/* Samples the data-driven equalization reads: per-channel maxima settle fast, and 128 is what a
+ * bias-correction pass reads by default. */
+enum { EQUALIZE_SAMPLES = 128 };
+
 static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
 
 oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_reader *calib, oq_model **out)
@@ -151,6 +156,15 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
     quant_names keep = {0};
     if (st == OQ_OK)
         st = quant_names_of_graph(m->graph, &keep);
+    /* before calibration, which must see the rescaled values; a given table was made without it */
+    if (st == OQ_OK && o.mode == OQ_QUANT_STATIC && !o.table && calib && o.prepare && o.equalize_data) {
+        size_t done = 0;
+        st = quant_equalize_inputs(m, o.calib.threads, EQUALIZE_SAMPLES, calib, &done);
+        if (st == OQ_OK && done)
+            quant_report(&q, "equalize: %zu group%s of Conv inputs balanced per channel against the weights reading "
+                         "them (ranges from the first %d calibration samples)", done, done == 1 ? "" : "s",
+                         EQUALIZE_SAMPLES);
+    }
     if (st == OQ_OK && o.mode == OQ_QUANT_STATIC) {
         q.table = o.table;
         if (!q.table) {

@@ -93,6 +93,18 @@ print(f"target search: step 0 {steps[0]:.2f}% -> {got:.2f}% ({final.group(2) if 
 sys.exit(0 if ok else 1)
 PY
 
+# step 0 of the search is plain quantization with the same data (bias correction and the data-driven
+# equalization included: the search once quantized from the range table alone, without them)
+"$ONNXQ" quantize "$M" "$WORK/plain.onnx" --calib "$X" -q >/dev/null || fail "quantize plain"
+"$ONNXQ" compare "$M" "$WORK/plain.onnx" --data "$X" -q --report "$WORK/plain.json" >/dev/null || fail "compare plain"
+$PY - "$WORK/target.txt" "$WORK/plain.json" <<'PY' || fail "step 0 of --target-agreement is not the plain quantization"
+import json, re, sys
+step0 = float(re.search(r"\[target 0\] .* top-1 agreement ([0-9.]+)%", open(sys.argv[1]).read()).group(1))
+plain = 100 * (1 - json.load(open(sys.argv[2]))["outputs"][0]["argmax_disagreement"])
+print(f"target step 0 {step0:.2f}%, plain quantization {plain:.2f}%")
+sys.exit(0 if abs(step0 - plain) < 0.006 else 1)
+PY
+
 # run --emulate: a QDQ model run emulated in float stays within one output step of the integer run
 Q=$SRC/tests/fixtures/qdq_cnn.onnx
 "$ONNXQ" run "$Q" --random -o "$WORK/int" >/dev/null || fail "run qdq_cnn"

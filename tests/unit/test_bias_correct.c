@@ -160,8 +160,79 @@ static void test_gemm(void)
     remove(path);
 }
 
+/* y = Conv 1x1 (one channel, weight 1) of Conv 1x1 (weight 1) of x [16, 1, 32, 32]: mostly small values
+ * and a few large ones, which a 99th-percentile range clips between the two, so the int8 output varies
+ * less than the float one. The gain correction
+ * must raise the channel's weight scale (and its bias scale with it), bringing the spread back. */
+static void test_gain(void)
+{
+    oq_model *m = oq_model_new();
+    m->ir_version = 8;
+    m->n_opsets = 1;
+    m->opsets = calloc(1, sizeof *m->opsets);
+    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
+    oq_graph *g = m->graph = oq_graph_new();
+    add_input(g, "x", 1, false);
+    add_input(g, "y", 1, true);
+    g->inputs[0].ndim = g->outputs[0].ndim = 4;
+    g->inputs[0].dims[0] = g->outputs[0].dims[0] = -1;
+    g->inputs[0].dims[2] = g->inputs[0].dims[3] = g->outputs[0].dims[2] = g->outputs[0].dims[3] = 32;
+    const int64_t wd[4] = {1, 1, 1, 1}, bd[1] = {1};
+    const float w[1] = {1.0f}, b[1] = {0.5f};
+    add_init(g, "W", 4, wd, w);
+    add_init(g, "b", 1, bd, b);
+    const float w0[1] = {0.75f};
+    add_init(g, "W0", 4, wd, w0);
+    /* a Conv before it: the range of its output is the one the percentile clips */
+    const char *in0[2] = {"x", "W0"}, *out0[1] = {"h"}, *in[3] = {"h", "W", "b"}, *out[1] = {"y"};
+    CHECK_OK(qg_add_node(g, "Conv", "", "conv0", in0, 2, out0, 1, NULL));
+    CHECK_OK(qg_add_node(g, "Conv", "", "conv", in, 3, out, 1, NULL));
+    int64_t xd[4] = {16, 1, 32, 32};
+    oq_tensor *x = NULL;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 4, xd, &x));
+    unsigned r = 7;
+    for (int64_t i = 0; x && i < oq_tensor_numel(x); i++) {
+        r = r * 1103515245u + 12345u;
+        double u = (double)((r >> 8) & 0xffff) / 65536.0 - 0.5;
+        ((float *)x->data)[i] = (float)(i % 97 == 0 ? 4 * u : u); /* 1% of the values 4x wider */
+    }
+    const char *path = "/tmp/oq_test_bias_gain.npy";
+    CHECK_OK(oq_npy_save(path, x));
+    oq_data_reader *rd = NULL;
+    CHECK_OK(oq_data_reader_open(path, m, NULL, &rd));
+    oq_quant_options o = oq_quant_options_default();
+    o.compact = 0;
+    o.calib.method = OQ_CALIB_PERCENTILE;
+    o.calib.percentile = 99.0;
+    o.equalize_data = 0; /* the names below are the static rewrite's */
+    oq_model *q0 = NULL, *q1 = NULL;
+    o.bias_correction = 0;
+    if (rd)
+        CHECK_OK(oq_quantize(m, &o, rd, &q0));
+    o.bias_correction = 1;
+    if (rd)
+        CHECK_OK(oq_quantize(m, &o, rd, &q1));
+    if (q0 && q1) {
+        /* (the preparation's cross-layer equalization renamed W: W_eq) */
+        const oq_tensor *w0 = init(q0, "W_eq_s"), *w1 = init(q1, "W_eq_s"), *b0 = init(q0, "b_s"), *b1 = init(q1, "b_s");
+        if (w0 && w1 && b0 && b1) {
+            double g0 = ((const float *)w1->data)[0] / ((const float *)w0->data)[0];
+            double g1 = ((const float *)b1->data)[0] / ((const float *)b0->data)[0];
+            printf("  gain correction: weight scale x%.4f, bias scale x%.4f\n", g0, g1);
+            CHECK(g0 > 1.01 && g0 <= 2 && fabs(g1 - g0) < 1e-5 * g0);
+        }
+    }
+    oq_model_destroy(q0);
+    oq_model_destroy(q1);
+    oq_data_reader_destroy(rd);
+    oq_tensor_destroy(x);
+    oq_model_destroy(m);
+    remove(path);
+}
+
 int main(void)
 {
+    test_gain();
     test_accumulate();
     test_shift();
     test_gemm();

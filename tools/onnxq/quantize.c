@@ -38,6 +38,10 @@ static const char usage[] =
     "  --no-bias-correction     static: keep the biases as quantized (by default each int8 Conv/Gemm's bias\n"
     "                           is corrected by its mean output error per channel on the --calib data,\n"
     "                           one pass over that data per layer)\n"
+    "  --no-equalize-data       static: no balancing of Conv input channels against their weights from\n"
+    "                           their ranges on the --calib data (by default done where a per-channel\n"
+    "                           scale fits in exactly: after a decomposed HardSwish, a linear bottleneck,\n"
+    "                           along a residual stream, at a squeeze-and-excitation gate)\n"
     "  --bias-correction-samples N   samples each of those passes reads (default 128, 0: all)\n"
     "  --uint8-input            the output takes uint8 images (0-255, layout of --image-spec);\n"
     "                           the spec's scale/mean/std move into the model; calibrate on\n"
@@ -154,6 +158,8 @@ int cmd_quantize(int argc, char **argv)
             uint8_input = true;
         } else if (!strcmp(argv[i], "--no-prepare")) {
             o.prepare = 0;
+        } else if (!strcmp(argv[i], "--no-equalize-data")) {
+            o.equalize_data = 0;
         } else if (!strcmp(argv[i], "--no-bias-correction")) {
             o.bias_correction = 0;
         } else if ((r = cli_opt(argc, argv, &i, NULL, "--bias-correction-samples", &v)) != 0) {
@@ -203,10 +209,8 @@ int cmd_quantize(int argc, char **argv)
     double t0 = cli_now_ms();
     oq_data_reader *er = NULL;
     oq_target_result tr = {0};
-    if (st == OQ_OK && target > 0 && !t) {
-        /* one calibration serves every step of the search */
-        st = oq_calibrate(m, &o.calib, r, &t);
-    }
+    /* with --calib, each step of the search quantizes as plain quantization does (its own calibration,
+     * the data-driven equalization, bias correction) */
     o.table = t;
     if (st == OQ_OK && target > 0) {
         oq_reader_options ro = oq_reader_options_default();
@@ -215,6 +219,7 @@ int cmd_quantize(int argc, char **argv)
         to.target = target;
         to.threads = c.opt.threads;
         to.report = print_line;
+        to.calib = r;
         if (st == OQ_OK)
             st = oq_quantize_to_target(m, &o, &to, er ? er : r, &q, &tr);
         if (st == OQ_OK)

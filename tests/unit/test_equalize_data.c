@@ -1,0 +1,310 @@
+/* Unit tests of the data-driven equalization of Conv inputs (quant/equalize_data.c): a Conv after a
+ * decomposed HardSwish and a scalar affine step, and one after a squeeze-and-excitation gate, get
+ * their input channels balanced without changing the float model's outputs; a value read twice is
+ * left alone; and the int8 model of the HardSwish chain comes closer to the float one with it. */
+#include "passes/pass.h"
+#include "quant/quant.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { N = 32, C = 3, H = 4, W = 4 };
+
+static void add_value(oq_graph *g, const char *name, int64_t c, bool output)
+{
+    oq_value_info **vs = output ? &g->outputs : &g->inputs;
+    size_t *n = output ? &g->n_outputs : &g->n_inputs;
+    *vs = realloc(*vs, (*n + 1) * sizeof **vs);
+    oq_value_info *v = &(*vs)[(*n)++];
+    memset(v, 0, sizeof *v);
+    v->name = oq_strdup(name);
+    v->dtype = OQ_FLOAT;
+    v->ndim = 4;
+    v->dims[0] = -1, v->dims[1] = c, v->dims[2] = H, v->dims[3] = W; /* any batch */
+}
+
+static void add_init(oq_graph *g, const char *name, int ndim, const int64_t *dims, const float *v)
+{
+    oq_tensor *t = NULL;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, ndim, dims, &t));
+    if (!t)
+        return;
+    t->name = oq_strdup(name);
+    memcpy(t->data, v, t->nbytes);
+    CHECK_OK(oq_graph_add_initializer(g, t));
+}
+
+static void node(oq_graph *g, const char *op, const char *a, const char *b, const char *out)
+{
+    const char *in[2] = {a, b}, *o[1] = {out};
+    CHECK_OK(qg_add_node(g, op, "", out, in, b ? 2 : 1, o, 1, NULL));
+}
+
+/* x -> Conv A (channel gains 1, 12, 0.08) -> HardSwish as Add, Clip, Mul, Div -> then either a
+ * scalar affine (Mul 0.5, Add 0.1) or a gate Mul(h, Sigmoid(GlobalAveragePool(h))) -> Conv B -> y.
+ * shared: h is also a graph output (read twice: no equalization). */
+static oq_model *model(bool gate, bool shared)
+{
+    oq_model *m = oq_model_new();
+    m->ir_version = 8;
+    m->n_opsets = 1;
+    m->opsets = calloc(1, sizeof *m->opsets);
+    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
+    oq_graph *g = m->graph = oq_graph_new();
+    add_value(g, "x", C, false);
+    add_value(g, "y", 2, true);
+    const int64_t wd[4] = {C, C, 1, 1}, bd[1] = {C}, wbd[4] = {2, C, 1, 1}, bbd[1] = {2}, one[1] = {1};
+    const float wa[C * C] = {1, 0, 0, 0, 12, 0, 0, 0, 0.08f}, ba[C] = {0.1f, -0.5f, 0.02f};
+    const float wb[2 * C] = {0.5f, 0.02f, 1.0f, -0.3f, 0.04f, 2.0f}, bb[2] = {0.1f, -0.2f};
+    const float three = 3, zero = 0, six = 6, half = 0.5f, tenth = 0.1f;
+    add_init(g, "WA", 4, wd, wa);
+    add_init(g, "BA", 1, bd, ba);
+    add_init(g, "WB", 4, wbd, wb);
+    add_init(g, "BB", 1, bbd, bb);
+    add_init(g, "three", 1, one, &three);
+    add_init(g, "zero", 1, one, &zero);
+    add_init(g, "six", 1, one, &six);
+    add_init(g, "half", 1, one, &half);
+    add_init(g, "tenth", 1, one, &tenth);
+    const char *ca[3] = {"x", "WA", "BA"}, *oa[1] = {"a"};
+    CHECK_OK(qg_add_node(g, "Conv", "", "convA", ca, 3, oa, 1, NULL));
+    node(g, "Add", "a", "three", "a3");
+    const char *cl[3] = {"a3", "zero", "six"}, *ocl[1] = {"clip"};
+    CHECK_OK(qg_add_node(g, "Clip", "", "clip", cl, 3, ocl, 1, NULL));
+    node(g, "Mul", "a", "clip", "am");
+    node(g, "Div", "am", "six", "h");
+    if (gate) {
+        node(g, "GlobalAveragePool", "h", NULL, "gap");
+        node(g, "Sigmoid", "gap", NULL, "s");
+        node(g, "Mul", "h", "s", "hb");
+    } else {
+        node(g, "Mul", "h", "half", "hm");
+        node(g, "Add", "hm", "tenth", "hb");
+    }
+    if (shared)
+        add_value(g, "hb", C, true);
+    const char *cb[3] = {"hb", "WB", "BB"}, *ob[1] = {"y"};
+    CHECK_OK(qg_add_node(g, "Conv", "", "convB", cb, 3, ob, 1, NULL));
+    return m;
+}
+
+static oq_tensor *data(void)
+{
+    int64_t d[4] = {N, C, H, W};
+    oq_tensor *x = NULL;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 4, d, &x));
+    unsigned s = 1;
+    for (int64_t i = 0; x && i < oq_tensor_numel(x); i++) {
+        s = s * 1103515245u + 12345u;
+        ((float *)x->data)[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+    return x;
+}
+
+/* y of m on x (the first output). */
+static oq_tensor *run(const oq_model *m, const oq_tensor *x)
+{
+    oq_session *s = NULL;
+    oq_session_options so = oq_session_options_default();
+    so.threads = 1;
+    oq_tensor *out[2] = {NULL, NULL};
+    CHECK_OK(oq_session_create(m, &so, &s));
+    if (s)
+        CHECK_OK(oq_session_run(s, &x, 1, out, oq_session_output_count(s) > 1 ? 2 : 1));
+    oq_session_destroy(s);
+    oq_tensor_destroy(out[1]);
+    return out[0];
+}
+
+static double sqnr(const oq_tensor *a, const oq_tensor *b)
+{
+    double s = 0, e = 0;
+    for (int64_t i = 0; i < oq_tensor_numel(a); i++) {
+        double u = ((const float *)a->data)[i], v = ((const float *)b->data)[i];
+        s += u * u, e += (u - v) * (u - v);
+    }
+    return 10 * log10(s / e);
+}
+
+static size_t count_op(const oq_graph *g, const char *op)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        n += !strcmp(g->nodes[i].op_type, op);
+    return n;
+}
+
+static void test_rewrite(bool gate, bool shared, const char *path)
+{
+    oq_model *m = model(gate, shared), *e = NULL;
+    oq_tensor *x = data(), *y0 = NULL, *y1 = NULL;
+    oq_data_reader *r = NULL;
+    CHECK_OK(oq_npy_save(path, x));
+    CHECK_OK(oq_data_reader_open(path, m, NULL, &r));
+    CHECK_OK(oq_model_clone(m, &e));
+    size_t done = 99;
+    if (r && e)
+        CHECK_OK(quant_equalize_inputs(e, 1, 0, r, &done));
+    CHECK(done == (shared ? 0u : 1u));
+    if (e && !shared) {
+        /* the Conv's weight is a new tensor; the gate got a Mul of its own, the chain's constants
+         * became per-channel (the scalar Mul ends the chain: it is where the scale goes in, and the
+         * Add after it follows): the largest over the smallest is well above 1 */
+        CHECK(strcmp(e->graph->nodes[e->graph->n_nodes - 1].inputs[1], "WB") != 0);
+        CHECK(count_op(e->graph, "Mul") == count_op(m->graph, "Mul") + (gate ? 1 : 0));
+        for (size_t i = 0; !gate && i < e->graph->n_nodes; i++)
+            if (!strcmp(e->graph->nodes[i].op_type, "Add") || (!strcmp(e->graph->nodes[i].op_type, "Mul") &&
+                                                               !strcmp(e->graph->nodes[i].inputs[0], "h"))) {
+                const oq_tensor *d = oq_graph_initializer(e->graph, e->graph->nodes[i].inputs[1]);
+                if (d && !strcmp(d->name, "three"))
+                    continue; /* the HardSwish's own Add */
+                CHECK(d && oq_tensor_numel(d) == C);
+                if (d && oq_tensor_numel(d) == C) {
+                    const float *v = d->data;
+                    float lo = fminf(v[0], fminf(v[1], v[2])), hi = fmaxf(v[0], fmaxf(v[1], v[2]));
+                    CHECK(lo > 0 && hi / lo > 3);
+                }
+            }
+    }
+    if (e && x) {
+        y0 = run(m, x);
+        y1 = run(e, x);
+        CHECK(y0 && y1 && sqnr(y0, y1) > 100); /* the same function */
+    }
+    oq_tensor_destroy(y0);
+    oq_tensor_destroy(y1);
+    oq_model_destroy(e);
+    oq_data_reader_destroy(r);
+    oq_tensor_destroy(x);
+    oq_model_destroy(m);
+    remove(path);
+}
+
+/* The default recipe on the HardSwish chain, with and without the equalization. */
+static void test_quantized(void)
+{
+    const char *path = "/tmp/oq_test_equalize_data_q.npy";
+    oq_model *m = model(false, false), *q0 = NULL, *q1 = NULL;
+    oq_tensor *x = data(), *yf = NULL, *y0 = NULL, *y1 = NULL;
+    oq_data_reader *r = NULL;
+    CHECK_OK(oq_npy_save(path, x));
+    CHECK_OK(oq_data_reader_open(path, m, NULL, &r));
+    oq_quant_options o = oq_quant_options_default();
+    o.equalize_data = 0;
+    if (r)
+        CHECK_OK(oq_quantize(m, &o, r, &q0));
+    o.equalize_data = 1;
+    if (r)
+        CHECK_OK(oq_quantize(m, &o, r, &q1));
+    if (q0 && q1 && x) {
+        yf = run(m, x), y0 = run(q0, x), y1 = run(q1, x);
+        if (yf && y0 && y1) {
+            double s0 = sqnr(yf, y0), s1 = sqnr(yf, y1);
+            printf("  int8 output SQNR: %.1f dB without, %.1f dB with the equalization\n", s0, s1);
+            CHECK(s1 > s0 + 3);
+        }
+    }
+    oq_tensor_destroy(yf), oq_tensor_destroy(y0), oq_tensor_destroy(y1);
+    oq_model_destroy(q0), oq_model_destroy(q1);
+    oq_data_reader_destroy(r);
+    oq_tensor_destroy(x);
+    oq_model_destroy(m);
+    remove(path);
+}
+
+/* x -> Conv A (1x1; channel 1 sits near -5) -> [Relu] -> Conv B (depthwise 3x3, pad 1) -> y; with
+ * residual: x -> Conv A2 too, Add(A, A2) -> B. A linear group may flip channel 1 (k < 0), one with a
+ * Relu may not; either way the function stays. */
+static oq_model *linear_model(bool relu, bool residual)
+{
+    oq_model *m = oq_model_new();
+    m->ir_version = 8;
+    m->n_opsets = 1;
+    m->opsets = calloc(1, sizeof *m->opsets);
+    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
+    oq_graph *g = m->graph = oq_graph_new();
+    add_value(g, "x", C, false);
+    add_value(g, "y", C, true);
+    const int64_t wd[4] = {C, C, 1, 1}, bd[1] = {C}, dwd[4] = {C, 1, 3, 3};
+    const float wa[C * C] = {1, 0.2f, 0, 0.1f, 0.3f, 0, 0, 0.1f, 2}, ba[C] = {0.1f, -5.0f, 0.3f};
+    const float wa2[C * C] = {0.5f, 0, 0, 0, 0.2f, 0, 0, 0, 0.5f}, ba2[C] = {0, -1.0f, 0};
+    float dw[C * 9];
+    for (int i = 0; i < C * 9; i++)
+        dw[i] = 0.1f * (float)((i * 7) % 11) - 0.4f;
+    add_init(g, "WA", 4, wd, wa);
+    add_init(g, "BA", 1, bd, ba);
+    add_init(g, "WA2", 4, wd, wa2);
+    add_init(g, "BA2", 1, bd, ba2);
+    add_init(g, "WB", 4, dwd, dw);
+    const char *ca[3] = {"x", "WA", "BA"}, *oa[1] = {"a"};
+    CHECK_OK(qg_add_node(g, "Conv", "", "convA", ca, 3, oa, 1, NULL));
+    const char *in = "a";
+    if (residual) {
+        const char *c2[3] = {"x", "WA2", "BA2"}, *o2[1] = {"a2"};
+        CHECK_OK(qg_add_node(g, "Conv", "", "convA2", c2, 3, o2, 1, NULL));
+        node(g, "Add", "a", "a2", "r");
+        in = "r";
+    }
+    if (relu) {
+        node(g, "Relu", in, NULL, "ar");
+        in = "ar";
+    }
+    const char *cb[2] = {in, "WB"}, *ob[1] = {"y"};
+    oq_node *b = NULL;
+    CHECK_OK(qg_add_node(g, "Conv", "", "convB", cb, 2, ob, 1, &b));
+    if (b) {
+        CHECK_OK(oq_node_add_attr_int(b, "group", C));
+        CHECK_OK(oq_node_add_attr_string(b, "auto_pad", "SAME_UPPER")); /* zero padding: borders see 0, not -5 */
+    }
+    return m;
+}
+
+static void test_linear(bool relu, bool residual, const char *path)
+{
+    oq_model *m = linear_model(relu, residual), *e = NULL;
+    oq_tensor *x = data(), *y0 = NULL, *y1 = NULL;
+    oq_data_reader *r = NULL;
+    CHECK_OK(oq_npy_save(path, x));
+    CHECK_OK(oq_data_reader_open(path, m, NULL, &r));
+    CHECK_OK(oq_model_clone(m, &e));
+    size_t done = 0;
+    if (r && e)
+        CHECK_OK(quant_equalize_inputs(e, 1, 0, r, &done));
+    CHECK(done == 1);
+    for (size_t i = 0; e && i < e->graph->n_nodes; i++) {
+        const oq_node *n = &e->graph->nodes[i];
+        if (strcmp(n->name, "convA"))
+            continue;
+        /* channel 1 of A: always below 0 without the Relu, so flipped; with it, it keeps its sign */
+        const oq_tensor *b = oq_graph_initializer(e->graph, n->inputs[2]);
+        CHECK(b && strcmp(b->name, "BA") != 0);
+        if (b)
+            CHECK(relu ? ((const float *)b->data)[1] < 0 : ((const float *)b->data)[1] > 0);
+    }
+    if (e && x) {
+        y0 = run(m, x);
+        y1 = run(e, x);
+        CHECK(y0 && y1 && sqnr(y0, y1) > 100);
+    }
+    oq_tensor_destroy(y0);
+    oq_tensor_destroy(y1);
+    oq_model_destroy(e);
+    oq_data_reader_destroy(r);
+    oq_tensor_destroy(x);
+    oq_model_destroy(m);
+    remove(path);
+}
+
+int main(void)
+{
+    test_linear(false, false, "/tmp/oq_test_equalize_data_4.npy");
+    test_linear(true, false, "/tmp/oq_test_equalize_data_5.npy");
+    test_linear(false, true, "/tmp/oq_test_equalize_data_6.npy");
+    test_rewrite(false, false, "/tmp/oq_test_equalize_data_1.npy");
+    test_rewrite(true, false, "/tmp/oq_test_equalize_data_2.npy");
+    test_rewrite(false, true, "/tmp/oq_test_equalize_data_3.npy");
+    test_quantized();
+    return test_summary("test_equalize_data");
+}
