@@ -53,6 +53,7 @@ typedef struct debug_ctx {
      * how many of them the quantized run has matched so far */
     oq_tensor ***iter_vals;
     size_t *n_iter, *cap_iter, *q_iter;
+    size_t unmatched; /* QuantizeLinear of a float tensor the float model has no value of that name for */
     oq_status st;
 } debug_ctx;
 
@@ -440,8 +441,10 @@ static oq_status collect_graph(const oq_model *flt, const oq_model *q, const oq_
             l.ref = l.x;
         else if (l.ydq && produces_deep(fg, l.ydq, &by))
             l.ref = l.ydq; /* a graph output the quantizer renamed on its float side */
-        else
+        else {
+            c->unmatched++;
             continue;
+        }
         size_t seen;
         if (oq_strmap_get(&c->by_ref, l.ref, &seen) || oq_strmap_get(&c->by_xq, l.xq, &seen))
             continue;
@@ -468,6 +471,12 @@ static oq_status collect_layers(const oq_model *flt, const oq_model *q, debug_ct
         st = oq_strmap_init(&c->by_xq, cap + 1);
     if (st == OQ_OK)
         st = collect_graph(flt, q, q->graph, false, false, c);
+    if (st == OQ_OK && c->unmatched)
+        oq_log(OQ_LOG_WARN,
+               "debug: %zu quantized tensors have no value of the same name in the float model and are left out "
+               "(values the quantizer rewrote; its data-driven equalization gives the values it rescales new "
+               "names: quantize with --no-equalize-data to compare those layers)",
+               c->unmatched);
     if (st == OQ_OK && c->n == 0)
         st = oq_error(OQ_E_INVALID_ARG,
                       "'%s' holds no QuantizeLinear of a float tensor that '%s' also computes: debug compares a QDQ "
