@@ -172,9 +172,26 @@ static double weight_sqnr(const oq_graph *qg, const oq_node *dq, const oq_tensor
 /* Weight SQNR of node n of the quantized graph: its first input written by a
  * DequantizeLinear of an int8/uint8 initializer, against the same input of the
  * node with the same name in the prepared float graph. */
+/* The float tensor that node input `name` dequantizes (DQ(Q(x)) -> x), or name itself. */
+static const char *float_source(const oq_graph *qg, const char *name)
+{
+    const oq_node *dq = NULL, *qn = NULL;
+    if (produces_deep(qg, name, &dq) && dq && !strcmp(dq->op_type, "DequantizeLinear") &&
+        produces_deep(qg, dq->inputs[0], &qn) && qn && !strcmp(qn->op_type, "QuantizeLinear"))
+        return qn->inputs[0];
+    return name;
+}
+
 static double node_weight_sqnr(const oq_graph *qg, const oq_node *n, const oq_graph *fg)
 {
-    if (!n || !n->name || !n->name[0])
+    if (!n || !n->name || !n->name[0] || n->n_inputs == 0 || n->n_outputs == 0)
+        return NAN;
+    /* an input or output the quantizer rescaled (renamed by the data-driven equalization): the
+     * weights were rescaled with it and differ from the float model's by more than quantization */
+    const oq_node *by = NULL, *qn = first_reader(qg, n->outputs[0], "QuantizeLinear", NULL);
+    const oq_node *dq = qn ? first_reader(qg, qn->outputs[0], "DequantizeLinear", NULL) : NULL;
+    bool out_known = produces_deep(fg, n->outputs[0], &by) || (dq && produces_deep(fg, dq->outputs[0], &by));
+    if (!produces_deep(fg, float_source(qg, n->inputs[0]), &by) || !out_known)
         return NAN;
     const oq_node *fn = node_deep(fg, n->name);
     for (size_t k = 1; fn && k < n->n_inputs && k < fn->n_inputs; k++) {
