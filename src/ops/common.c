@@ -75,6 +75,15 @@ oq_status oq_check_input(const oq_op_node *n, const oq_tensor *const *in, size_t
     return OQ_OK;
 }
 
+const oq_tensor *oq_nchw_view(const oq_tensor *x, oq_tensor *view)
+{
+    *view = *x;
+    view->dims[1] = x->dims[x->ndim - 1];
+    for (int i = 2; i < x->ndim; i++)
+        view->dims[i] = x->dims[i - 1];
+    return view;
+}
+
 void *oq_scratch_get(oq_scratch *s, size_t bytes)
 {
     if (bytes > s->cap) {

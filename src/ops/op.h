@@ -62,6 +62,10 @@ void oq_set_shape(oq_tensor *out, oq_dtype dtype, int ndim, const int64_t *dims)
 /* Checks that input i is present and has one of the given dtypes (terminated by OQ_UNDEFINED). */
 oq_status oq_check_input(const oq_op_node *n, const oq_tensor *const *in, size_t i, ...);
 
+/* A channels-last x ([N, spatial..., C], onnxq_nhwc) described with NCHW dims in view (the channel
+ * dim moved to 1; the data stays as it is), for the geometry code of the NCHW operators. */
+const oq_tensor *oq_nchw_view(const oq_tensor *x, oq_tensor *view);
+
 /* Scratch an operator keeps across runs: grown (aligned), never shrunk. */
 typedef struct oq_scratch {
     void *p;

@@ -493,13 +493,7 @@ static void max_nhwc_task(void *ctx, size_t task, size_t thread)
 /* x as the NCHW code reads its dims (a channels-last x: channel dim moved to 1). */
 static const oq_tensor *pool_x(const oq_op_node *n, const oq_tensor *x, oq_tensor *view)
 {
-    if (!x || x->ndim != 4 || !oq_node_attr_int(n->node, "onnxq_nhwc", 0))
-        return x;
-    *view = *x;
-    view->dims[1] = x->dims[3];
-    view->dims[2] = x->dims[1];
-    view->dims[3] = x->dims[2];
-    return view;
+    return !x || x->ndim != 4 || !oq_node_attr_int(n->node, "onnxq_nhwc", 0) ? x : oq_nchw_view(x, view);
 }
 
 static oq_status pool_check(oq_op_node *n, const oq_tensor *const *in, pool_kind kind, pool_geom *pg)

@@ -627,13 +627,7 @@ typedef struct qconv_plan {
  * by a view with the channel dim moved to 1 (the data stays as it is). */
 static const oq_tensor *logical_x(const qconv_state *s, const oq_tensor *x, oq_tensor *view)
 {
-    if (!s->nhwc || !x || x->ndim < 3)
-        return x;
-    *view = *x;
-    view->dims[1] = x->dims[x->ndim - 1];
-    for (int i = 2; i < x->ndim; i++)
-        view->dims[i] = x->dims[i - 1];
-    return view;
+    return !s->nhwc || !x || x->ndim < 3 ? x : oq_nchw_view(x, view);
 }
 
 static oq_status qconv_check(oq_op_node *n, const oq_tensor *const *in, qconv_plan *p)

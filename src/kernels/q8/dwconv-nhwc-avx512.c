@@ -2,6 +2,7 @@
  * output row: the tap pointers of every pixel once; then 16 channels at a time,
  * their widened weights, bias and scale held in registers while the row's pixels
  * go by: per tap one load widened to int32 and one exact vpmulld. */
+#include "kernels/q8/epilogue-avx512.h"
 #include "kernels/q8/q8.h"
 
 #include <immintrin.h>
@@ -19,21 +20,6 @@ static inline __attribute__((always_inline)) __m512i load_x(const uint8_t *p, __
 {
     __m128i v = _mm_maskz_loadu_epi8(m, p);
     return is_signed ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
-}
-
-/* The output stage of 16 channels of one pixel. */
-static inline __attribute__((always_inline)) void store16(__m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512i zp,
-                                                          uint8_t *y, __mmask16 m)
-{
-    __m512 f = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale), lo), hi);
-    /* cvtps2dq rounds half to even (MXCSR default), as nearbyintf in oq_requantize */
-    __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), zp);
-    /* the register form of vpmovdb, then a plain store: its masked memory form is slow on Zen 4 */
-    const __m128i b = _mm512_cvtepi32_epi8(q);
-    if (m == 0xFFFF)
-        _mm_storeu_si128((__m128i *)y, b);
-    else
-        _mm_mask_storeu_epi8(y, m, b);
 }
 
 /* One row of output pixels (src: taps pointers per pixel) for channels [c, c+16);
@@ -57,7 +43,7 @@ static inline __attribute__((always_inline)) void row_block3x3(const oq_q8_dw_nh
 #pragma GCC unroll 9
         for (size_t t = 0; t < 9; t++)
             acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(load_x(src[t] + c, m, is_signed), w[t]));
-        store16(acc, scale, lo, hi, zp, y + ox * cn + c, m);
+        oq_q8_store16_avx512(acc, scale, lo, hi, zp, y + ox * cn + c, m);
     }
 }
 
@@ -76,7 +62,7 @@ static inline __attribute__((always_inline)) void row_block(const oq_q8_dw_nhwc 
         __m512i acc = bias;
         for (size_t t = 0; t < taps; t++)
             acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(load_x(src[t] + c, m, is_signed), tap_weights(d, t, c, m)));
-        store16(acc, scale, lo, hi, zp, y + ox * cn + c, m);
+        oq_q8_store16_avx512(acc, scale, lo, hi, zp, y + ox * cn + c, m);
     }
 }
 

@@ -7,6 +7,7 @@
  * output pixel is then, per 16 channels, one load and one vpdpbusd per kernel row
  * against the words (w0, w1, w2, 0) of w3, and the output stage. The rows are
  * cached by input row, so with stride 1 each is built once and read kh times. */
+#include "kernels/q8/epilogue-avx512.h"
 #include "kernels/q8/q8.h"
 
 #include <immintrin.h>
@@ -91,20 +92,6 @@ static void pad_row(const oq_q8_dw_nhwc *d, int32_t *q, size_t c16)
         q[i] = word;
 }
 
-/* The output stage of 16 channels (lo, hi, zp: the range, in registers: a byte
- * store may alias d, so it is not read in the loop). */
-static inline __attribute__((always_inline)) void out16(__m512i acc, __m512 scale, __m512 lo, __m512 hi, __m512i zp,
-                                                        uint8_t *y, __mmask16 m)
-{
-    __m512 f = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale), lo), hi);
-    /* cvtps2dq rounds half to even (MXCSR default), as nearbyintf in oq_requantize */
-    const __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp));
-    if (m == 0xFFFF) /* the register form of vpmovdb and a plain store: the masked memory form is slow on Zen 4 */
-        _mm_storeu_si128((__m128i *)y, b);
-    else
-        _mm_mask_storeu_epi8(y, m, b);
-}
-
 OQ_Q8_DW_NHWC_FUNCTION(oq_q8_dw_nhwc_k3__avx512vnni)
 {
     const oq_q8_conv_geom *g = d->g;
@@ -163,14 +150,14 @@ OQ_Q8_DW_NHWC_FUNCTION(oq_q8_dw_nhwc_k3__avx512vnni)
                     __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_loadu_si512(q0 + ox * c16), w0);
                     acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q1 + ox * c16), w1);
                     acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q2 + ox * c16), w2);
-                    out16(acc, scale, lo, hi, zp, yc + ox * cn, m);
+                    oq_q8_store16_avx512(acc, scale, lo, hi, zp, yc + ox * cn, m);
                 }
             else
                 for (size_t ox = 0; ox < ow; ox++) {
                     __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_loadu_si512(q0 + ox * c16), w0);
                     if (kh > 1)
                         acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q1 + ox * c16), w1);
-                    out16(acc, scale, lo, hi, zp, yc + ox * cn, m);
+                    oq_q8_store16_avx512(acc, scale, lo, hi, zp, yc + ox * cn, m);
                 }
         }
     }

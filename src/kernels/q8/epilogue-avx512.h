@@ -83,4 +83,19 @@ static inline __attribute__((always_inline)) void oq_q8_finish_row_avx512(const 
     }
 }
 
+/* The u8/s8 output stage of 16 lanes with per-lane scales and the range in registers (lo, hi
+ * in fp32, zp in int32: a byte store may alias the caller's parameters, so they are not read per
+ * call): clamp, round half to even, add the zero point, store y[0..15] under m. */
+static inline __attribute__((always_inline)) void oq_q8_store16_avx512(__m512i acc, __m512 scale, __m512 lo, __m512 hi,
+                                                                       __m512i zp, uint8_t *y, __mmask16 m)
+{
+    __m512 f = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale), lo), hi);
+    /* cvtps2dq rounds half to even (MXCSR default), as nearbyintf in oq_requantize */
+    const __m128i b = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zp));
+    if (m == 0xFFFF) /* the register form of vpmovdb and a plain store: the masked memory form is slow on Zen 4 */
+        _mm_storeu_si128((__m128i *)y, b);
+    else
+        _mm_mask_storeu_epi8(y, m, b);
+}
+
 #endif
