@@ -137,44 +137,12 @@ static oq_status own_copy(oq_graph *g, oq_node *n, size_t slot, oq_tensor **out)
     if (st != OQ_OK)
         return st;
     memcpy(t->data, src->data, src->nbytes);
-    char *name = oq_graph_unique_name(g, src->name, "_eq");
-    char *in = name ? oq_strdup(name) : NULL;
-    t->name = name;
-    if (!name || !in || (st = oq_graph_add_initializer(g, t)) != OQ_OK) {
-        free(in);
-        oq_tensor_destroy(t);
-        return st != OQ_OK ? st : oq_error(OQ_E_NOMEM, "out of memory");
-    }
-    free(n->inputs[slot]);
-    n->inputs[slot] = in;
+    if ((st = oq_node_set_input_initializer(g, n, slot, t, "_eq")) != OQ_OK)
+        return st;
     *out = t;
     return OQ_OK;
 }
 
-/* Renames name to a new unique name in its producer's outputs and every input that reads it. */
-static oq_status rename_value(oq_graph *g, const char *name)
-{
-    char *old = oq_strdup(name), *fresh = old ? oq_graph_unique_name(g, old, "_eq") : NULL;
-    oq_status st = old && fresh ? OQ_OK : oq_error(OQ_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < g->n_nodes && st == OQ_OK; i++) {
-        oq_node *n = &g->nodes[i];
-        for (size_t k = 0; k < n->n_inputs + n->n_outputs && st == OQ_OK; k++) {
-            char **slot = k < n->n_inputs ? &n->inputs[k] : &n->outputs[k - n->n_inputs];
-            if (strcmp(*slot, old))
-                continue;
-            char *s = oq_strdup(fresh);
-            if (!s) {
-                st = oq_error(OQ_E_NOMEM, "out of memory");
-                break;
-            }
-            free(*slot);
-            *slot = s;
-        }
-    }
-    free(old);
-    free(fresh);
-    return st;
-}
 
 /* The values between A and B hold other numbers than the model's tensors of those names
  * (channel c divided by s_c): new names, so that nothing (onnxq debug, a range table made
@@ -186,7 +154,7 @@ static oq_status rename_between(oq_graph *g, size_t a, size_t b)
         chain[n++] = i;
     oq_status st = OQ_OK;
     for (size_t k = 0; k < n && st == OQ_OK; k++)
-        st = rename_value(g, g->nodes[chain[k]].outputs[0]);
+        st = oq_graph_rename_value(g, g->nodes[chain[k]].outputs[0], "_eq");
     return st;
 }
 

@@ -101,27 +101,9 @@ static size_t find(size_t *parent, size_t i)
 static oq_status append_transpose(oq_graph *g, const char *from, const char *to, bool to_nhwc)
 {
     static const int64_t in_perm[4] = {0, 2, 3, 1}, out_perm[4] = {0, 3, 1, 2};
-    oq_status st = oq_grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes);
-    if (st != OQ_OK)
-        return st;
-    oq_node *n = &g->nodes[g->n_nodes];
-    memset(n, 0, sizeof *n);
-    n->op_type = oq_strdup("Transpose");
-    n->domain = oq_strdup("");
-    n->name = oq_strdup(to);
-    n->inputs = oq_calloc(2, sizeof *n->inputs);
-    n->outputs = oq_calloc(2, sizeof *n->outputs);
-    if (n->inputs && n->outputs) {
-        n->n_inputs = n->n_outputs = 1;
-        n->inputs[0] = oq_strdup(from);
-        n->outputs[0] = oq_strdup(to);
-    }
-    if (!n->op_type || !n->domain || !n->name || !n->inputs || !n->outputs || !n->inputs[0] || !n->outputs[0]) {
-        oq_node_clear(n);
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    }
-    g->n_nodes++;
-    return oq_node_add_attr_ints(n, "perm", to_nhwc ? in_perm : out_perm, 4);
+    oq_node *n = NULL;
+    oq_status st = oq_graph_add_node(g, "Transpose", "", to, &from, 1, &to, 1, &n);
+    return st == OQ_OK ? oq_node_add_attr_ints(n, "perm", to_nhwc ? in_perm : out_perm, 4) : st;
 }
 
 static oq_status set_channels_last(oq_node *n)

@@ -121,6 +121,16 @@ oq_status oq_graph_add_initializer(oq_graph *g, oq_tensor *t);
 void oq_graph_remove_initializer(oq_graph *g, size_t i);
 /* Every node input (subgraphs included) reading `from` reads `to` instead. */
 oq_status oq_graph_replace_uses(oq_graph *g, const char *from, const char *to);
+/* Appends a node: op of domain (NULL: default), name (NULL: ""), inputs ("" or NULL for an omitted
+ * one) and outputs copied; *added (optional) points at it until the node array grows again. */
+oq_status oq_graph_add_node(oq_graph *g, const char *op, const char *domain, const char *name, const char *const *in,
+                            size_t n_in, const char *const *out, size_t n_out, oq_node **added);
+/* Value `name` gets a new name (name + suffix, unique in g) in its producer's outputs and in every
+ * input reading it (oq_graph_replace_uses). */
+oq_status oq_graph_rename_value(oq_graph *g, const char *name, const char *suffix);
+/* Node n's input `slot` becomes t, added to g as an initializer named after the input's old name +
+ * suffix (unique in g). t's name is set here; ownership of t moves to g, and t is destroyed on failure. */
+oq_status oq_node_set_input_initializer(oq_graph *g, oq_node *n, size_t slot, oq_tensor *t, const char *suffix);
 /* A name not used in g yet, built from base and suffix. Caller frees. */
 char *oq_graph_unique_name(const oq_graph *g, const char *base, const char *suffix);
 /* Index of the node that writes name, or SIZE_MAX. */

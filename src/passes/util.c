@@ -201,6 +201,83 @@ oq_status oq_graph_replace_uses(oq_graph *g, const char *from, const char *to)
     return OQ_OK;
 }
 
+static char **dup_list(const char *const *v, size_t n)
+{
+    char **out = oq_calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = oq_strdup(v[i] ? v[i] : ""))) {
+            for (size_t k = 0; k < i; k++)
+                free(out[k]);
+            free(out);
+            return NULL;
+        }
+    return out;
+}
+
+oq_status oq_graph_add_node(oq_graph *g, const char *op, const char *domain, const char *name, const char *const *in,
+                      size_t n_in, const char *const *out, size_t n_out, oq_node **added)
+{
+    if (oq_grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes) != OQ_OK)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    oq_node *n = &g->nodes[g->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->op_type = oq_strdup(op);
+    n->domain = oq_strdup(domain ? domain : "");
+    n->name = oq_strdup(name ? name : "");
+    n->inputs = dup_list(in, n_in);
+    n->outputs = dup_list(out, n_out);
+    n->n_inputs = n_in;
+    n->n_outputs = n_out;
+    if (!n->op_type || !n->domain || !n->name || !n->inputs || !n->outputs) {
+        oq_node_clear(n);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    g->n_nodes++;
+    if (added)
+        *added = n;
+    return OQ_OK;
+}
+
+oq_status oq_graph_rename_value(oq_graph *g, const char *name, const char *suffix)
+{
+    char *old = oq_strdup(name), *fresh = old ? oq_graph_unique_name(g, old, suffix) : NULL;
+    oq_status st = old && fresh ? OQ_OK : oq_error(OQ_E_NOMEM, "out of memory");
+    size_t p = st == OQ_OK ? oq_graph_producer(g, old) : SIZE_MAX;
+    for (size_t o = 0; p != SIZE_MAX && o < g->nodes[p].n_outputs && st == OQ_OK; o++)
+        if (!strcmp(g->nodes[p].outputs[o], old)) {
+            char *copy = oq_strdup(fresh);
+            if (!copy)
+                st = oq_error(OQ_E_NOMEM, "out of memory");
+            else {
+                free(g->nodes[p].outputs[o]);
+                g->nodes[p].outputs[o] = copy;
+            }
+        }
+    if (st == OQ_OK)
+        st = oq_graph_replace_uses(g, old, fresh);
+    free(old);
+    free(fresh);
+    return st;
+}
+
+oq_status oq_node_set_input_initializer(oq_graph *g, oq_node *n, size_t slot, oq_tensor *t, const char *suffix)
+{
+    char *name = oq_graph_unique_name(g, n->inputs[slot], suffix);
+    char *in = name ? oq_strdup(name) : NULL;
+    oq_status st = name && in ? OQ_OK : oq_error(OQ_E_NOMEM, "out of memory");
+    t->name = name;
+    if (st == OQ_OK)
+        st = oq_graph_add_initializer(g, t);
+    if (st != OQ_OK) {
+        free(in);
+        oq_tensor_destroy(t);
+        return st;
+    }
+    free(n->inputs[slot]);
+    n->inputs[slot] = in;
+    return OQ_OK;
+}
+
 static bool name_used(const oq_graph *g, const char *name)
 {
     if (oq_graph_initializer(g, name) || readers_in(g, name))

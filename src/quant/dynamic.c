@@ -115,11 +115,11 @@ static oq_status emit_integer_chain(oq_graph *g, const quant_scope *s, const cha
     oq_node *added = NULL;
     if (st == OQ_OK) {
         const char *in[1] = {a}, *out[3] = {aq, as, az};
-        st = qg_add_node(g, "DynamicQuantizeLinear", "", "", in, 1, out, 3, NULL);
+        st = oq_graph_add_node(g, "DynamicQuantizeLinear", "", "", in, 1, out, 3, NULL);
     }
     if (st == OQ_OK) {
         const char *in[4] = {aq, qn, az, zn}, *out[1] = {yi};
-        st = qg_add_node(g, op, "", name, in, 4, out, 1, NULL);
+        st = oq_graph_add_node(g, op, "", name, in, 4, out, 1, NULL);
     }
     /* (g->nodes may have moved: the node is found again by index) */
     for (size_t k = 0; st == OQ_OK && attrs_from != SIZE_MAX && k < g->nodes[attrs_from].n_attrs; k++)
@@ -127,21 +127,21 @@ static oq_status emit_integer_chain(oq_graph *g, const quant_scope *s, const cha
             st = qg_copy_attr(&g->nodes[g->n_nodes - 1], &g->nodes[attrs_from].attrs[k]);
     if (st == OQ_OK) {
         const char *in[1] = {yi}, *out[1] = {yf};
-        st = qg_add_node(g, "Cast", "", "", in, 1, out, 1, &added);
+        st = oq_graph_add_node(g, "Cast", "", "", in, 1, out, 1, &added);
     }
     if (st == OQ_OK)
         st = oq_node_add_attr_int(added, "to", OQ_FLOAT);
     if (st == OQ_OK) {
         const char *in[2] = {as, sn}, *out[1] = {sc};
-        st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
+        st = oq_graph_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
     }
     if (st == OQ_OK) {
         const char *in[2] = {yf, sc}, *out[1] = {ym};
-        st = qg_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
+        st = oq_graph_add_node(g, "Mul", "", "", in, 2, out, 1, NULL);
     }
     if (st == OQ_OK && bn) {
         const char *in[2] = {ym, bn}, *out[1] = {y};
-        st = qg_add_node(g, "Add", "", "", in, 2, out, 1, NULL);
+        st = oq_graph_add_node(g, "Add", "", "", in, 2, out, 1, NULL);
     }
     free(aq), free(as), free(az), free(yi), free(yf), free(sc), free(ym);
     return st;
@@ -191,7 +191,7 @@ static oq_status emit(quant_ctx *q, oq_graph *g, const quant_scope *s, size_t ni
     }
     if (st == OQ_OK && opt->dynamic_form == OQ_DYNAMIC_FUSED) {
         const char *in[5] = {a, qn, sn, zn, bn ? bn : ""}, *out[1] = {y};
-        st = qg_add_node(g, "DynamicQuantizeMatMul", "com.microsoft", name, in, bn ? 5 : 4, out, 1, NULL);
+        st = oq_graph_add_node(g, "DynamicQuantizeMatMul", "com.microsoft", name, in, bn ? 5 : 4, out, 1, NULL);
         if (st == OQ_OK)
             st = qg_ensure_opset(q->m, "com.microsoft", 1);
     } else if (st == OQ_OK) {
@@ -310,7 +310,7 @@ static oq_status emit_lstm(quant_ctx *q, oq_graph *g, const quant_scope *s, size
     oq_node *added = NULL;
     size_t n_out = nd->n_outputs;
     if (st == OQ_OK)
-        st = qg_add_node(g, "DynamicQuantizeLSTM", "com.microsoft", name, (const char *const *)in, 12,
+        st = oq_graph_add_node(g, "DynamicQuantizeLSTM", "com.microsoft", name, (const char *const *)in, 12,
                          (const char *const *)out, n_out, &added);
     /* g->nodes may have moved: the LSTM is still at ni */
     for (size_t a = 0; st == OQ_OK && a < g->nodes[ni].n_attrs; a++)

@@ -304,17 +304,7 @@ static oq_status rescale_const(oq_graph *g, oq_node *n, int slot, bool divide, c
         double v = src[one ? 0 : c];
         dst[c] = (float)(divide ? v / k[c] : v * k[c]);
     }
-    char *name = oq_graph_unique_name(g, old->name, "_eq");
-    char *in = name ? oq_strdup(name) : NULL;
-    t->name = name;
-    if (!name || !in || (st = oq_graph_add_initializer(g, t)) != OQ_OK) {
-        free(in);
-        oq_tensor_destroy(t);
-        return st != OQ_OK ? st : oq_error(OQ_E_NOMEM, "out of memory");
-    }
-    free(n->inputs[slot]);
-    n->inputs[slot] = in;
-    return OQ_OK;
+    return oq_node_set_input_initializer(g, n, (size_t)slot, t, "_eq");
 }
 
 /* Gate Mul node p: its input `side` ([N, C, 1, 1]) is read through a new Mul by 1/k[c]. */
@@ -339,7 +329,7 @@ static oq_status rescale_gate(oq_graph *g, size_t p, int side, const double *k, 
         return st != OQ_OK ? st : oq_error(OQ_E_NOMEM, "out of memory");
     }
     const char *mi[2] = {in, name}, *mo[1] = {out};
-    st = qg_add_node(g, "Mul", "", "", mi, 2, mo, 1, NULL);
+    st = oq_graph_add_node(g, "Mul", "", "", mi, 2, mo, 1, NULL);
     char *copy = st == OQ_OK ? oq_strdup(out) : NULL;
     if (st == OQ_OK && !copy)
         st = oq_error(OQ_E_NOMEM, "out of memory");
@@ -367,17 +357,7 @@ static oq_status rescale_producer(oq_graph *g, oq_node *a, const double *k)
         for (int64_t c = 0; c < src->dims[0]; c++)
             for (int64_t i = 0; i < per; i++)
                 ((float *)t->data)[c * per + i] = (float)(((const float *)src->data)[c * per + i] / k[c]);
-        char *name = oq_graph_unique_name(g, src->name, "_eq");
-        char *copy = name ? oq_strdup(name) : NULL;
-        t->name = name;
-        if (!name || !copy || (st = oq_graph_add_initializer(g, t)) != OQ_OK) {
-            free(copy);
-            oq_tensor_destroy(t);
-            st = st != OQ_OK ? st : oq_error(OQ_E_NOMEM, "out of memory");
-            break;
-        }
-        free(a->inputs[slot]);
-        a->inputs[slot] = copy;
+        st = oq_node_set_input_initializer(g, a, slot, t, "_eq");
     }
     return st;
 }
@@ -401,43 +381,9 @@ static oq_status rescale_weight(oq_graph *g, oq_node *b, const double *k)
             for (int64_t s = 0; s < per; s++)
                 d[(o * cin + ci) * per + s] = (float)(w[(o * cin + ci) * per + s] * k[c]);
         }
-    char *name = oq_graph_unique_name(g, src->name, "_eq");
-    char *in = name ? oq_strdup(name) : NULL;
-    t->name = name;
-    if (!name || !in || (st = oq_graph_add_initializer(g, t)) != OQ_OK) {
-        free(in);
-        oq_tensor_destroy(t);
-        return st != OQ_OK ? st : oq_error(OQ_E_NOMEM, "out of memory");
-    }
-    free(b->inputs[1]);
-    b->inputs[1] = in;
-    return OQ_OK;
+    return oq_node_set_input_initializer(g, b, 1, t, "_eq");
 }
 
-/* Member v gets a new name in its producer and its readers: it holds other numbers than the float
- * model's tensor of that name (onnx debug matches tensors by name). */
-static oq_status rename_member(oq_graph *g, const char *v)
-{
-    char *old = oq_strdup(v), *fresh = old ? oq_graph_unique_name(g, old, "_eq") : NULL;
-    size_t p = old ? oq_graph_producer(g, old) : SIZE_MAX;
-    oq_status st = fresh ? OQ_OK : oq_error(OQ_E_NOMEM, "out of memory");
-    if (st == OQ_OK && p != SIZE_MAX)
-        for (size_t o = 0; o < g->nodes[p].n_outputs && st == OQ_OK; o++)
-            if (!strcmp(g->nodes[p].outputs[o], old)) {
-                char *copy = oq_strdup(fresh);
-                if (!copy) {
-                    st = oq_error(OQ_E_NOMEM, "out of memory");
-                    break;
-                }
-                free(g->nodes[p].outputs[o]);
-                g->nodes[p].outputs[o] = copy;
-            }
-    if (st == OQ_OK)
-        st = oq_graph_replace_uses(g, old, fresh);
-    free(old);
-    free(fresh);
-    return st;
-}
 
 /* The best k (> 0) for channels [lo[c], hi[c]] (hi[c] >= -lo[c] when signs could be flipped) that a
  * Conv quantized per channel reads (a depthwise one: its weights do not care): all channels then share
@@ -628,7 +574,7 @@ oq_status quant_equalize_inputs(oq_model *m, int threads, int64_t max_samples, o
             }
         }
         for (size_t v = 0; st == OQ_OK && v < gr->n_members; v++)
-            st = rename_member(g, gr->member[v]);
+            st = oq_graph_rename_value(g, gr->member[v], "_eq"); /* other numbers than the float model's value */
         if (st == OQ_OK)
             ++*done;
     }

@@ -1,48 +1,11 @@
 /* quant/qgraph: small graph-building helpers the quantizer's rewriters share:
- * append a node, add attributes and uniquely named initializers, import an
- * opset. */
+ * attributes, uniquely named initializers, opset imports (a node:
+ * oq_graph_add_node in passes/util.c). */
 #include "quant/quant.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static char **dup_list(const char *const *v, size_t n)
-{
-    char **out = oq_calloc(n + 1, sizeof *out);
-    for (size_t i = 0; out && i < n; i++)
-        if (!(out[i] = oq_strdup(v[i] ? v[i] : ""))) {
-            for (size_t k = 0; k < i; k++)
-                free(out[k]);
-            free(out);
-            return NULL;
-        }
-    return out;
-}
-
-oq_status qg_add_node(oq_graph *g, const char *op, const char *domain, const char *name, const char *const *in,
-                      size_t n_in, const char *const *out, size_t n_out, oq_node **added)
-{
-    if (oq_grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof *g->nodes) != OQ_OK)
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    oq_node *n = &g->nodes[g->n_nodes];
-    memset(n, 0, sizeof *n);
-    n->op_type = oq_strdup(op);
-    n->domain = oq_strdup(domain ? domain : "");
-    n->name = oq_strdup(name ? name : "");
-    n->inputs = dup_list(in, n_in);
-    n->outputs = dup_list(out, n_out);
-    n->n_inputs = n_in;
-    n->n_outputs = n_out;
-    if (!n->op_type || !n->domain || !n->name || !n->inputs || !n->outputs) {
-        oq_node_clear(n);
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    }
-    g->n_nodes++;
-    if (added)
-        *added = n;
-    return OQ_OK;
-}
 
 static oq_attr *new_attr(oq_node *n, const char *name, oq_attr_type type)
 {

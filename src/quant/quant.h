@@ -224,8 +224,7 @@ oq_status quant_prepare(const oq_model *in, int run_passes, int64_t min_opset, o
                         void (*report)(void *, const char *), void *user);
 
 /* ---- graph building helpers (qgraph.c) ---- */
-oq_status qg_add_node(oq_graph *g, const char *op, const char *domain, const char *name, const char *const *in,
-                      size_t n_in, const char *const *out, size_t n_out, oq_node **added);
+/* (a node: oq_graph_add_node, passes/pass.h) */
 /* (an integer attribute: oq_node_add_attr_int, passes/pass.h) */
 oq_status qg_attr_float(oq_node *n, const char *name, float v);
 /* Adds t under the name base+suffix made unique; *name receives the name (owned by g's tensor). */

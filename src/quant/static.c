@@ -672,9 +672,9 @@ static oq_status add_q_dq(quant_ctx *q, oq_graph *g, plan *p, size_t ti, const c
     }
     const char *qin[3] = {src, scale, zp}, *qout[1] = {qname};
     const char *dqin[3] = {qname, scale, zp}, *dqout[1] = {dq};
-    st = qg_add_node(g, "QuantizeLinear", "", "", qin, 3, qout, 1, NULL);
+    st = oq_graph_add_node(g, "QuantizeLinear", "", "", qin, 3, qout, 1, NULL);
     if (st == OQ_OK)
-        st = qg_add_node(g, "DequantizeLinear", "", "", dqin, 3, dqout, 1, NULL);
+        st = oq_graph_add_node(g, "DequantizeLinear", "", "", dqin, 3, dqout, 1, NULL);
     free(qname);
     free(renamed);
     t->dq = dq;
@@ -772,7 +772,7 @@ static oq_status quant_const(quant_ctx *q, oq_graph *g, const plan *p, size_t ni
     oq_node *dn = NULL;
     if (st == OQ_OK) {
         const char *in[3] = {qn, sn, zn}, *out[1] = {dq};
-        st = qg_add_node(g, "DequantizeLinear", "", "", in, 3, out, 1, &dn);
+        st = oq_graph_add_node(g, "DequantizeLinear", "", "", in, 3, out, 1, &dn);
     }
     if (st == OQ_OK && axis >= 0)
         st = oq_node_add_attr_int(dn, "axis", axis);
@@ -813,7 +813,7 @@ static oq_status quant_bias(oq_graph *g, const plan *p, size_t ni, float x_scale
     oq_node *dn = NULL;
     if (st == OQ_OK) {
         const char *in[2] = {qn, sn}, *out[1] = {dq};
-        st = qg_add_node(g, "DequantizeLinear", "", "", in, 2, out, 1, &dn);
+        st = oq_graph_add_node(g, "DequantizeLinear", "", "", in, 2, out, 1, &dn);
     }
     if (st == OQ_OK && per_channel)
         st = oq_node_add_attr_int(dn, "axis", 0);

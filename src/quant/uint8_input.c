@@ -126,14 +126,14 @@ oq_status oq_model_uint8_input(oq_model *m, const char *image_spec)
     oq_node *n = NULL;
     if (st == OQ_OK) {
         const char *in[1] = {name}, *out[1] = {cast};
-        st = qg_add_node(g, "Cast", "", "uint8_input/Cast", in, 1, out, 1, &n);
+        st = oq_graph_add_node(g, "Cast", "", "uint8_input/Cast", in, 1, out, 1, &n);
         if (st == OQ_OK)
             st = oq_node_add_attr_int(n, "to", OQ_FLOAT);
     }
     const char *x = cast;
     if (st == OQ_OK && in_nchw != model_nchw) {
         const char *in[1] = {cast}, *out[1] = {tr};
-        st = qg_add_node(g, "Transpose", "", "uint8_input/Transpose", in, 1, out, 1, &n);
+        st = oq_graph_add_node(g, "Transpose", "", "uint8_input/Transpose", in, 1, out, 1, &n);
         if (st == OQ_OK) {
             oq_attr *at = oq_realloc(n->attrs, sizeof *at * (n->n_attrs + 1));
             int64_t *perm = oq_malloc(4 * sizeof *perm);
@@ -172,11 +172,11 @@ oq_status oq_model_uint8_input(oq_model *m, const char *image_spec)
         oq_tensor_destroy(tb);
     if (st == OQ_OK) {
         const char *in[2] = {x, an}, *out[1] = {mul};
-        st = qg_add_node(g, "Mul", "", "uint8_input/Mul", in, 2, out, 1, NULL);
+        st = oq_graph_add_node(g, "Mul", "", "uint8_input/Mul", in, 2, out, 1, NULL);
     }
     if (st == OQ_OK) {
         const char *in[2] = {mul, bn}, *out[1] = {f};
-        st = qg_add_node(g, "Add", "", "uint8_input/Add", in, 2, out, 1, NULL);
+        st = oq_graph_add_node(g, "Add", "", "uint8_input/Add", in, 2, out, 1, NULL);
     }
     if (st == OQ_OK) {
         /* move the new nodes to the front */

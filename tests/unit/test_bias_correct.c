@@ -4,6 +4,7 @@
 #include "passes/pass.h"
 #include "quant/quant.h"
 #include "test.h"
+#include "test_graph.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -37,31 +38,6 @@ static void test_shift(void)
     CHECK(bc_shift_bias(c, one, 1, nan_d, 1) == 0 && c[0] == 3);
 }
 
-static void add_input(oq_graph *g, const char *name, int64_t d1, bool output)
-{
-    oq_value_info **vs = output ? &g->outputs : &g->inputs;
-    size_t *n = output ? &g->n_outputs : &g->n_inputs;
-    *vs = realloc(*vs, (*n + 1) * sizeof **vs);
-    oq_value_info *v = &(*vs)[(*n)++];
-    memset(v, 0, sizeof *v);
-    v->name = oq_strdup(name);
-    v->dtype = OQ_FLOAT;
-    v->ndim = 2;
-    v->dims[0] = 1, v->dims[1] = d1;
-}
-
-static void add_init(oq_graph *g, const char *name, int ndim, const int64_t *dims, const float *v)
-{
-    oq_tensor *t = NULL;
-    CHECK_OK(oq_tensor_create(OQ_FLOAT, ndim, dims, &t));
-    if (!t)
-        return;
-    t->name = oq_strdup(name);
-    memcpy(t->data, v, t->nbytes);
-    CHECK_OK(oq_grow((void **)&g->initializers, &g->cap_initializers, g->n_initializers + 1, sizeof t));
-    g->initializers[g->n_initializers++] = t;
-}
-
 static const oq_tensor *init(const oq_model *m, const char *name)
 {
     const oq_tensor *t = oq_graph_initializer(m->graph, name);
@@ -74,21 +50,17 @@ static const oq_tensor *init(const oq_model *m, const char *name)
  * about 0.3 on every sample, a mean error the correction must put back into the bias. */
 static void test_gemm(void)
 {
-    oq_model *m = oq_model_new();
-    m->ir_version = 8;
-    m->n_opsets = 1;
-    m->opsets = calloc(1, sizeof *m->opsets);
-    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
-    oq_graph *g = m->graph = oq_graph_new();
-    add_input(g, "x", 2, false);
-    add_input(g, "y", 2, true);
+    oq_model *m = test_model_new();
+    oq_graph *g = m->graph;
+    test_add_value(g, false, "x", 2, (const int64_t[]){1, 2});
+    test_add_value(g, true, "y", 2, (const int64_t[]){1, 2});
     const int64_t wd[2] = {2, 2}, bd[1] = {2};
     const float w[4] = {1.0f, 0.003f, 0.5f, -0.25f}, b[2] = {0.1f, 0.2f};
-    add_init(g, "W", 2, wd, w);
-    add_init(g, "b", 1, bd, b);
+    test_add_init(g, "W", 2, wd, w);
+    test_add_init(g, "b", 1, bd, b);
     const char *in[3] = {"x", "W", "b"}, *out[1] = {"y"};
     oq_node *gemm = NULL;
-    CHECK_OK(qg_add_node(g, "Gemm", "", "gemm", in, 3, out, 1, &gemm));
+    CHECK_OK(oq_graph_add_node(g, "Gemm", "", "gemm", in, 3, out, 1, &gemm));
     if (gemm)
         CHECK_OK(oq_node_add_attr_int(gemm, "transB", 1));
     /* 16 samples */
@@ -166,27 +138,23 @@ static void test_gemm(void)
  * must raise the channel's weight scale (and its bias scale with it), bringing the spread back. */
 static void test_gain(void)
 {
-    oq_model *m = oq_model_new();
-    m->ir_version = 8;
-    m->n_opsets = 1;
-    m->opsets = calloc(1, sizeof *m->opsets);
-    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
-    oq_graph *g = m->graph = oq_graph_new();
-    add_input(g, "x", 1, false);
-    add_input(g, "y", 1, true);
+    oq_model *m = test_model_new();
+    oq_graph *g = m->graph;
+    test_add_value(g, false, "x", 2, (const int64_t[]){1, 1});
+    test_add_value(g, true, "y", 2, (const int64_t[]){1, 1});
     g->inputs[0].ndim = g->outputs[0].ndim = 4;
     g->inputs[0].dims[0] = g->outputs[0].dims[0] = -1;
     g->inputs[0].dims[2] = g->inputs[0].dims[3] = g->outputs[0].dims[2] = g->outputs[0].dims[3] = 32;
     const int64_t wd[4] = {1, 1, 1, 1}, bd[1] = {1};
     const float w[1] = {1.0f}, b[1] = {0.5f};
-    add_init(g, "W", 4, wd, w);
-    add_init(g, "b", 1, bd, b);
+    test_add_init(g, "W", 4, wd, w);
+    test_add_init(g, "b", 1, bd, b);
     const float w0[1] = {0.75f};
-    add_init(g, "W0", 4, wd, w0);
+    test_add_init(g, "W0", 4, wd, w0);
     /* a Conv before it: the range of its output is the one the percentile clips */
     const char *in0[2] = {"x", "W0"}, *out0[1] = {"h"}, *in[3] = {"h", "W", "b"}, *out[1] = {"y"};
-    CHECK_OK(qg_add_node(g, "Conv", "", "conv0", in0, 2, out0, 1, NULL));
-    CHECK_OK(qg_add_node(g, "Conv", "", "conv", in, 3, out, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "Conv", "", "conv0", in0, 2, out0, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "Conv", "", "conv", in, 3, out, 1, NULL));
     int64_t xd[4] = {16, 1, 32, 32};
     oq_tensor *x = NULL;
     CHECK_OK(oq_tensor_create(OQ_FLOAT, 4, xd, &x));

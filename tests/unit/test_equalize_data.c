@@ -5,6 +5,7 @@
 #include "passes/pass.h"
 #include "quant/quant.h"
 #include "test.h"
+#include "test_graph.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -12,34 +13,10 @@
 
 enum { N = 32, C = 3, H = 4, W = 4 };
 
-static void add_value(oq_graph *g, const char *name, int64_t c, bool output)
-{
-    oq_value_info **vs = output ? &g->outputs : &g->inputs;
-    size_t *n = output ? &g->n_outputs : &g->n_inputs;
-    *vs = realloc(*vs, (*n + 1) * sizeof **vs);
-    oq_value_info *v = &(*vs)[(*n)++];
-    memset(v, 0, sizeof *v);
-    v->name = oq_strdup(name);
-    v->dtype = OQ_FLOAT;
-    v->ndim = 4;
-    v->dims[0] = -1, v->dims[1] = c, v->dims[2] = H, v->dims[3] = W; /* any batch */
-}
-
-static void add_init(oq_graph *g, const char *name, int ndim, const int64_t *dims, const float *v)
-{
-    oq_tensor *t = NULL;
-    CHECK_OK(oq_tensor_create(OQ_FLOAT, ndim, dims, &t));
-    if (!t)
-        return;
-    t->name = oq_strdup(name);
-    memcpy(t->data, v, t->nbytes);
-    CHECK_OK(oq_graph_add_initializer(g, t));
-}
-
 static void node(oq_graph *g, const char *op, const char *a, const char *b, const char *out)
 {
     const char *in[2] = {a, b}, *o[1] = {out};
-    CHECK_OK(qg_add_node(g, op, "", out, in, b ? 2 : 1, o, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, op, "", out, in, b ? 2 : 1, o, 1, NULL));
 }
 
 /* x -> Conv A (channel gains 1, 12, 0.08) -> HardSwish as Add, Clip, Mul, Div -> then either a
@@ -47,32 +24,28 @@ static void node(oq_graph *g, const char *op, const char *a, const char *b, cons
  * shared: h is also a graph output (read twice: no equalization). */
 static oq_model *model(bool gate, bool shared)
 {
-    oq_model *m = oq_model_new();
-    m->ir_version = 8;
-    m->n_opsets = 1;
-    m->opsets = calloc(1, sizeof *m->opsets);
-    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
-    oq_graph *g = m->graph = oq_graph_new();
-    add_value(g, "x", C, false);
-    add_value(g, "y", 2, true);
+    oq_model *m = test_model_new();
+    oq_graph *g = m->graph;
+    test_add_value(g, false, "x", 4, (const int64_t[]){-1, C, H, W});
+    test_add_value(g, true, "y", 4, (const int64_t[]){-1, 2, H, W});
     const int64_t wd[4] = {C, C, 1, 1}, bd[1] = {C}, wbd[4] = {2, C, 1, 1}, bbd[1] = {2}, one[1] = {1};
     const float wa[C * C] = {1, 0, 0, 0, 12, 0, 0, 0, 0.08f}, ba[C] = {0.1f, -0.5f, 0.02f};
     const float wb[2 * C] = {0.5f, 0.02f, 1.0f, -0.3f, 0.04f, 2.0f}, bb[2] = {0.1f, -0.2f};
     const float three = 3, zero = 0, six = 6, half = 0.5f, tenth = 0.1f;
-    add_init(g, "WA", 4, wd, wa);
-    add_init(g, "BA", 1, bd, ba);
-    add_init(g, "WB", 4, wbd, wb);
-    add_init(g, "BB", 1, bbd, bb);
-    add_init(g, "three", 1, one, &three);
-    add_init(g, "zero", 1, one, &zero);
-    add_init(g, "six", 1, one, &six);
-    add_init(g, "half", 1, one, &half);
-    add_init(g, "tenth", 1, one, &tenth);
+    test_add_init(g, "WA", 4, wd, wa);
+    test_add_init(g, "BA", 1, bd, ba);
+    test_add_init(g, "WB", 4, wbd, wb);
+    test_add_init(g, "BB", 1, bbd, bb);
+    test_add_init(g, "three", 1, one, &three);
+    test_add_init(g, "zero", 1, one, &zero);
+    test_add_init(g, "six", 1, one, &six);
+    test_add_init(g, "half", 1, one, &half);
+    test_add_init(g, "tenth", 1, one, &tenth);
     const char *ca[3] = {"x", "WA", "BA"}, *oa[1] = {"a"};
-    CHECK_OK(qg_add_node(g, "Conv", "", "convA", ca, 3, oa, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "Conv", "", "convA", ca, 3, oa, 1, NULL));
     node(g, "Add", "a", "three", "a3");
     const char *cl[3] = {"a3", "zero", "six"}, *ocl[1] = {"clip"};
-    CHECK_OK(qg_add_node(g, "Clip", "", "clip", cl, 3, ocl, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "Clip", "", "clip", cl, 3, ocl, 1, NULL));
     node(g, "Mul", "a", "clip", "am");
     node(g, "Div", "am", "six", "h");
     if (gate) {
@@ -84,9 +57,9 @@ static oq_model *model(bool gate, bool shared)
         node(g, "Add", "hm", "tenth", "hb");
     }
     if (shared)
-        add_value(g, "hb", C, true);
+        test_add_value(g, true, "hb", 4, (const int64_t[]){-1, C, H, W});
     const char *cb[3] = {"hb", "WB", "BB"}, *ob[1] = {"y"};
-    CHECK_OK(qg_add_node(g, "Conv", "", "convB", cb, 3, ob, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "Conv", "", "convB", cb, 3, ob, 1, NULL));
     return m;
 }
 
@@ -219,31 +192,27 @@ static void test_quantized(void)
  * Relu may not; either way the function stays. */
 static oq_model *linear_model(bool relu, bool residual)
 {
-    oq_model *m = oq_model_new();
-    m->ir_version = 8;
-    m->n_opsets = 1;
-    m->opsets = calloc(1, sizeof *m->opsets);
-    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
-    oq_graph *g = m->graph = oq_graph_new();
-    add_value(g, "x", C, false);
-    add_value(g, "y", C, true);
+    oq_model *m = test_model_new();
+    oq_graph *g = m->graph;
+    test_add_value(g, false, "x", 4, (const int64_t[]){-1, C, H, W});
+    test_add_value(g, true, "y", 4, (const int64_t[]){-1, C, H, W});
     const int64_t wd[4] = {C, C, 1, 1}, bd[1] = {C}, dwd[4] = {C, 1, 3, 3};
     const float wa[C * C] = {1, 0.2f, 0, 0.1f, 0.3f, 0, 0, 0.1f, 2}, ba[C] = {0.1f, -5.0f, 0.3f};
     const float wa2[C * C] = {0.5f, 0, 0, 0, 0.2f, 0, 0, 0, 0.5f}, ba2[C] = {0, -1.0f, 0};
     float dw[C * 9];
     for (int i = 0; i < C * 9; i++)
         dw[i] = 0.1f * (float)((i * 7) % 11) - 0.4f;
-    add_init(g, "WA", 4, wd, wa);
-    add_init(g, "BA", 1, bd, ba);
-    add_init(g, "WA2", 4, wd, wa2);
-    add_init(g, "BA2", 1, bd, ba2);
-    add_init(g, "WB", 4, dwd, dw);
+    test_add_init(g, "WA", 4, wd, wa);
+    test_add_init(g, "BA", 1, bd, ba);
+    test_add_init(g, "WA2", 4, wd, wa2);
+    test_add_init(g, "BA2", 1, bd, ba2);
+    test_add_init(g, "WB", 4, dwd, dw);
     const char *ca[3] = {"x", "WA", "BA"}, *oa[1] = {"a"};
-    CHECK_OK(qg_add_node(g, "Conv", "", "convA", ca, 3, oa, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "Conv", "", "convA", ca, 3, oa, 1, NULL));
     const char *in = "a";
     if (residual) {
         const char *c2[3] = {"x", "WA2", "BA2"}, *o2[1] = {"a2"};
-        CHECK_OK(qg_add_node(g, "Conv", "", "convA2", c2, 3, o2, 1, NULL));
+        CHECK_OK(oq_graph_add_node(g, "Conv", "", "convA2", c2, 3, o2, 1, NULL));
         node(g, "Add", "a", "a2", "r");
         in = "r";
     }
@@ -253,7 +222,7 @@ static oq_model *linear_model(bool relu, bool residual)
     }
     const char *cb[2] = {in, "WB"}, *ob[1] = {"y"};
     oq_node *b = NULL;
-    CHECK_OK(qg_add_node(g, "Conv", "", "convB", cb, 2, ob, 1, &b));
+    CHECK_OK(oq_graph_add_node(g, "Conv", "", "convB", cb, 2, ob, 1, &b));
     if (b) {
         CHECK_OK(oq_node_add_attr_int(b, "group", C));
         CHECK_OK(oq_node_add_attr_string(b, "auto_pad", "SAME_UPPER")); /* zero padding: borders see 0, not -5 */

@@ -5,6 +5,7 @@
 #include "passes/pass.h"
 #include "quant/quant.h"
 #include "test.h"
+#include "test_graph.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -424,12 +425,8 @@ static void add_const(oq_graph *g, const char *name, int ndim, int64_t d, float 
  * or Add outputs: each would be one more rounding; the MatMuls write float for float readers). */
 static void test_int8_only_where_it_pays(void)
 {
-    oq_model *m = oq_model_new();
-    m->ir_version = 8;
-    m->n_opsets = 1;
-    m->opsets = calloc(1, sizeof *m->opsets);
-    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
-    oq_graph *g = m->graph = oq_graph_new();
+    oq_model *m = test_model_new();
+    oq_graph *g = m->graph;
     add_value(&g->inputs, &g->n_inputs, "x", 1, 8);
     add_value(&g->outputs, &g->n_outputs, "y", 1, 8);
     int64_t wd[2] = {8, 8};
@@ -442,12 +439,12 @@ static void test_int8_only_where_it_pays(void)
     const char *mm1[2] = {"x", "w1"}, *h[1] = {"h"}, *hs[1] = {"s"}, *mul[2] = {"h", "s"}, *mo[1] = {"m"};
     const char *mm2[2] = {"m", "w2"}, *y2[1] = {"y2"}, *add[2] = {"y2", "c"}, *ao[1] = {"a"}, *dv[2] = {"a", "d"},
                *y[1] = {"y"};
-    CHECK_OK(qg_add_node(g, "MatMul", "", "mm1", mm1, 2, h, 1, NULL));
-    CHECK_OK(qg_add_node(g, "HardSigmoid", "", "hs", h, 1, hs, 1, NULL));
-    CHECK_OK(qg_add_node(g, "Mul", "", "mul", mul, 2, mo, 1, NULL));
-    CHECK_OK(qg_add_node(g, "MatMul", "", "mm2", mm2, 2, y2, 1, NULL));
-    CHECK_OK(qg_add_node(g, "Add", "", "add", add, 2, ao, 1, NULL));
-    CHECK_OK(qg_add_node(g, "Div", "", "div", dv, 2, y, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "MatMul", "", "mm1", mm1, 2, h, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "HardSigmoid", "", "hs", h, 1, hs, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "Mul", "", "mul", mul, 2, mo, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "MatMul", "", "mm2", mm2, 2, y2, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "Add", "", "add", add, 2, ao, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "Div", "", "div", dv, 2, y, 1, NULL));
     oq_calib_table *t = oq_calloc(1, sizeof *t);
     const char *names[] = {"x", "h", "s", "m", "y2", "a", "y"};
     for (size_t i = 0; t && i < sizeof names / sizeof *names; i++)

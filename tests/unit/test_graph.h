@@ -1,0 +1,45 @@
+/* Building small models by hand in unit tests: an empty opset-13 model, float graph inputs and
+ * outputs, float initializers. Include after test.h and the graph headers. */
+#ifndef OQ_TEST_GRAPH_H
+#define OQ_TEST_GRAPH_H
+#include <stdlib.h>
+#include <string.h>
+
+/* A model with an empty main graph, IR 8, default-domain opset 13. */
+static inline oq_model *test_model_new(void)
+{
+    oq_model *m = oq_model_new();
+    m->ir_version = 8;
+    m->n_opsets = 1;
+    m->opsets = calloc(1, sizeof *m->opsets);
+    m->opsets[0] = (oq_opset_import){oq_strdup(""), 13};
+    m->graph = oq_graph_new();
+    return m;
+}
+
+/* A float graph input (or output) of ndim dims. */
+static inline void test_add_value(oq_graph *g, bool output, const char *name, int ndim, const int64_t *dims)
+{
+    oq_value_info **vs = output ? &g->outputs : &g->inputs;
+    size_t *n = output ? &g->n_outputs : &g->n_inputs;
+    *vs = realloc(*vs, (*n + 1) * sizeof **vs);
+    oq_value_info *v = &(*vs)[(*n)++];
+    memset(v, 0, sizeof *v);
+    v->name = oq_strdup(name);
+    v->dtype = OQ_FLOAT;
+    v->ndim = ndim;
+    memcpy(v->dims, dims, (size_t)ndim * sizeof *dims);
+}
+
+/* A float initializer holding v. */
+static inline void test_add_init(oq_graph *g, const char *name, int ndim, const int64_t *dims, const float *v)
+{
+    oq_tensor *t = NULL;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, ndim, dims, &t));
+    if (!t)
+        return;
+    t->name = oq_strdup(name);
+    memcpy(t->data, v, t->nbytes);
+    CHECK_OK(oq_graph_add_initializer(g, t));
+}
+#endif
