@@ -487,7 +487,16 @@ static oq_status qconv_prepare_common(oq_op_node *n, bool integer)
     if (group < 1)
         return oq_op_error(n, OQ_E_INVALID_ARG, "group must be >= 1, got %lld", (long long)group);
     const oq_tensor *w = n->consts[integer ? INTEGER_IO.w : QLINEAR_IO.w];
-    if (w && is_q8(w->dtype) && w->ndim >= 3 && w->dims[0] > 0 && w->dims[0] % group == 0 && !(w->dims[1] == 1 && group > 1)) {
+    bool valid_w = w && is_q8(w->dtype) && w->ndim >= 3 && w->dims[0] > 0 && w->dims[0] % group == 0;
+    if (valid_w && layout && group == 1 && w->dims[1] > 0) {
+        /* a channels-last convolution multiplies pixel rows by weight columns only: those are
+         * packed, in (tap, c) order, or (c, tap) for a chain's first one (rows from the planes) */
+        st = pack_weights_t(s, n, w, layout == 2 ? 1 : (size_t)(oq_tensor_numel(w) / (w->dims[0] * w->dims[1])));
+        if (st == OQ_OK)
+            s->w_data = w->data;
+        return st;
+    }
+    if (valid_w && !(w->dims[1] == 1 && group > 1)) {
         size_t mg = (size_t)(w->dims[0] / group), kg = (size_t)(oq_tensor_numel(w) / w->dims[0]);
         s->packed_size = oq_q8_packed_a_size(s->v, mg, kg);
         s->packed_w = oq_aligned_alloc((size_t)group * s->packed_size + 64);
@@ -814,7 +823,7 @@ static oq_status qconv_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor 
 stage_done:;
 
     /* workspace: scales, zero points, per-run packed weights, gemm workspace */
-    bool have_packed = s->packed_w && s->w_data == w->data;
+    bool have_packed = (s->nhwc || s->nhwc_out ? s->packed_wt != NULL : s->packed_w != NULL) && s->w_data == w->data;
     bool dw = depthwise(x, w, p.group) && p.ca.r <= 2;
     size_t n_threads = (size_t)oq_threadpool_size(n->tp), pix = out_plane;
     oq_q8_gemm_args ga = oq_q8_gemm_args_init(mg, pix, kg);
