@@ -22,6 +22,7 @@
 #include "core/core.h"
 #include "ir/graph.h"
 #include "passes/pass.h"
+#include "quant/quant.h"
 #include "runtime/exec.h"
 
 #include <math.h>
@@ -35,6 +36,7 @@ typedef struct layer {
     const char *ydq;    /* DequantizeLinear output reading xq, or NULL */
     float scale;
     int32_t zp;
+    const quant_rescaled *rescaled; /* x = ref / divisor[c] (the quantizer rescaled it), or NULL */
     const oq_node *producer; /* node writing x in the quantized model; NULL for a graph input */
     bool in_body;            /* inside an If branch or a Loop/Scan body */
     bool in_loop;            /* inside a Loop/Scan body: one value per iteration */
@@ -54,6 +56,8 @@ typedef struct debug_ctx {
     oq_tensor ***iter_vals;
     size_t *n_iter, *cap_iter, *q_iter;
     size_t unmatched; /* QuantizeLinear of a float tensor the float model has no value of that name for */
+    const quant_rescaled *rescaled; /* the values the quantized model records as rescaled */
+    oq_strmap by_rescaled;          /* their new names -> index */
     oq_status st;
 } debug_ctx;
 
@@ -142,7 +146,7 @@ static const oq_node *first_reader(const oq_graph *g, const char *name, const ch
 /* ---- weights ---- */
 
 /* SQNR (dB) of the dequantized DequantizeLinear input (an initializer) against w. */
-static double weight_sqnr(const oq_graph *qg, const oq_node *dq, const oq_tensor *w)
+static double dq_weight_sqnr(const oq_graph *qg, const oq_node *dq, const oq_tensor *w)
 {
     const oq_tensor *q = init_deep(qg, dq->inputs[0]);
     const oq_tensor *s = dq->n_inputs > 1 ? init_deep(qg, dq->inputs[1]) : NULL;
@@ -201,7 +205,7 @@ static double node_weight_sqnr(const oq_graph *qg, const oq_node *n, const oq_gr
         const oq_tensor *q = init_deep(qg, dq->inputs[0]);
         if (!q || (q->dtype != OQ_INT8 && q->dtype != OQ_UINT8))
             continue;
-        return weight_sqnr(qg, dq, init_deep(fg, fn->inputs[k]));
+        return dq_weight_sqnr(qg, dq, init_deep(fg, fn->inputs[k]));
     }
     return NAN;
 }
@@ -312,22 +316,44 @@ static oq_status build_own(const oq_model *q, debug_ctx *c, layer *l, const oq_s
 
 /* ---- observers ---- */
 
+/* A copy of the float model's value t as layer l's quantized tensor holds it: divided per channel
+ * where the quantizer rescaled it; NULL (OQ_OK) when its shape does not have those channels. */
+static oq_status reference_copy(const layer *l, const oq_tensor *t, oq_tensor **out)
+{
+    *out = NULL;
+    const quant_rescaled *r = l->rescaled;
+    if (r && (r->axis < 0 || r->axis >= t->ndim || t->dims[r->axis] != r->ch))
+        return OQ_OK;
+    oq_status st = oq_tensor_clone(t, out);
+    if (st != OQ_OK || !r)
+        return st;
+    int64_t inner = 1, n = oq_tensor_numel(t);
+    for (int d = r->axis + 1; d < t->ndim; d++)
+        inner *= t->dims[d];
+    float *v = (*out)->data;
+    for (int64_t i = 0; i < n; i++)
+        v[i] /= r->divisor[i / inner % r->ch];
+    return OQ_OK;
+}
+
 static void observe_float(void *user, const char *name, const oq_tensor *t)
 {
     debug_ctx *c = user;
     size_t li;
     if (c->st != OQ_OK || !oq_strmap_get(&c->by_ref, name, &li) || t->dtype != OQ_FLOAT)
         return;
-    if (c->layers[li].in_loop) {
+    const layer *l = &c->layers[li];
+    if (l->in_loop) {
+        oq_tensor *copy = NULL;
         if ((c->st = oq_grow((void **)&c->iter_vals[li], &c->cap_iter[li], c->n_iter[li] + 1,
                              sizeof *c->iter_vals[li])) == OQ_OK &&
-            (c->st = oq_tensor_clone(t, &c->iter_vals[li][c->n_iter[li]])) == OQ_OK)
-            c->n_iter[li]++;
+            (c->st = reference_copy(l, t, &copy)) == OQ_OK && copy)
+            c->iter_vals[li][c->n_iter[li]++] = copy;
         return;
     }
     oq_tensor_destroy(c->ref_vals[li]);
     c->ref_vals[li] = NULL;
-    c->st = oq_tensor_clone(t, &c->ref_vals[li]);
+    c->st = reference_copy(l, t, &c->ref_vals[li]);
 }
 
 /* Dequantized copy of t (uint8/int8 with l's scale and zero point, or float as it is). */
@@ -454,11 +480,15 @@ static oq_status collect_graph(const oq_model *flt, const oq_model *q, const oq_
             continue; /* per-axis activations: not written by onnxq's quantizer */
         l.scale = scalar_f(s, 1);
         l.zp = (int32_t)scalar_f(z, 0);
+        size_t r;
         if (produces_deep(fg, l.x, &by))
             l.ref = l.x;
         else if (l.ydq && produces_deep(fg, l.ydq, &by))
             l.ref = l.ydq; /* a graph output the quantizer renamed on its float side */
-        else {
+        else if (oq_strmap_get(&c->by_rescaled, l.x, &r) && produces_deep(fg, c->rescaled[r].from, &by)) {
+            l.ref = c->rescaled[r].from; /* rescaled per channel: compared with the float value so divided */
+            l.rescaled = &c->rescaled[r];
+        } else {
             c->unmatched++;
             continue;
         }
@@ -488,17 +518,6 @@ static oq_status collect_layers(const oq_model *flt, const oq_model *q, debug_ct
         st = oq_strmap_init(&c->by_xq, cap + 1);
     if (st == OQ_OK)
         st = collect_graph(flt, q, q->graph, false, false, c);
-    if (st == OQ_OK && c->unmatched)
-        oq_log(OQ_LOG_WARN,
-               "debug: %zu quantized tensors have no value of the same name in the float model and are left out "
-               "(values the quantizer rewrote; its data-driven equalization gives the values it rescales new "
-               "names: quantize with --no-equalize-data to compare those layers)",
-               c->unmatched);
-    if (st == OQ_OK && c->n == 0)
-        st = oq_error(OQ_E_INVALID_ARG,
-                      "'%s' holds no QuantizeLinear of a float tensor that '%s' also computes: debug compares a QDQ "
-                      "model with the float model it was made from",
-                      q->path ? q->path : "quantized model", flt->path ? flt->path : "float model");
     return st;
 }
 
@@ -511,10 +530,56 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
     debug_ctx c;
     memset(&c, 0, sizeof c);
     oq_model *prepared = NULL;
+    const oq_model *ref = NULL;
     oq_session *fs = NULL, *qs = NULL;
     oq_layer_report *rep = NULL;
     oq_tensor **fo = NULL, **qo = NULL;
-    oq_status st = collect_layers(flt, q, &c);
+    quant_rescaled *rescaled = NULL;
+    size_t n_rescaled = 0;
+    /* the float model as the quantizer prepared it: BatchNorm folded into the weights, and the
+     * values its cross-layer equalization rescaled under the new names the quantized model has */
+    oq_status st = quant_prepare(flt, 1, 13, &prepared, NULL, NULL);
+    if (st == OQ_OK)
+        st = quant_rescaled_read(q, &rescaled, &n_rescaled);
+    if (st == OQ_OK)
+        st = oq_strmap_init(&c.by_rescaled, n_rescaled + 1);
+    for (size_t i = 0; st == OQ_OK && i < n_rescaled; i++)
+        st = oq_strmap_put(&c.by_rescaled, rescaled[i].to, i);
+    c.rescaled = rescaled;
+    /* compared with the prepared model, or with the model itself when that matches more of the
+     * quantized model's tensors (a QDQ file from another tool, made without onnxq's preparation) */
+    if (st == OQ_OK)
+        st = collect_layers(prepared, q, &c);
+    ref = prepared;
+    if (st == OQ_OK && (c.unmatched || c.n == 0)) {
+        debug_ctx alt;
+        memset(&alt, 0, sizeof alt);
+        alt.rescaled = c.rescaled;
+        alt.by_rescaled = c.by_rescaled;
+        oq_status st2 = collect_layers(flt, q, &alt);
+        debug_ctx *drop = &alt;
+        if (st2 == OQ_OK && alt.n > c.n) {
+            drop = &c;
+            ref = flt;
+        }
+        free(drop->layers);
+        oq_strmap_free(&drop->by_ref);
+        oq_strmap_free(&drop->by_xq);
+        if (drop == &c) {
+            c.layers = alt.layers, c.n = alt.n, c.unmatched = alt.unmatched;
+            c.by_ref = alt.by_ref, c.by_xq = alt.by_xq;
+        }
+    }
+    if (st == OQ_OK && c.n == 0)
+        st = oq_error(OQ_E_INVALID_ARG,
+                      "'%s' holds no QuantizeLinear of a float tensor that '%s' also computes: debug compares a QDQ "
+                      "model with the float model it was made from",
+                      q->path ? q->path : "quantized model", flt->path ? flt->path : "float model");
+    if (st == OQ_OK && c.unmatched)
+        oq_log(OQ_LOG_WARN,
+               "debug: %zu quantized tensors have no value of the same name in the float model and are left out "
+               "(values the quantizer rewrote, with no record of how)",
+               c.unmatched);
     if (st == OQ_OK) {
         rep = oq_calloc(c.n, sizeof *rep);
         c.ref_vals = oq_calloc(c.n, sizeof *c.ref_vals);
@@ -524,13 +589,6 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
         c.q_iter = oq_calloc(c.n, sizeof *c.q_iter);
         if (!rep || !c.ref_vals || !c.iter_vals || !c.n_iter || !c.cap_iter || !c.q_iter)
             st = oq_error(OQ_E_NOMEM, "out of memory");
-    }
-    /* the float weights as the quantizer saw them: after its preparation passes */
-    if (st == OQ_OK)
-        st = oq_model_clone(flt, &prepared);
-    if (st == OQ_OK) {
-        oq_pass_ctx pctx = {0};
-        st = oq_passes_run_prepare(prepared, &pctx);
     }
     oq_session_options so = oq_session_options_default();
     so.threads = o.threads;
@@ -556,7 +614,7 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
         }
     }
     if (st == OQ_OK)
-        st = oq_session_create_observable(flt, &so, &fs); /* If branches unfused: their values are seen */
+        st = oq_session_create_observable(ref, &so, &fs); /* If branches unfused: their values are seen */
     /* observable: values keep their names and layout (no channels-last chains), Q outputs in bodies are seen */
     if (st == OQ_OK)
         st = oq_session_create_observable(q, &qso, &qs);
@@ -667,6 +725,8 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
     free(c.layers);
     oq_strmap_free(&c.by_ref);
     oq_strmap_free(&c.by_xq);
+    oq_strmap_free(&c.by_rescaled);
+    quant_rescaled_free(rescaled, n_rescaled);
     oq_session_destroy(fs);
     oq_session_destroy(qs);
     oq_model_destroy(prepared);

@@ -154,7 +154,7 @@ static oq_status rename_between(oq_graph *g, size_t a, size_t b)
         chain[n++] = i;
     oq_status st = OQ_OK;
     for (size_t k = 0; k < n && st == OQ_OK; k++)
-        st = oq_graph_rename_value(g, g->nodes[chain[k]].outputs[0], "_eq");
+        st = oq_graph_rename_value(g, g->nodes[chain[k]].outputs[0], "_eq", NULL);
     return st;
 }
 

@@ -126,8 +126,8 @@ oq_status oq_graph_replace_uses(oq_graph *g, const char *from, const char *to);
 oq_status oq_graph_add_node(oq_graph *g, const char *op, const char *domain, const char *name, const char *const *in,
                             size_t n_in, const char *const *out, size_t n_out, oq_node **added);
 /* Value `name` gets a new name (name + suffix, unique in g) in its producer's outputs and in every
- * input reading it (oq_graph_replace_uses). */
-oq_status oq_graph_rename_value(oq_graph *g, const char *name, const char *suffix);
+ * input reading it (oq_graph_replace_uses); *new_name (if not NULL) receives a copy of it. */
+oq_status oq_graph_rename_value(oq_graph *g, const char *name, const char *suffix, char **new_name);
 /* Node n's input `slot` becomes t, added to g as an initializer named after the input's old name +
  * suffix (unique in g). t's name is set here; ownership of t moves to g, and t is destroyed on failure. */
 oq_status oq_node_set_input_initializer(oq_graph *g, oq_node *n, size_t slot, oq_tensor *t, const char *suffix);

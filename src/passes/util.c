@@ -238,7 +238,7 @@ oq_status oq_graph_add_node(oq_graph *g, const char *op, const char *domain, con
     return OQ_OK;
 }
 
-oq_status oq_graph_rename_value(oq_graph *g, const char *name, const char *suffix)
+oq_status oq_graph_rename_value(oq_graph *g, const char *name, const char *suffix, char **new_name)
 {
     char *old = oq_strdup(name), *fresh = old ? oq_graph_unique_name(g, old, suffix) : NULL;
     oq_status st = old && fresh ? OQ_OK : oq_error(OQ_E_NOMEM, "out of memory");
@@ -256,7 +256,10 @@ oq_status oq_graph_rename_value(oq_graph *g, const char *name, const char *suffi
     if (st == OQ_OK)
         st = oq_graph_replace_uses(g, old, fresh);
     free(old);
-    free(fresh);
+    if (st == OQ_OK && new_name)
+        *new_name = fresh;
+    else
+        free(fresh);
     return st;
 }
 

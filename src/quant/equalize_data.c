@@ -481,7 +481,8 @@ static bool scales(const oq_graph *g, const eq_group *gr, double *const *range, 
         kmax = k[c] > kmax ? k[c] : kmax;
     bool moved = false;
     for (int64_t c = 0; c < ch; c++) {
-        k[c] = sign[c] * k[c] / kmax;
+        /* to 8 significant bits: the model records them in 2 bytes each (quant/rescaled.c) */
+        k[c] = quant_round_bf16(sign[c] * k[c] / kmax);
         moved |= k[c] < 0.99;
     }
     return moved;
@@ -573,8 +574,20 @@ oq_status quant_equalize_inputs(oq_model *m, int threads, int64_t max_samples, o
                 break;
             }
         }
-        for (size_t v = 0; st == OQ_OK && v < gr->n_members; v++)
-            st = oq_graph_rename_value(g, gr->member[v], "_eq"); /* other numbers than the float model's value */
+        /* other numbers than the float model's values: new names, and the factors in the model's
+         * metadata so that `onnxq debug` can still compare them (quant/rescaled.c) */
+        char *from[MAX_MEMBERS] = {0}, *to[MAX_MEMBERS] = {0};
+        for (size_t v = 0; st == OQ_OK && v < gr->n_members; v++) {
+            if (!(from[v] = oq_strdup(gr->member[v])))
+                st = oq_error(OQ_E_NOMEM, "out of memory");
+            else
+                st = oq_graph_rename_value(g, from[v], "_eq", &to[v]);
+        }
+        if (st == OQ_OK)
+            st = quant_note_rescaled(m, (const char *const *)from, (const char *const *)to, gr->n_members, 1, k,
+                                     gr->ch);
+        for (size_t v = 0; v < gr->n_members; v++)
+            free(from[v]), free(to[v]);
         if (st == OQ_OK)
             ++*done;
     }

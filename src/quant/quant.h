@@ -217,6 +217,23 @@ oq_status quant_channel_range(const oq_model *m, const char *const *names, size_
  * channels' ranges on the first max_samples samples of data against those weights. Same function;
  * the rescaled values get new names. *done: groups rescaled. */
 oq_status quant_equalize_inputs(oq_model *m, int threads, int64_t max_samples, oq_data_reader *data, size_t *done);
+
+/* ---- the record of rescaled values (rescaled.c) ---- */
+/* Values to[i] = from[i] / divisor[c] along axis (ch channels), written to m's metadata; the
+ * divisors must be bfloat16 values (quant_round_bf16), which the record holds exactly. */
+oq_status quant_note_rescaled(oq_model *m, const char *const *from, const char *const *to, size_t n, int axis,
+                              const double *divisor, int64_t ch);
+/* x to the nearest bfloat16 value (8 significant bits, ties to even). */
+double quant_round_bf16(double x);
+typedef struct quant_rescaled {
+    char *from, *to; /* to = from / divisor[c] along axis */
+    int axis;
+    int64_t ch;
+    float *divisor;
+} quant_rescaled;
+/* Every rescaled value m's metadata records (malformed entries are skipped). */
+oq_status quant_rescaled_read(const oq_model *m, quant_rescaled **out, size_t *n);
+void quant_rescaled_free(quant_rescaled *r, size_t n);
 int64_t bc_shift_bias(int32_t *bias, const float *scale, int64_t nscale, const double *diff, int64_t nch);
 
 /* The quantizer's preparation: clone, opset upgrade when needed, passes. */

@@ -2,8 +2,10 @@
  * decomposed HardSwish and a scalar affine step, and one after a squeeze-and-excitation gate, get
  * their input channels balanced without changing the float model's outputs; a value read twice is
  * left alone; and the int8 model of the HardSwish chain comes closer to the float one with it. */
+#include "eval/eval.h"
 #include "passes/pass.h"
 #include "quant/quant.h"
+#include "runtime/exec.h"
 #include "test.h"
 #include "test_graph.h"
 
@@ -91,6 +93,84 @@ static oq_tensor *run(const oq_model *m, const oq_tensor *x)
     return out[0];
 }
 
+typedef struct capture {
+    const char *name;
+    oq_tensor *t;
+} capture;
+
+static void on_value(void *user, const char *name, const oq_tensor *t)
+{
+    capture *c = user;
+    if (!c->t && !strcmp(name, c->name))
+        CHECK_OK(oq_tensor_clone(t, &c->t));
+}
+
+/* Value `name` of m on x (NULL if no node makes it). */
+static oq_tensor *value_of(const oq_model *m, const oq_tensor *x, const char *name)
+{
+    oq_session *s = NULL;
+    oq_session_options so = oq_session_options_default();
+    so.threads = 1;
+    oq_tensor *out[2] = {NULL, NULL};
+    capture c = {name, NULL};
+    CHECK_OK(oq_session_create_observable(m, &so, &s));
+    if (s) {
+        oq_session_set_observer(s, on_value, &c);
+        CHECK_OK(oq_session_run(s, &x, 1, out, oq_session_output_count(s) > 1 ? 2 : 1));
+    }
+    oq_session_destroy(s);
+    oq_tensor_destroy(out[0]);
+    oq_tensor_destroy(out[1]);
+    return c.t;
+}
+
+/* The metadata records every value the equalization renamed: each new value is its float value
+ * divided per channel by the recorded divisors, which are bfloat16 numbers (what `onnxq debug`
+ * relies on to compare them). */
+static void check_records(const oq_model *m, const oq_model *e, const oq_tensor *x)
+{
+    quant_rescaled *r = NULL;
+    size_t n = 0;
+    CHECK_OK(quant_rescaled_read(e, &r, &n));
+    CHECK(n >= 1);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(r[i].axis == 1 && r[i].ch == C);
+        CHECK(oq_graph_producer(m->graph, r[i].to) == SIZE_MAX && oq_graph_producer(e->graph, r[i].from) == SIZE_MAX);
+        bool spread = false;
+        for (int64_t c = 0; c < r[i].ch; c++) {
+            CHECK(r[i].divisor[c] == (float)quant_round_bf16(r[i].divisor[c]) && r[i].divisor[c] != 0);
+            spread |= fabsf(r[i].divisor[c]) < 0.9f;
+        }
+        CHECK(spread);
+        oq_tensor *a = value_of(m, x, r[i].from), *b = value_of(e, x, r[i].to);
+        CHECK(a && b && oq_tensor_numel(a) == oq_tensor_numel(b) && a->ndim == 4 && a->dims[1] == C);
+        if (a && b && oq_tensor_numel(a) == oq_tensor_numel(b) && a->ndim == 4 && a->dims[1] == C) {
+            int64_t inner = a->dims[2] * a->dims[3];
+            double s = 0, err = 0;
+            for (int64_t k = 0; k < oq_tensor_numel(a); k++) {
+                double want = ((const float *)a->data)[k] / r[i].divisor[k / inner % C];
+                double got = ((const float *)b->data)[k];
+                s += want * want, err += (want - got) * (want - got);
+            }
+            CHECK(s > 0 && err <= s * 1e-10);
+        }
+        oq_tensor_destroy(a);
+        oq_tensor_destroy(b);
+    }
+    quant_rescaled_free(r, n);
+    /* a malformed record is skipped, not an error */
+    oq_model *bad = NULL;
+    CHECK_OK(oq_model_clone(e, &bad));
+    for (size_t i = 0; bad && i < bad->n_metadata; i++)
+        if (!strncmp(bad->metadata[i].key, "onnxq.rescaled.", 15))
+            bad->metadata[i].value[strlen(bad->metadata[i].value) / 2] = '\x01';
+    r = NULL, n = 99;
+    if (bad)
+        CHECK_OK(quant_rescaled_read(bad, &r, &n));
+    quant_rescaled_free(r, n);
+    oq_model_destroy(bad);
+}
+
 static double sqnr(const oq_tensor *a, const oq_tensor *b)
 {
     double s = 0, e = 0;
@@ -145,6 +225,8 @@ static void test_rewrite(bool gate, bool shared, const char *path)
         y0 = run(m, x);
         y1 = run(e, x);
         CHECK(y0 && y1 && sqnr(y0, y1) > 100); /* the same function */
+        if (!shared)
+            check_records(m, e, x);
     }
     oq_tensor_destroy(y0);
     oq_tensor_destroy(y1);
@@ -177,6 +259,31 @@ static void test_quantized(void)
             double s0 = sqnr(yf, y0), s1 = sqnr(yf, y1);
             printf("  int8 output SQNR: %.1f dB without, %.1f dB with the equalization\n", s0, s1);
             CHECK(s1 > s0 + 3);
+        }
+        /* debug compares every activation of both, the rescaled ones through the record */
+        for (int eq = 0; eq < 2; eq++) {
+            const oq_model *q = eq ? q1 : q0;
+            size_t acts = 0, n = 0;
+            for (size_t i = 0; i < q->graph->n_nodes; i++)
+                acts += !strcmp(q->graph->nodes[i].op_type, "QuantizeLinear") &&
+                        !oq_graph_initializer(q->graph, q->graph->nodes[i].inputs[0]);
+            oq_layer_report *rep = NULL;
+            oq_debug_options dopt = oq_debug_options_default();
+            dopt.threads = 1;
+            CHECK_OK(oq_debug_layers(m, q, r, &dopt, &rep, &n));
+            CHECK(acts >= 3 && n == acts);
+            quant_rescaled *rs = NULL;
+            size_t n_rs = 0, seen = 0;
+            CHECK_OK(quant_rescaled_read(q, &rs, &n_rs));
+            CHECK(eq ? n_rs > 0 : n_rs == 0);
+            for (size_t i = 0; i < n; i++) {
+                CHECK(rep[i].out.count > 0 && oq_diff_stats_sqnr_db(&rep[i].out) > (eq ? 30 : 15));
+                for (size_t k = 0; k < n_rs; k++)
+                    seen += !strcmp(rep[i].tensor, rs[k].from);
+            }
+            CHECK(!eq || seen > 0);
+            quant_rescaled_free(rs, n_rs);
+            oq_layer_reports_destroy(rep, n);
         }
     }
     oq_tensor_destroy(yf), oq_tensor_destroy(y0), oq_tensor_destroy(y1);
