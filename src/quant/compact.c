@@ -442,6 +442,13 @@ static oq_status name_graph(namer *nm, const oq_graph *g, int depth)
     return st;
 }
 
+static const char *renamed(void *user, const char *name)
+{
+    const rename_map *r = user;
+    size_t i;
+    return oq_strmap_get(&r->from.map, name, &i) ? r->to[i] : NULL;
+}
+
 oq_status quant_compact(oq_model *m, const quant_names *keep)
 {
     oq_status st = compact_graph(m->graph, NULL, keep, 0);
@@ -460,6 +467,8 @@ oq_status quant_compact(oq_model *m, const quant_names *keep)
         st = name_graph(&nm, m->graph, 0);
     if (st == OQ_OK)
         st = apply_renames(m->graph, &nm.r, 0);
+    if (st == OQ_OK) /* the record of the rescaled values names them too */
+        st = quant_rescaled_rename(m, renamed, &nm.r);
     quant_names_free(&top);
     quant_names_free(&nm.used);
     quant_names_free(&nm.bases);

@@ -233,6 +233,8 @@ typedef struct quant_rescaled {
 } quant_rescaled;
 /* Every rescaled value m's metadata records (malformed entries are skipped). */
 oq_status quant_rescaled_read(const oq_model *m, quant_rescaled **out, size_t *n);
+/* The recorded new names through rename(user, name), which gives the new name or NULL (unchanged). */
+oq_status quant_rescaled_rename(oq_model *m, const char *(*rename)(void *user, const char *name), void *user);
 void quant_rescaled_free(quant_rescaled *r, size_t n);
 int64_t bc_shift_bias(int32_t *bias, const float *scale, int64_t nscale, const double *diff, int64_t nch);
 

@@ -160,14 +160,6 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
     if (st == OQ_OK && o.mode == OQ_QUANT_STATIC && !o.table && calib && o.prepare && o.equalize_data) {
         size_t done = 0;
         st = quant_equalize_inputs(m, o.calib.threads, EQUALIZE_SAMPLES, calib, &done);
-        /* the rescaled values keep their new names: the metadata that records them names them */
-        quant_rescaled *rs = NULL;
-        size_t n_rs = 0;
-        if (st == OQ_OK && done)
-            st = quant_rescaled_read(m, &rs, &n_rs);
-        for (size_t i = 0; st == OQ_OK && i < n_rs; i++)
-            st = quant_names_add(&keep, rs[i].to);
-        quant_rescaled_free(rs, n_rs);
         if (st == OQ_OK && done)
             quant_report(&q, "equalize: %zu group%s of Conv inputs balanced per channel against the weights reading "
                          "them (ranges from the first %d calibration samples)", done, done == 1 ? "" : "s",

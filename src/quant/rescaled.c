@@ -204,3 +204,51 @@ oq_status quant_rescaled_read(const oq_model *m, quant_rescaled **out, size_t *n
     *n_out = n;
     return OQ_OK;
 }
+
+oq_status quant_rescaled_rename(oq_model *m, const char *(*rename)(void *user, const char *name), void *user)
+{
+    for (size_t i = 0; i < m->n_metadata; i++) {
+        oq_string_pair *p = &m->metadata[i];
+        if (!p->key || !p->value || strncmp(p->key, "onnxq.rescaled.", 15))
+            continue;
+        /* the two header lines stay; each value line is "new TAB float" */
+        const char *v = p->value, *body = strchr(v, '\n');
+        body = body ? strchr(body + 1, '\n') : NULL;
+        if (!body)
+            continue;
+        size_t len = (size_t)(body - v) + 1;
+        for (const char *l = body; l && *l == '\n'; l = strchr(l + 1, '\n')) {
+            const char *tab = strchr(l + 1, '\t'), *eol = strchr(l + 1, '\n');
+            char *to = tab && (!eol || tab < eol) ? oq_strndup(l + 1, (size_t)(tab - l - 1)) : NULL;
+            const char *r = to ? rename(user, to) : NULL;
+            len += (size_t)((eol ? eol : l + strlen(l)) - l) + (r ? strlen(r) : 0) + 1;
+            free(to);
+        }
+        char *out = oq_malloc(len), *o = out;
+        if (!out)
+            return oq_error(OQ_E_NOMEM, "out of memory");
+        memcpy(o, v, (size_t)(body - v));
+        o += body - v;
+        for (const char *l = body; l && *l == '\n'; l = strchr(l + 1, '\n')) {
+            const char *tab = strchr(l + 1, '\t'), *eol = strchr(l + 1, '\n'), *end = eol ? eol : l + strlen(l);
+            char *to = tab && tab < end ? oq_strndup(l + 1, (size_t)(tab - l - 1)) : NULL;
+            const char *r = to ? rename(user, to) : NULL;
+            *o++ = '\n';
+            if (r) {
+                size_t rl = strlen(r);
+                memcpy(o, r, rl);
+                o += rl;
+                memcpy(o, tab, (size_t)(end - tab));
+                o += end - tab;
+            } else {
+                memcpy(o, l + 1, (size_t)(end - l - 1));
+                o += end - l - 1;
+            }
+            free(to);
+        }
+        *o = 0;
+        free(p->value);
+        p->value = out;
+    }
+    return OQ_OK;
+}
