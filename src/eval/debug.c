@@ -145,8 +145,34 @@ static const oq_node *first_reader(const oq_graph *g, const char *name, const ch
 
 /* ---- weights ---- */
 
-/* SQNR (dB) of the dequantized DequantizeLinear input (an initializer) against w. */
-static double dq_weight_sqnr(const oq_graph *qg, const oq_node *dq, const oq_tensor *w)
+/* How the quantizer rescaled a Conv's weights along with its input and output (NULL: not): it
+ * multiplied input channel c by in->divisor[c] and output channel o by 1 / out->divisor[o]. */
+typedef struct weight_rescale {
+    const quant_rescaled *in, *out;
+    int64_t group;
+} weight_rescale;
+
+/* The factor that takes element i of rescaled weights w (a Conv's [O, I/group, ...]) back to the
+ * float model's, or NaN when the shapes do not fit the record. */
+static double weight_unscale(const weight_rescale *r, const oq_tensor *w, int64_t i)
+{
+    if (!r || (!r->in && !r->out))
+        return 1;
+    int64_t o_n = w->dims[0], per_o = oq_tensor_numel(w) / o_n, ig = w->ndim > 1 ? w->dims[1] : 1;
+    int64_t spatial = per_o / ig, o = i / per_o, cl = i % per_o / spatial;
+    double f = 1;
+    if (r->out)
+        f *= r->out->ch == o_n ? r->out->divisor[o] : NAN;
+    if (r->in) {
+        int64_t g = r->group > 0 && o_n % r->group == 0 ? r->group : 1, c = o / (o_n / g) * ig + cl;
+        f /= r->in->ch == g * ig ? r->in->divisor[c] : NAN;
+    }
+    return f;
+}
+
+/* SQNR (dB) of the dequantized DequantizeLinear input (an initializer), taken back through r
+ * (may be NULL), against w. */
+static double dq_weight_sqnr(const oq_graph *qg, const oq_node *dq, const oq_tensor *w, const weight_rescale *r)
 {
     const oq_tensor *q = init_deep(qg, dq->inputs[0]);
     const oq_tensor *s = dq->n_inputs > 1 ? init_deep(qg, dq->inputs[1]) : NULL;
@@ -166,7 +192,9 @@ static double dq_weight_sqnr(const oq_graph *qg, const oq_node *dq, const oq_ten
     for (int64_t i = 0, n = oq_tensor_numel(q); i < n; i++) {
         int64_t c = ns > 1 ? i / inner % ch : 0;
         double sc = oq_tensor_get_f64(s, c), zp = z ? oq_tensor_get_f64(z, ns > 1 && oq_tensor_numel(z) > 1 ? c : 0) : 0;
-        double v = (oq_tensor_get_f64(q, i) - zp) * sc;
+        double v = (oq_tensor_get_f64(q, i) - zp) * sc * weight_unscale(r, q, i);
+        if (isnan(v))
+            return NAN;
         sig += (double)wf[i] * wf[i];
         err += (v - wf[i]) * (v - wf[i]);
     }
@@ -186,17 +214,30 @@ static const char *float_source(const oq_graph *qg, const char *name)
     return name;
 }
 
-static double node_weight_sqnr(const oq_graph *qg, const oq_node *n, const oq_graph *fg)
+static const quant_rescaled *rescaled_value(const debug_ctx *c, const char *name)
+{
+    size_t r;
+    return c->rescaled && oq_strmap_get(&c->by_rescaled, name, &r) ? &c->rescaled[r] : NULL;
+}
+
+static double node_weight_sqnr(const debug_ctx *c, const oq_graph *qg, const oq_node *n, const oq_graph *fg)
 {
     if (!n || !n->name || !n->name[0] || n->n_inputs == 0 || n->n_outputs == 0)
         return NAN;
-    /* an input or output the quantizer rescaled (renamed by the data-driven equalization): the
-     * weights were rescaled with it and differ from the float model's by more than quantization */
+    /* an input or output the quantizer rescaled per channel (the data-driven equalization): the
+     * weights were rescaled with it, and are taken back through the record before comparing */
+    weight_rescale r = {rescaled_value(c, float_source(qg, n->inputs[0])), rescaled_value(c, n->outputs[0]),
+                        oq_node_attr_int(n, "group", 1)};
     const oq_node *by = NULL, *qn = first_reader(qg, n->outputs[0], "QuantizeLinear", NULL);
     const oq_node *dq = qn ? first_reader(qg, qn->outputs[0], "DequantizeLinear", NULL) : NULL;
-    bool out_known = produces_deep(fg, n->outputs[0], &by) || (dq && produces_deep(fg, dq->outputs[0], &by));
-    if (!produces_deep(fg, float_source(qg, n->inputs[0]), &by) || !out_known)
+    bool out_known = produces_deep(fg, n->outputs[0], &by) || (dq && produces_deep(fg, dq->outputs[0], &by)) ||
+                     (r.out && produces_deep(fg, r.out->from, &by));
+    bool in_known = produces_deep(fg, float_source(qg, n->inputs[0]), &by) ||
+                    (r.in && produces_deep(fg, r.in->from, &by));
+    if (!in_known || !out_known)
         return NAN;
+    if ((r.in || r.out) && strcmp(n->op_type, "Conv"))
+        return NAN; /* the equalization rescales Conv weights only */
     const oq_node *fn = node_deep(fg, n->name);
     for (size_t k = 1; fn && k < n->n_inputs && k < fn->n_inputs; k++) {
         const oq_node *dq = NULL;
@@ -205,7 +246,7 @@ static double node_weight_sqnr(const oq_graph *qg, const oq_node *n, const oq_gr
         const oq_tensor *q = init_deep(qg, dq->inputs[0]);
         if (!q || (q->dtype != OQ_INT8 && q->dtype != OQ_UINT8))
             continue;
-        return dq_weight_sqnr(qg, dq, init_deep(fg, fn->inputs[k]));
+        return dq_weight_sqnr(qg, dq, init_deep(fg, fn->inputs[k]), k == 1 ? &r : NULL);
     }
     return NAN;
 }
@@ -608,7 +649,7 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
         if (!rep[i].tensor || !rep[i].node || !rep[i].op_type)
             st = oq_error(OQ_E_NOMEM, "out of memory");
         if (st == OQ_OK && l->producer) {
-            rep[i].weight_sqnr_db = node_weight_sqnr(q->graph, l->producer, prepared->graph);
+            rep[i].weight_sqnr_db = node_weight_sqnr(&c, q->graph, l->producer, prepared->graph);
             if (!l->in_body)
                 st = build_own(q, &c, l, &qso);
         }

@@ -273,15 +273,21 @@ static void test_quantized(void)
             CHECK_OK(oq_debug_layers(m, q, r, &dopt, &rep, &n));
             CHECK(acts >= 3 && n == acts);
             quant_rescaled *rs = NULL;
-            size_t n_rs = 0, seen = 0;
+            size_t n_rs = 0, seen = 0, convs = 0;
             CHECK_OK(quant_rescaled_read(q, &rs, &n_rs));
             CHECK(eq ? n_rs > 0 : n_rs == 0);
             for (size_t i = 0; i < n; i++) {
                 CHECK(rep[i].out.count > 0 && oq_diff_stats_sqnr_db(&rep[i].out) > (eq ? 30 : 15));
                 for (size_t k = 0; k < n_rs; k++)
                     seen += !strcmp(rep[i].tensor, rs[k].from);
+                /* a Conv's weights, rescaled with its input, are taken back through the record */
+                if (!strcmp(rep[i].op_type, "Conv")) {
+                    convs++;
+                    CHECK(rep[i].weight_sqnr_db > 35 && rep[i].weight_sqnr_db < 80);
+                }
             }
             CHECK(!eq || seen > 0);
+            CHECK(convs >= 1);
             quant_rescaled_free(rs, n_rs);
             oq_layer_reports_destroy(rep, n);
         }
