@@ -6,7 +6,8 @@
  *   - the error the layer adds on its own: the float model's values of the
  *     layer's inputs fed into a session holding only that layer's quantized
  *     pattern (DQ inputs -> op -> Q -> DQ), which runs on the integer kernels
- *     (or emulated in float with emulate),
+ *     (or emulated in float with emulate); for a float node with no quantized input
+ *     whose output is quantized, that quantization of its float output,
  *   - the SQNR of its dequantized weights against the float model's weights
  *     (after the same preparation passes the quantizer runs: BatchNorm folding).
  * Values are streamed batch by batch; one batch of the float model's quantized
@@ -36,6 +37,7 @@ typedef struct layer {
     const char *ydq;    /* DequantizeLinear output reading xq, or NULL */
     float scale;
     int32_t zp;
+    int32_t qmin, qmax; /* the quantized type's range */
     const quant_rescaled *rescaled; /* x = ref / divisor[c] (the quantizer rescaled it), or NULL */
     const oq_node *producer; /* node writing x in the quantized model; NULL for a graph input */
     bool in_body;            /* inside an If branch or a Loop/Scan body */
@@ -445,6 +447,36 @@ static void observe_quant(void *user, const char *name, const oq_tensor *t)
     free(v);
 }
 
+/* Whether n reads a value a DequantizeLinear makes (an input quantized upstream). */
+static bool producer_reads_dq(const oq_graph *qg, const oq_node *n)
+{
+    for (size_t k = 0; k < n->n_inputs; k++) {
+        const oq_node *dq = NULL;
+        if (n->inputs[k][0] && produces(qg, n->inputs[k], &dq) && dq && !strcmp(dq->op_type, "DequantizeLinear") &&
+            !init_deep(qg, dq->inputs[0]))
+            return true;
+    }
+    return false;
+}
+
+/* ref through l's QuantizeLinear and DequantizeLinear (round half to even), against ref. */
+static oq_status add_fake_quant(const layer *l, const oq_tensor *ref, oq_diff_stats *st)
+{
+    int64_t n = oq_tensor_numel(ref);
+    float *v = oq_malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    if (!v)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    const float *x = ref->data;
+    for (int64_t i = 0; i < n; i++) {
+        float q = nearbyintf(x[i] / l->scale) + (float)l->zp;
+        q = q < (float)l->qmin ? (float)l->qmin : q > (float)l->qmax ? (float)l->qmax : q;
+        v[i] = (q - (float)l->zp) * l->scale;
+    }
+    add_diff(st, ref, v, n);
+    free(v);
+    return OQ_OK;
+}
+
 /* ---- the run ---- */
 
 oq_debug_options oq_debug_options_default(void)
@@ -521,6 +553,8 @@ static oq_status collect_graph(const oq_model *flt, const oq_model *q, const oq_
             continue; /* per-axis activations: not written by onnxq's quantizer */
         l.scale = scalar_f(s, 1);
         l.zp = (int32_t)scalar_f(z, 0);
+        l.qmin = z && z->dtype == OQ_INT8 ? -128 : 0; /* no zero point: uint8 */
+        l.qmax = z && z->dtype == OQ_INT8 ? 127 : 255;
         size_t r;
         if (produces_deep(fg, l.x, &by))
             l.ref = l.x;
@@ -705,8 +739,13 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
                 rep[i].own = rep[i].out; /* the input's own error is its quantization */
                 continue;
             }
-            if (!l->own)
+            if (!l->own) {
+                /* a float node whose output is quantized (no quantized input: nothing else of it runs
+                 * in int8): its own error is that quantization of its float output */
+                if (!l->n_own_in && !l->in_body && c.ref_vals[i] && !producer_reads_dq(q->graph, l->producer))
+                    st = add_fake_quant(l, c.ref_vals[i], &rep[i].own);
                 continue;
+            }
             const oq_tensor *in[OQ_MAX_DIMS * 2];
             bool ok = true;
             for (size_t j = 0; j < l->n_own_in; j++)
