@@ -385,6 +385,8 @@ typedef struct oq_layer_report {
     oq_diff_stats own;     /* this layer alone: the float model's values of its inputs fed into the
                               layer's quantized pattern; count 0 when it could not run alone */
     double weight_sqnr_db; /* dequantized weights vs the float weights (after BatchNorm folding); NaN: none */
+    int float_node;        /* the node reads no quantized input (it runs in float): `own` is the
+                              quantization of its output, which excluding the node does not remove */
 } oq_layer_report;
 
 typedef struct oq_debug_options {

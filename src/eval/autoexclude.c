@@ -197,7 +197,8 @@ oq_status oq_quantize_to_target(const oq_model *in, const oq_quant_options *opt,
                 break;
         }
         /* the untried layer adding the most error on its own; layers that only move data
-         * (they share their input's range) add none of their own */
+         * (they share their input's range) add none of their own, and a float node's own error is
+         * its output's quantization, which its consumers keep */
         free(candidate);
         candidate = NULL;
         const char *pick = NULL;
@@ -205,7 +206,7 @@ oq_status oq_quantize_to_target(const oq_model *in, const oq_quant_options *opt,
         for (size_t i = 0; i < n_layers; i++) {
             const oq_layer_report *l = &layers[i];
             double own = l->own.count ? oq_diff_stats_sqnr_db(&l->own) : NAN;
-            if (isnan(own) || !strcmp(l->op_type, "(graph input)") || oq_op_moves_data(l->op_type) ||
+            if (isnan(own) || l->float_node || !strcmp(l->op_type, "(graph input)") || oq_op_moves_data(l->op_type) ||
                 listed(auto_list, l->node) || listed(tried, l->node) || listed(opt->exclude, l->node))
                 continue;
             if (own < worst) {

@@ -742,7 +742,8 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
             if (!l->own) {
                 /* a float node whose output is quantized (no quantized input: nothing else of it runs
                  * in int8): its own error is that quantization of its float output */
-                if (!l->n_own_in && !l->in_body && c.ref_vals[i] && !producer_reads_dq(q->graph, l->producer))
+                rep[i].float_node = !producer_reads_dq(q->graph, l->producer);
+                if (!l->n_own_in && !l->in_body && c.ref_vals[i] && rep[i].float_node)
                     st = add_fake_quant(l, c.ref_vals[i], &rep[i].own);
                 continue;
             }

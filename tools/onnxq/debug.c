@@ -63,7 +63,8 @@ static size_t worst_own(const oq_layer_report *l, size_t n, double below)
     double best = below;
     for (size_t i = 0; i < n; i++) {
         double own = l[i].own.count ? oq_diff_stats_sqnr_db(&l[i].own) : NAN;
-        if (!isnan(own) && own < best && strcmp(l[i].op_type, "(graph input)")) {
+        /* a float node's own error is its output's quantization: excluding it would not remove it */
+        if (!isnan(own) && own < best && !l[i].float_node && strcmp(l[i].op_type, "(graph input)")) {
             best = own;
             w = i;
         }
@@ -196,6 +197,7 @@ int cmd_debug(int argc, char **argv)
             oq_json_kv_number(&j, "sqnr_db", oq_diff_stats_sqnr_db(&l->out));
             oq_json_kv_number(&j, "own_sqnr_db", l->own.count ? oq_diff_stats_sqnr_db(&l->own) : NAN);
             oq_json_kv_number(&j, "weight_sqnr_db", l->weight_sqnr_db);
+            oq_json_kv_bool(&j, "float_node", l->float_node != 0);
             oq_json_kv_number(&j, "mean_abs_diff", oq_diff_stats_mean_abs(&l->out));
             oq_json_kv_number(&j, "max_abs_diff", l->out.max_abs_diff);
             oq_json_end_object(&j);
