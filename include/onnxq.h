@@ -239,7 +239,8 @@ typedef struct oq_calib_options {
     double moving_average; /* OQ_CALIB_MOVING_AVERAGE: weight of the newest batch, 0.01 */
     int num_bins;          /* histogram methods: 2048 */
     int threads;           /* float session threads; 0: number of cores */
-    /* Called after every batch with the samples seen so far and the total (-1: unknown). */
+    /* Called with done = 0 when a pass over the data begins, then after every batch with the samples
+     * seen so far and the total (-1: unknown). */
     void (*progress)(void *user, int64_t done, int64_t total);
     void *progress_user;
 } oq_calib_options;

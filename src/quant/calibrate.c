@@ -210,6 +210,8 @@ static oq_status run_pass(const oq_model *prep, calib_run *c, const char *const 
     if (st == OQ_OK)
         st = oq_data_reader_rewind(data);
     int64_t total = oq_data_reader_sample_count(data);
+    if (st == OQ_OK && c->o->progress) /* a pass begins (the caller may time it from here) */
+        c->o->progress(c->o->progress_user, 0, total);
     *retry = false;
     for (bool first = true; st == OQ_OK; first = false) {
         const oq_tensor *const *batch = NULL;

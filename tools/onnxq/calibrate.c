@@ -90,6 +90,10 @@ static void progress(void *user, int64_t done, int64_t total)
 {
     cli_calib *c = user;
     double now = cli_now_ms();
+    if (done == 0) { /* a new pass (--target-agreement quantizes again): its rate from here */
+        c->start_ms = now;
+        return;
+    }
     if (done < total && now - c->last_ms < 100)
         return;
     c->last_ms = now;
