@@ -117,8 +117,13 @@ static oq_status channel_sums(const oq_model *m, const char *const *names, size_
     size_t *which = NULL, n_out = 0;
     oq_status st = oq_model_clone(m, &copy);
     if (st == OQ_OK) {
+        /* the named values are the only outputs, and only what computes them runs: a bias
+         * correction pass for a layer near the input runs that much of the model */
         oq_graph *g = copy->graph;
-        oq_value_info *v = oq_realloc(g->outputs, sizeof *v * (g->n_outputs + n + 1));
+        for (size_t i = 0; i < g->n_outputs; i++)
+            oq_value_info_clear(&g->outputs[i]);
+        g->n_outputs = 0;
+        oq_value_info *v = oq_realloc(g->outputs, sizeof *v * (n + 1));
         if (!v)
             st = oq_error(OQ_E_NOMEM, "out of memory");
         else
@@ -135,6 +140,9 @@ static oq_status channel_sums(const oq_model *m, const char *const *names, size_
             else
                 g->n_outputs++;
         }
+        oq_pass_ctx ctx = {0};
+        if (st == OQ_OK)
+            st = pass_dead_nodes(copy, g, &ctx);
     }
     oq_session_options so = oq_session_options_default();
     so.threads = threads;
