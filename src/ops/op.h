@@ -92,4 +92,17 @@ size_t oq_exec_input_count(const oq_exec *sub);
 oq_exec *oq_op_subgraph(const oq_op_node *n, const char *attr_name);
 size_t oq_exec_output_count(const oq_exec *sub);
 
+/* The steps of a session-only onnxq.ElementwiseChain node (ops/ew_chain.c, made by
+ * passes/fuse_elementwise.c): v = v op operand (RSUB, RDIV: operand op v; MAX, MIN: as Clip). */
+enum {
+    OQ_EW_STEP_ADD = 1,
+    OQ_EW_STEP_SUB,
+    OQ_EW_STEP_RSUB,
+    OQ_EW_STEP_MUL,
+    OQ_EW_STEP_DIV,
+    OQ_EW_STEP_RDIV,
+    OQ_EW_STEP_MAX,
+    OQ_EW_STEP_MIN
+};
+
 #endif

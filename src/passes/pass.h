@@ -30,6 +30,9 @@ oq_status pass_fuse_qdq(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
  * MatMulInteger -> Cast -> Mul [-> Add]) becomes one fused node: QLinearConv with
  * onnxq_float_output + onnxq_dynamic_input, or com.microsoft DynamicQuantizeMatMul. */
 oq_status pass_fuse_dynamic(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* Chains of float Add/Sub/Mul/Div/Clip (each reading the one before and x or a float constant)
+ * become one session-only onnxq.ElementwiseChain node (a decomposed HardSwish: one pass, not four). */
+oq_status pass_fuse_elementwise(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 /* Chains of int8 convolutions (QLinearConv, MaxPool, QLinearAdd/Mul, QLinear pools
  * between them) run channels-last: session-only attribute onnxq_nhwc (channels_last
  * on the com.microsoft pools), Transposes at the chain's borders. Main graph only. */

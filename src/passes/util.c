@@ -374,6 +374,8 @@ static oq_status fuse_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
         st = pass_fuse_matmul_bias(m, g, ctx);
     if (st == OQ_OK)
         st = pass_fuse_activation(m, g, ctx);
+    if (st == OQ_OK && !getenv("ONNXQ_NO_EW_FUSION"))
+        st = pass_fuse_elementwise(m, g, ctx);
     if (st == OQ_OK)
         st = pass_layout_nhwc(m, g, ctx);
     return st;

@@ -1,0 +1,165 @@
+/* passes/fuse_elementwise + ops/ew_chain: a decomposed HardSwish with per-channel divisors, a
+ * reversed Sub and a Clip with one bound fuse into one onnxq.ElementwiseChain whose outputs equal
+ * the unfused nodes' bit for bit (NaN and infinities included); a value that is a graph output,
+ * integer arithmetic and a Mul of two runtime tensors stay as they are. */
+#include "core/core.h"
+#include "onnxq.h"
+#include "passes/pass.h"
+#include "runtime/exec.h"
+#include "test.h"
+#include "test_graph.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { N = 2, C = 3, H = 5, W = 7 };
+
+static void node(oq_graph *g, const char *op, const char *a, const char *b, const char *c, const char *out)
+{
+    const char *in[3] = {a, b ? b : "", c ? c : ""};
+    const char *o[1] = {out};
+    CHECK_OK(oq_graph_add_node(g, op, "", NULL, in, c ? 3 : b ? 2 : 1, o, 1, NULL));
+}
+
+/* x -> Add 3 -> Clip(0, 6) -> Mul x -> Div d[c] -> (1 - v) -> Clip(-, 0.75) -> y; with tap: the
+ * Clip(0, 6) output is also a graph output (the chain must end there). */
+static oq_model *model(bool tap)
+{
+    oq_model *m = test_model_new();
+    oq_graph *g = m->graph;
+    const int64_t xd[4] = {-1, C, H, W}, cd[3] = {C, 1, 1}, sd[1] = {1};
+    test_add_value(g, false, "x", 4, xd);
+    test_add_value(g, true, "y", 4, xd);
+    if (tap)
+        test_add_value(g, true, "clip", 4, xd);
+    const float three = 3, zero = 0, six = 6, one = 1, hi = 0.75f, d[C] = {6.0f, 0.37f, 12.5f};
+    test_add_init(g, "three", 0, sd, &three);
+    test_add_init(g, "zero", 0, sd, &zero);
+    test_add_init(g, "six", 0, sd, &six);
+    test_add_init(g, "one", 1, sd, &one);
+    test_add_init(g, "hi", 0, sd, &hi);
+    test_add_init(g, "d", 3, cd, d);
+    node(g, "Add", "x", "three", NULL, "a");
+    node(g, "Clip", "a", "zero", "six", "clip");
+    node(g, "Mul", "x", "clip", NULL, "m");
+    node(g, "Div", "m", "d", NULL, "h");
+    node(g, "Sub", "one", "h", NULL, "s");
+    node(g, "Clip", "s", "", "hi", "y");
+    return m;
+}
+
+static size_t count_op(const oq_graph *g, const char *op)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        n += !strcmp(g->nodes[i].op_type, op);
+    return n;
+}
+
+static oq_tensor *input(void)
+{
+    int64_t d[4] = {N, C, H, W};
+    oq_tensor *x = NULL;
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 4, d, &x));
+    for (int64_t i = 0; x && i < oq_tensor_numel(x); i++)
+        ((float *)x->data)[i] = (float)((i * 37) % 101) / 8.0f - 6.0f;
+    if (x) {
+        float *v = x->data;
+        v[3] = NAN, v[10] = INFINITY, v[11] = -INFINITY, v[12] = -0.0f, v[40] = -3.0f;
+    }
+    return x;
+}
+
+/* Outputs of m on x, with the session's fusions on or off. */
+static void run(const oq_model *m, const oq_tensor *x, bool fuse, oq_tensor **out, size_t n_out)
+{
+    if (!fuse)
+        setenv("ONNXQ_NO_EW_FUSION", "1", 1);
+    oq_session *s = NULL;
+    oq_session_options so = oq_session_options_default();
+    so.threads = 1;
+    CHECK_OK(oq_session_create(m, &so, &s));
+    if (s)
+        CHECK_OK(oq_session_run(s, &x, 1, out, n_out));
+    oq_session_destroy(s);
+    unsetenv("ONNXQ_NO_EW_FUSION");
+}
+
+static void test_chain(bool tap)
+{
+    oq_model *m = model(tap), *f = NULL;
+    CHECK_OK(oq_model_clone(m, &f));
+    oq_pass_ctx ctx = {0};
+    if (f)
+        CHECK_OK(pass_fuse_elementwise(f, f->graph, &ctx));
+    /* one chain of six nodes; when the first Clip's output is read outside, Add and Clip only: no chain
+     * starts at the Mul (two runtime inputs), nor at the Div, whose input's shape the pass does not
+     * know (a [C, 1, 1] divisor could broadcast it to more), nor at the Sub of a [1] */
+    CHECK(f && count_op(f->graph, "ElementwiseChain") == 1u);
+    CHECK(f && f->graph->n_nodes == (tap ? 5u : 1u));
+    oq_tensor *x = input(), *a[2] = {NULL, NULL}, *b[2] = {NULL, NULL};
+    size_t n_out = tap ? 2 : 1;
+    run(m, x, false, a, n_out);
+    run(m, x, true, b, n_out);
+    for (size_t k = 0; k < n_out; k++) {
+        CHECK(a[k] && b[k] && a[k]->nbytes == b[k]->nbytes);
+        if (a[k] && b[k] && a[k]->nbytes == b[k]->nbytes)
+            CHECK(!memcmp(a[k]->data, b[k]->data, a[k]->nbytes)); /* bit for bit */
+        oq_tensor_destroy(a[k]);
+        oq_tensor_destroy(b[k]);
+    }
+    /* and the fused graph on its own gives the same as the unfused one */
+    oq_tensor *c[2] = {NULL, NULL};
+    run(f, x, false, c, n_out);
+    run(m, x, false, a, n_out);
+    for (size_t k = 0; k < n_out; k++)
+        CHECK(c[k] && a[k] && !memcmp(c[k]->data, a[k]->data, c[k]->nbytes));
+    const float *v = c[0] ? c[0]->data : NULL;
+    /* element 3 is NaN: Clip(0, 6) takes it to 0, but x * 0 is NaN again, and the last Clip, with no
+     * lower bound, takes NaN to its -inf (the Clip kernel's max(v, lo) keeps lo when v is NaN) */
+    CHECK(v && v[3] == -INFINITY);
+    oq_tensor_destroy(c[0]);
+    oq_tensor_destroy(c[1]);
+    for (size_t k = 0; k < n_out; k++)
+        oq_tensor_destroy(a[k]);
+    oq_tensor_destroy(x);
+    oq_model_destroy(f);
+    oq_model_destroy(m);
+}
+
+/* Int64 shape arithmetic and a product of two runtime tensors are not chains. */
+static void test_not_fused(void)
+{
+    oq_model *m = test_model_new();
+    oq_graph *g = m->graph;
+    const int64_t xd[2] = {-1, 4}, sd[1] = {1};
+    test_add_value(g, false, "x", 2, xd);
+    test_add_value(g, false, "z", 2, xd);
+    test_add_value(g, true, "y", 2, xd);
+    oq_tensor *t = NULL;
+    CHECK_OK(oq_tensor_create(OQ_INT64, 1, sd, &t));
+    if (t) {
+        ((int64_t *)t->data)[0] = 2;
+        t->name = oq_strdup("two");
+        CHECK_OK(oq_graph_add_initializer(g, t));
+    }
+    node(g, "Shape", "x", NULL, NULL, "shp");
+    node(g, "Mul", "shp", "two", NULL, "shp2");
+    node(g, "Add", "shp2", "two", NULL, "shp3");
+    node(g, "Mul", "x", "z", NULL, "xz");
+    node(g, "Add", "xz", "x", NULL, "y");
+    oq_pass_ctx ctx = {0};
+    size_t before = g->n_nodes;
+    CHECK_OK(pass_fuse_elementwise(m, g, &ctx));
+    CHECK(g->n_nodes == before && count_op(g, "ElementwiseChain") == 0);
+    oq_model_destroy(m);
+}
+
+int main(void)
+{
+    test_chain(false);
+    test_chain(true);
+    test_not_fused();
+    return test_summary("test_ew_chain");
+}
