@@ -5,6 +5,10 @@
  * once per node; this node runs every step on a block of 1024 values while it is in L1, with the
  * same kernels the nodes it replaces run (vbinary, vclip), so outputs are identical.
  *
+ * A chain that ends in a per-tensor QuantizeLinear (the next int8 layer's input) takes it in too:
+ * attribute onnxq_quantize (its scale and zero point inputs), u8/s8 output, through the
+ * QuantizeLinear operator's own kernel.
+ *
  * Inputs: x, then the operands. Attribute onnxq_steps: pairs (step, operand input index). An
  * operand is x itself, a scalar, a tensor of x's shape, or one whose elements vary along a single
  * axis of x (a per-channel [C, 1, 1]); anything else is refused when the shapes are first seen. */
@@ -21,6 +25,8 @@ enum { BLOCK = 1024 };
 typedef struct chain_state {
     int64_t *steps; /* step, operand */
     size_t n_steps;
+    int64_t q_scale, q_zp; /* onnxq_quantize: the inputs of a final QuantizeLinear's scale and zero
+                            * point (zero point -1: none, uint8 output); q_scale -1: float output */
 } chain_state;
 
 /* How operand k is read for element i of x: a value, x-shaped, or per index along one axis. */
@@ -42,7 +48,16 @@ static oq_status ew_prepare(oq_op_node *n)
     }
     memcpy(s->steps, a->ints, a->n_ints * sizeof *s->steps);
     s->n_steps = a->n_ints / 2;
+    s->q_scale = s->q_zp = -1;
     n->state = s;
+    const oq_attr *q = oq_node_attr(n->node, "onnxq_quantize");
+    if (q) {
+        if (q->n_ints != 2 || q->ints[0] < 1 || (size_t)q->ints[0] >= n->n_inputs || q->ints[1] < -1 ||
+            q->ints[1] >= (int64_t)n->n_inputs || q->ints[1] == 0)
+            return oq_op_error(n, OQ_E_INVALID_ARG, "onnxq_quantize must name the scale and zero point inputs");
+        s->q_scale = q->ints[0];
+        s->q_zp = q->ints[1];
+    }
     for (size_t i = 0; i < s->n_steps; i++)
         if (s->steps[2 * i] < OQ_EW_STEP_ADD || s->steps[2 * i] > OQ_EW_STEP_MIN || s->steps[2 * i + 1] < 0 ||
             (size_t)s->steps[2 * i + 1] >= n->n_inputs)
@@ -97,14 +112,24 @@ static bool classify(const oq_tensor *x, const oq_tensor *t, operand *o)
 
 static oq_status ew_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
 {
+    const chain_state *s = n->state;
+    oq_dtype yt = OQ_FLOAT;
     for (size_t k = 0; k < n->n_inputs; k++) {
         operand o;
+        if ((int64_t)k == s->q_zp) {
+            if (!in[k] || (in[k]->dtype != OQ_UINT8 && in[k]->dtype != OQ_INT8) || oq_tensor_numel(in[k]) != 1)
+                return oq_op_error(n, OQ_E_TYPE, "input %zu must be one uint8 or int8 zero point", k);
+            yt = in[k]->dtype;
+            continue;
+        }
         if (!in[k] || in[k]->dtype != OQ_FLOAT)
             return oq_op_error(n, OQ_E_TYPE, "input %zu must be a float tensor", k);
-        if (!classify(in[0], in[k], &o))
+        if ((int64_t)k == s->q_scale ? oq_tensor_numel(in[k]) != 1 : !classify(in[0], in[k], &o))
             return oq_op_error(n, OQ_E_SHAPE, "input %zu does not broadcast into the shape of input 0", k);
     }
-    oq_set_shape(out[0], OQ_FLOAT, in[0]->ndim, in[0]->dims);
+    if (s->q_scale >= 0 && yt == OQ_FLOAT)
+        yt = OQ_UINT8;
+    oq_set_shape(out[0], yt, in[0]->ndim, in[0]->dims);
     return OQ_OK;
 }
 
@@ -112,9 +137,12 @@ typedef struct chain_job {
     const chain_state *s;
     const operand *ops;
     const float *x;
-    float *y;
+    void *y;                /* float, or u8/s8 when quantized */
     const oq_f32_vbinary_table *vb;
     const oq_f32_vmath_table *vm;
+    float q_scale;
+    int32_t q_zp;
+    bool quantize, q_signed;
 } chain_job;
 
 /* One step on n values from src into dst at element `at` of x (o: its operand); a MAX step
@@ -142,7 +170,8 @@ static void step_run(const chain_job *j, size_t s, const float *src, float *dst,
 
 static void run_block(const chain_job *j, size_t start, size_t len)
 {
-    float *y = j->y + start;
+    float tmp[BLOCK];
+    float *y = j->quantize ? tmp : (float *)j->y + start;
     for (size_t s = 0; s < j->s->n_steps; s++) {
         const int64_t *st = &j->s->steps[2 * s];
         const float *src = s == 0 ? j->x + start : y;
@@ -163,6 +192,8 @@ static void run_block(const chain_job *j, size_t start, size_t len)
             i0 += run;
         }
     }
+    if (j->quantize) /* the QuantizeLinear the chain ended in */
+        oq_quantize_f32_to_8bit(y, len, j->q_scale, j->q_zp, j->q_signed, (uint8_t *)j->y + start);
 }
 
 static void chain_range(void *ctx, size_t start, size_t end)
@@ -179,9 +210,15 @@ static oq_status ew_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *co
     if (n->n_inputs > sizeof ops / sizeof ops[0])
         return oq_op_error(n, OQ_E_UNSUPPORTED, "more than %zu inputs", sizeof ops / sizeof ops[0]);
     for (size_t k = 0; k < n->n_inputs; k++)
-        if (!classify(in[0], in[k], &ops[k]))
+        if ((int64_t)k != s->q_scale && (int64_t)k != s->q_zp && !classify(in[0], in[k], &ops[k]))
             return oq_op_error(n, OQ_E_SHAPE, "input %zu does not broadcast into the shape of input 0", k);
-    chain_job j = {s, ops, in[0]->data, out[0]->data, oq_f32_vbinary(), oq_f32_vmath()};
+    chain_job j = {s, ops, in[0]->data, out[0]->data, oq_f32_vbinary(), oq_f32_vmath(), 0, 0, false, false};
+    if (s->q_scale >= 0) {
+        j.quantize = true;
+        j.q_scale = (float)oq_tensor_get_f64(in[s->q_scale], 0);
+        j.q_zp = s->q_zp >= 0 ? (int32_t)oq_tensor_get_i64(in[s->q_zp], 0) : 0;
+        j.q_signed = out[0]->dtype == OQ_INT8;
+    }
     oq_ew_parallel(n->tp, (size_t)oq_tensor_numel(in[0]), 1 << 15, BLOCK, chain_range, &j);
     return OQ_OK;
 }

@@ -82,6 +82,10 @@ void oq_scratch_free(oq_scratch *s);
 void oq_quantize_dynamic_u8(const float *x, size_t count, uint8_t *q, float *scale, int32_t *zp,
                             oq_threadpool *tp);
 
+/* QuantizeLinear's rule on n floats into u8 (s8 when is_signed), per-tensor scale and zero point:
+ * the kernel the QuantizeLinear operator runs (an ElementwiseChain ending in one uses it too). */
+void oq_quantize_f32_to_8bit(const float *x, size_t n, float scale, int32_t zp, bool is_signed, void *y);
+
 /* Subgraph execution for control-flow operators (If/Loop/Scan): runs sub with
  * the given formal inputs (graph inputs in order); outputs are new tensors the
  * caller owns (out[i] must be freed with oq_tensor_destroy). Outer-scope values

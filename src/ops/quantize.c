@@ -144,6 +144,11 @@ static void quantize_f32(const float *x, size_t n, float scale, int32_t zp, oq_d
     q_scalar(x, n, scale, zp, t, y);
 }
 
+void oq_quantize_f32_to_8bit(const float *x, size_t n, float scale, int32_t zp, bool is_signed, void *y)
+{
+    quantize_f32(x, n, scale, zp, is_signed ? OQ_INT8 : OQ_UINT8, y);
+}
+
 static void dequantize_to_f32(const void *x, oq_dtype t, size_t n, float scale, int32_t zp, float *y)
 {
 #ifdef OQ_Q_X86

@@ -4,8 +4,9 @@
  * decomposed HardSwish (Add 3, Clip 0..6, Mul x, Div 6) is such a chain: MobileNetV3-style models
  * (the PaddleOCR models) keep it in float between their int8 convolutions, four passes over each
  * activation. A chain needs a float constant in its first node (integer shape arithmetic is left
- * alone) and two nodes at least; no constant may change x's shape (see shape_of). Values a
- * calibration or debug session observes are never inside a chain. */
+ * alone) and two nodes at least (or one and the per-tensor QuantizeLinear to u8/s8 after it, which
+ * then joins: the next int8 layer's input in a QDQ model); no constant may change x's shape (see
+ * shape_of). Values a calibration or debug session observes are never inside a chain. */
 #include "ops/op.h"
 #include "passes/pass.h"
 
@@ -141,18 +142,42 @@ static size_t chain_at(const oq_graph *g, size_t s, const oq_pass_ctx *ctx, link
     return len;
 }
 
+/* The per-tensor QuantizeLinear to u8/s8 that is the only reader of v, or SIZE_MAX. */
+static size_t final_quantize(const oq_graph *g, const char *v, const oq_pass_ctx *ctx)
+{
+    if (hidden(g, v, ctx))
+        return SIZE_MAX;
+    size_t q = oq_graph_single_reader(g, v);
+    if (q == SIZE_MAX)
+        return SIZE_MAX;
+    const oq_node *n = &g->nodes[q];
+    if (strcmp(n->op_type, "QuantizeLinear") || !oq_domain_is_default(n->domain) || n->n_inputs < 2 ||
+        n->n_outputs != 1 || strcmp(n->inputs[0], v) || oq_node_attr_int(n, "block_size", 0) != 0 ||
+        oq_node_attr_int(n, "output_dtype", 0) != 0)
+        return SIZE_MAX;
+    const oq_tensor *sc = oq_graph_initializer(g, n->inputs[1]);
+    const oq_tensor *zp = n->n_inputs > 2 && n->inputs[2][0] ? oq_graph_initializer(g, n->inputs[2]) : NULL;
+    if (!sc || sc->dtype != OQ_FLOAT || oq_tensor_numel(sc) != 1 || sc->ndim > 1 || !sc->data)
+        return SIZE_MAX;
+    if (n->n_inputs > 2 && n->inputs[2][0] &&
+        (!zp || (zp->dtype != OQ_UINT8 && zp->dtype != OQ_INT8) || oq_tensor_numel(zp) != 1 || zp->ndim > 1))
+        return SIZE_MAX;
+    return q;
+}
+
 oq_status pass_fuse_elementwise(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
 {
     (void)m;
     /* a debug session observes every value, a calibration session those it keeps */
     if (ctx->keep_subgraph_values && !ctx->keep_values)
         return OQ_OK;
-    size_t fused = 0;
+    size_t fused = 0, quantized = 0;
     for (size_t s = 0; s < g->n_nodes;) {
         link links[MAX_LINKS];
         const char *x = NULL;
         size_t len = chain_at(g, s, ctx, links, &x);
-        if (len < 2) {
+        size_t q = len ? final_quantize(g, g->nodes[links[len - 1].node].outputs[0], ctx) : SIZE_MAX;
+        if (len < 2 && !(len == 1 && q != SIZE_MAX)) {
             s++;
             continue;
         }
@@ -172,20 +197,35 @@ oq_status pass_fuse_elementwise(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
                 steps[2 * n_steps + 1] = (int64_t)at;
                 n_steps++;
             }
-        /* the last node becomes the chain (its output and place stay); the others go */
-        oq_node *last = &g->nodes[links[len - 1].node];
+        /* the last node (or the QuantizeLinear after it) becomes the chain: its output and place
+         * stay; the others go */
+        int64_t qin[2] = {-1, -1};
+        if (q != SIZE_MAX) {
+            const oq_node *qn = &g->nodes[q];
+            qin[0] = (int64_t)n_in;
+            in[n_in++] = qn->inputs[1];
+            if (qn->n_inputs > 2 && qn->inputs[2][0]) {
+                qin[1] = (int64_t)n_in;
+                in[n_in++] = qn->inputs[2];
+            }
+        }
+        oq_node *last = &g->nodes[q != SIZE_MAX ? q : links[len - 1].node];
         oq_status st = oq_node_rewrite(last, "ElementwiseChain", "onnxq", in, n_in, true);
         if (st == OQ_OK)
             st = oq_node_add_attr_ints(last, "onnxq_steps", steps, 2 * n_steps);
+        if (st == OQ_OK && q != SIZE_MAX)
+            st = oq_node_add_attr_ints(last, "onnxq_quantize", qin, 2);
         if (st != OQ_OK)
             return st;
-        for (size_t l = len - 1; l-- > 0;)
+        for (size_t l = q != SIZE_MAX ? len : len - 1; l-- > 0;)
             oq_graph_remove_node(g, links[l].node); /* in graph order, so later indices first */
+        quantized += q != SIZE_MAX;
         fused++;
         ctx->changed++; /* node s went: the one after it is at s now */
     }
     if (fused)
         oq_pass_note(ctx, "fuse_elementwise", "%zu chain%s of float Add/Sub/Mul/Div/Clip fused into "
-                     "onnxq.ElementwiseChain", fused, fused == 1 ? "" : "s");
+                     "onnxq.ElementwiseChain (%zu with the QuantizeLinear after them)", fused, fused == 1 ? "" : "s",
+                     quantized);
     return OQ_OK;
 }

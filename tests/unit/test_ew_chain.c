@@ -23,8 +23,9 @@ static void node(oq_graph *g, const char *op, const char *a, const char *b, cons
 }
 
 /* x -> Add 3 -> Clip(0, 6) -> Mul x -> Div d[c] -> (1 - v) -> Clip(-, 0.75) -> y; with tap: the
- * Clip(0, 6) output is also a graph output (the chain must end there). */
-static oq_model *model(bool tap)
+ * Clip(0, 6) output is also a graph output (the chain must end there); with quant, y is then
+ * quantized to uint8 (scale 0.01, zero point 128: values saturate at both ends). */
+static oq_model *model(bool tap, bool quant)
 {
     oq_model *m = test_model_new();
     oq_graph *g = m->graph;
@@ -45,7 +46,20 @@ static oq_model *model(bool tap)
     node(g, "Mul", "x", "clip", NULL, "m");
     node(g, "Div", "m", "d", NULL, "h");
     node(g, "Sub", "one", "h", NULL, "s");
-    node(g, "Clip", "s", "", "hi", "y");
+    node(g, "Clip", "s", "", "hi", quant ? "yf" : "y");
+    if (quant) {
+        const float qs = 0.01f;
+        test_add_init(g, "qs", 0, sd, &qs);
+        oq_tensor *z = NULL;
+        CHECK_OK(oq_tensor_create(OQ_UINT8, 0, sd, &z));
+        if (z) {
+            ((uint8_t *)z->data)[0] = 128;
+            z->name = oq_strdup("qz");
+            CHECK_OK(oq_graph_add_initializer(g, z));
+        }
+        node(g, "QuantizeLinear", "yf", "qs", "qz", "y");
+        g->outputs[0].dtype = OQ_UINT8;
+    }
     return m;
 }
 
@@ -86,9 +100,9 @@ static void run(const oq_model *m, const oq_tensor *x, bool fuse, oq_tensor **ou
     unsetenv("ONNXQ_NO_EW_FUSION");
 }
 
-static void test_chain(bool tap)
+static void test_chain(bool tap, bool quant)
 {
-    oq_model *m = model(tap), *f = NULL;
+    oq_model *m = model(tap, quant), *f = NULL;
     CHECK_OK(oq_model_clone(m, &f));
     oq_pass_ctx ctx = {0};
     if (f)
@@ -96,7 +110,8 @@ static void test_chain(bool tap)
     /* one chain of six nodes; when the first Clip's output is read outside, Add and Clip only: no chain
      * starts at the Mul (two runtime inputs), nor at the Div, whose input's shape the pass does not
      * know (a [C, 1, 1] divisor could broadcast it to more), nor at the Sub of a [1] */
-    CHECK(f && count_op(f->graph, "ElementwiseChain") == 1u);
+    /* the QuantizeLinear joins the chain before it: the whole one, or (tap) the last Clip alone */
+    CHECK(f && count_op(f->graph, "ElementwiseChain") == (tap && quant ? 2u : 1u));
     CHECK(f && f->graph->n_nodes == (tap ? 5u : 1u));
     oq_tensor *x = input(), *a[2] = {NULL, NULL}, *b[2] = {NULL, NULL};
     size_t n_out = tap ? 2 : 1;
@@ -115,10 +130,15 @@ static void test_chain(bool tap)
     run(m, x, false, a, n_out);
     for (size_t k = 0; k < n_out; k++)
         CHECK(c[k] && a[k] && !memcmp(c[k]->data, a[k]->data, c[k]->nbytes));
-    const float *v = c[0] ? c[0]->data : NULL;
     /* element 3 is NaN: Clip(0, 6) takes it to 0, but x * 0 is NaN again, and the last Clip, with no
-     * lower bound, takes NaN to its -inf (the Clip kernel's max(v, lo) keeps lo when v is NaN) */
-    CHECK(v && v[3] == -INFINITY);
+     * lower bound, takes NaN to its -inf (the Clip kernel's max(v, lo) keeps lo when v is NaN), which
+     * quantizes to 0 */
+    if (quant) {
+        CHECK(c[0] && c[0]->dtype == OQ_UINT8 && ((const uint8_t *)c[0]->data)[3] == 0);
+    } else {
+        const float *v = c[0] ? c[0]->data : NULL;
+        CHECK(v && v[3] == -INFINITY);
+    }
     oq_tensor_destroy(c[0]);
     oq_tensor_destroy(c[1]);
     for (size_t k = 0; k < n_out; k++)
@@ -158,8 +178,10 @@ static void test_not_fused(void)
 
 int main(void)
 {
-    test_chain(false);
-    test_chain(true);
+    test_chain(false, false);
+    test_chain(true, false);
+    test_chain(false, true);
+    test_chain(true, true);
     test_not_fused();
     return test_summary("test_ew_chain");
 }
