@@ -1,7 +1,8 @@
 /* ops/ew_chain: onnxq.ElementwiseChain, a session-only node (passes/fuse_elementwise.c) for a chain
  * of float Add, Sub, Mul, Div and Clip nodes, each reading the one before it and x (the chain's
  * input) or a constant: a decomposed HardSwish x * Clip(x + 3, 0, 6) / 6, with the per-channel
- * divisors the quantizer's equalization leaves in it. The unfused chain passes over the tensor
+ * divisors the quantizer's equalization leaves in it), a Swish x * Sigmoid(x). The unfused chain passes
+ * over the tensor
  * once per node; this node runs every step on a block of 1024 values while it is in L1, with the
  * same kernels the nodes it replaces run (vbinary, vclip), so outputs are identical.
  *
@@ -59,7 +60,7 @@ static oq_status ew_prepare(oq_op_node *n)
         s->q_zp = q->ints[1];
     }
     for (size_t i = 0; i < s->n_steps; i++)
-        if (s->steps[2 * i] < OQ_EW_STEP_ADD || s->steps[2 * i] > OQ_EW_STEP_MIN || s->steps[2 * i + 1] < 0 ||
+        if (s->steps[2 * i] < OQ_EW_STEP_ADD || s->steps[2 * i] > OQ_EW_STEP_SIGMOID || s->steps[2 * i + 1] < 0 ||
             (size_t)s->steps[2 * i + 1] >= n->n_inputs)
             return oq_op_error(n, OQ_E_INVALID_ARG, "step %zu is not a known step on an input", i);
     return OQ_OK;
@@ -164,6 +165,7 @@ static void step_run(const chain_job *j, size_t s, const float *src, float *dst,
     case OQ_EW_STEP_RDIV: j->vb->div(b, src, dst, n, p ? 0 : 1); break;
     case OQ_EW_STEP_MAX: j->vm->vclip(src, dst, n, c, INFINITY); break;
     case OQ_EW_STEP_MIN: j->vm->vclip(src, dst, n, -INFINITY, c); break;
+    case OQ_EW_STEP_SIGMOID: j->vm->vsigmoid(src, dst, n); break;
     default: break;
     }
 }

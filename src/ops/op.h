@@ -97,7 +97,8 @@ oq_exec *oq_op_subgraph(const oq_op_node *n, const char *attr_name);
 size_t oq_exec_output_count(const oq_exec *sub);
 
 /* The steps of a session-only onnxq.ElementwiseChain node (ops/ew_chain.c, made by
- * passes/fuse_elementwise.c): v = v op operand (RSUB, RDIV: operand op v; MAX, MIN: as Clip). */
+ * passes/fuse_elementwise.c): v = v op operand (RSUB, RDIV: operand op v; MAX, MIN: as Clip;
+ * SIGMOID: the Sigmoid operator's kernel). */
 enum {
     OQ_EW_STEP_ADD = 1,
     OQ_EW_STEP_SUB,
@@ -106,7 +107,8 @@ enum {
     OQ_EW_STEP_DIV,
     OQ_EW_STEP_RDIV,
     OQ_EW_STEP_MAX,
-    OQ_EW_STEP_MIN
+    OQ_EW_STEP_MIN,
+    OQ_EW_STEP_SIGMOID /* v = sigmoid(v); the operand is not read */
 };
 
 #endif

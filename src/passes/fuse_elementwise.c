@@ -1,10 +1,11 @@
-/* passes/fuse_elementwise: chains of float Add, Sub, Mul, Div and Clip nodes, each reading the
- * one before it (its only reader) and either the chain's input x or a float constant, become one
+/* passes/fuse_elementwise: chains of float Add, Sub, Mul, Div, Clip and Sigmoid nodes, each reading
+ * the one before it (its only reader) and either the chain's input x or a float constant, become one
  * session-only onnxq.ElementwiseChain node (ops/ew_chain.c) that runs them in one pass over x. A
  * decomposed HardSwish (Add 3, Clip 0..6, Mul x, Div 6) is such a chain: MobileNetV3-style models
  * (the PaddleOCR models) keep it in float between their int8 convolutions, four passes over each
- * activation. A chain needs a float constant in its first node (integer shape arithmetic is left
- * alone) and two nodes at least (or one and the per-tensor QuantizeLinear to u8/s8 after it, which
+ * activation; a Swish, x * Sigmoid(x), is two. A chain needs a float constant in its first node
+ * (integer shape arithmetic is left alone) or a Sigmoid of a float layer's output there, and two
+ * nodes at least (or one and the per-tensor QuantizeLinear to u8/s8 after it, which
  * then joins: the next int8 layer's input in a QDQ model); no constant may change x's shape (see
  * shape_of). Values a calibration or debug session observes are never inside a chain. */
 #include "ops/op.h"
@@ -60,6 +61,27 @@ static bool float_const(const oq_graph *g, const char *name, x_shape xs)
     return true;
 }
 
+/* Whether x is the float output of a layer with float weights (Conv, Gemm, MatMul) or of an integer
+ * layer with a float output (QLinearConv made float, MatMulIntegerToFloat, DynamicQuantizeMatMul). */
+static bool float_layer_output(const oq_graph *g, const char *x)
+{
+    size_t p = oq_graph_producer(g, x);
+    if (p == SIZE_MAX || strcmp(g->nodes[p].outputs[0], x))
+        return false;
+    const oq_node *n = &g->nodes[p];
+    if (!strcmp(n->op_type, "MatMulIntegerToFloat") || !strcmp(n->op_type, "DynamicQuantizeMatMul") ||
+        (!strcmp(n->op_type, "QLinearConv") && oq_node_attr_int(n, "onnxq_float_output", 0)))
+        return true;
+    if (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "Gemm") && strcmp(n->op_type, "MatMul"))
+        return false;
+    for (size_t k = 0; k < n->n_inputs && k < 3; k++) {
+        const oq_tensor *w = n->inputs[k][0] ? oq_graph_initializer(g, n->inputs[k]) : NULL;
+        if (w)
+            return w->dtype == OQ_FLOAT;
+    }
+    return false;
+}
+
 static bool hidden(const oq_graph *g, const char *v, const oq_pass_ctx *ctx)
 {
     return oq_graph_is_output(g, v) || (ctx->keep_values && oq_strmap_get(ctx->keep_values, v, NULL));
@@ -80,6 +102,11 @@ static bool as_step(const oq_graph *g, size_t i, const char *cur, const char *x,
         return false;
     l->node = i;
     l->n = 1;
+    if (!strcmp(n->op_type, "Sigmoid")) {
+        l->step[0] = OQ_EW_STEP_SIGMOID;
+        l->operand[0] = x ? x : cur; /* not read */
+        return n->n_inputs == 1 && !strcmp(n->inputs[0], cur);
+    }
     if (!strcmp(n->op_type, "Clip")) {
         if (n->n_inputs < 1 || strcmp(n->inputs[0], cur) || oq_node_attr(n, "min") || oq_node_attr(n, "max"))
             return false; /* Clip-6 attributes: left to the Clip node */
@@ -129,6 +156,9 @@ static size_t chain_at(const oq_graph *g, size_t s, const oq_pass_ctx *ctx, link
             *x = n->inputs[k];
     x_shape xs = *x ? shape_of(g, *x) : (x_shape){-1, -1};
     if (!*x || !as_step(g, s, *x, NULL, xs, &links[0]))
+        return 0;
+    /* a chain starting with a Sigmoid has no constant to tell its type: x must be a float layer's output */
+    if (links[0].step[0] == OQ_EW_STEP_SIGMOID && !float_layer_output(g, *x))
         return 0;
     size_t len = 1;
     const char *cur = n->outputs[0];

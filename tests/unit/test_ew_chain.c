@@ -176,8 +176,47 @@ static void test_not_fused(void)
     oq_model_destroy(m);
 }
 
+/* Swish after a Conv: Sigmoid, Mul x (and the QuantizeLinear after it) fuse, bit for bit; a Sigmoid of a
+ * graph input (of unknown type to the pass) does not start a chain. */
+static void test_swish(void)
+{
+    oq_model *m = test_model_new();
+    oq_graph *g = m->graph;
+    const int64_t xd[4] = {-1, C, H, W}, wd[4] = {C, C, 1, 1};
+    float w[C * C];
+    for (int i = 0; i < C * C; i++)
+        w[i] = (float)(i % 4) - 1.5f;
+    test_add_value(g, false, "x", 4, xd);
+    test_add_value(g, true, "y", 4, xd);
+    test_add_value(g, true, "y2", 4, xd);
+    test_add_init(g, "w", 4, wd, w);
+    node(g, "Conv", "x", "w", NULL, "c");
+    node(g, "Sigmoid", "c", NULL, NULL, "sg");
+    node(g, "Mul", "c", "sg", NULL, "y");
+    node(g, "Sigmoid", "x", NULL, NULL, "sx");
+    node(g, "Mul", "sx", "x", NULL, "y2");
+    oq_model *f = NULL;
+    CHECK_OK(oq_model_clone(m, &f));
+    oq_pass_ctx ctx = {0};
+    if (f)
+        CHECK_OK(pass_fuse_elementwise(f, f->graph, &ctx));
+    CHECK(f && count_op(f->graph, "ElementwiseChain") == 1u && count_op(f->graph, "Sigmoid") == 1u);
+    oq_tensor *x = input(), *a[2] = {NULL, NULL}, *b[2] = {NULL, NULL};
+    run(m, x, false, a, 2);
+    run(m, x, true, b, 2);
+    for (int k = 0; k < 2; k++) {
+        CHECK(a[k] && b[k] && a[k]->nbytes == b[k]->nbytes && !memcmp(a[k]->data, b[k]->data, a[k]->nbytes));
+        oq_tensor_destroy(a[k]);
+        oq_tensor_destroy(b[k]);
+    }
+    oq_tensor_destroy(x);
+    oq_model_destroy(f);
+    oq_model_destroy(m);
+}
+
 int main(void)
 {
+    test_swish();
     test_chain(false, false);
     test_chain(true, false);
     test_chain(false, true);
