@@ -514,6 +514,12 @@ oq_status quant_equalize_inputs(oq_model *m, int threads, int64_t max_samples, o
             continue;
         for (size_t s = 0; s < gr->n_steps; s++)
             used[gr->step[s].node] |= gr->step[s].kind == CONSUMER;
+        n++;
+        /* only linear groups are rescaled (below), so only they are measured (ResNet18's groups all
+         * pass a Relu: measuring them read 128 samples for nothing); the others still hold their
+         * Convs, as they did */
+        if (!gr->linear)
+            continue;
         if ((st = oq_grow((void **)&names, &ncap, nn + gr->n_members + 2 * gr->n_steps, sizeof *names)) != OQ_OK)
             break;
         gr->first = nn;
@@ -526,21 +532,20 @@ oq_status quant_equalize_inputs(oq_model *m, int threads, int64_t max_samples, o
                     names[nn++] = g->nodes[gr->step[s].node].inputs[side];
                 }
         max_ch = (size_t)gr->ch > max_ch ? (size_t)gr->ch : max_ch;
-        n++;
     }
     double **range = st == OQ_OK ? oq_calloc(nn + 1, sizeof *range) : NULL;
     int64_t *nch = st == OQ_OK ? oq_calloc(nn + 1, sizeof *nch) : NULL, *inner = st == OQ_OK ? oq_calloc(nn + 1, sizeof *inner) : NULL;
     double *k = st == OQ_OK ? oq_malloc(5 * max_ch * sizeof *k) : NULL;
     if (st == OQ_OK && (!range || !nch || !inner || !k))
         st = oq_error(OQ_E_NOMEM, "out of memory");
-    if (st == OQ_OK && n)
+    if (st == OQ_OK && nn)
         st = quant_channel_range(m, names, nn, threads, max_samples, data, range, nch, inner);
     bool added = false;
     /* names point into the graph: every range is read before anything is renamed */
     for (size_t i = 0; st == OQ_OK && i < n; i++) {
         eq_group *gr = &grp[i];
         int side[MAX_STEPS];
-        bool ok = true;
+        bool ok = gr->linear;
         for (size_t s = 0; s < gr->n_steps && ok; s++) {
             const eq_step *e = &gr->step[s];
             side[s] = -1;
