@@ -285,6 +285,9 @@ typedef struct oq_quant_options {
                                       mean output error per channel on that data (default 1) */
     int64_t bias_correction_samples; /* samples each bias-correction pass reads, at most (one pass per
                                         layer; default 128, 0: all the calibration data) */
+    int adaptive_rounding;         /* static with bias correction: each int8 Conv's weights are rounded up or
+                                      down to lower its output error against the float model on the data
+                                      (one more pass over it per Conv) instead of to the nearest level */
     int equalize_data;             /* static with calibration data: the input channels of Convs are
                                       balanced against their weights, from their ranges on the data,
                                       where the graph lets a per-channel scale in and out exactly (after

@@ -15,7 +15,9 @@
  * all at once, 17 -> 20 dB one by one). So one pass over the data per corrected layer, plus one
  * float pass; memory is one running sum per output channel, whatever the number of samples. Each
  * pass reads the first max_samples samples (128 by default): a per-channel mean settles long before
- * a large calibration set ends, and L layers cost L passes (MobileNetV2 has 52). */
+ * a large calibration set ends, and L layers cost L passes (MobileNetV2 has 52). With adaptive rounding
+ * (adaround.c), each Conv's weights are rounded against its output error first, in the same order and
+ * on the same corrected model, which costs one more pass per Conv. */
 #include "quant/quant.h"
 
 #include <math.h>
@@ -106,20 +108,16 @@ static oq_status add_sums(chan_sums *cs, const oq_tensor *t)
     return OQ_OK;
 }
 
-/* Runs m (a private copy with names exposed as outputs) over the data; sums[i] gets the
- * per-channel sums of names[i]. */
-static oq_status channel_sums(const oq_model *m, const char *const *names, size_t n, int threads,
-                              int64_t max_samples, oq_data_reader *data, chan_sums *sums)
+oq_status quant_exposed_session(const oq_model *m, const char *const *names, size_t n, int threads, oq_model **copy,
+                                oq_session **session)
 {
-    oq_model *copy = NULL;
+    oq_model *c = NULL;
     oq_session *s = NULL;
-    oq_tensor **res = NULL;
-    size_t *which = NULL, n_out = 0;
-    oq_status st = oq_model_clone(m, &copy);
+    oq_status st = oq_model_clone(m, &c);
     if (st == OQ_OK) {
         /* the named values are the only outputs, and only what computes them runs: a bias
          * correction pass for a layer near the input runs that much of the model */
-        oq_graph *g = copy->graph;
+        oq_graph *g = c->graph;
         for (size_t i = 0; i < g->n_outputs; i++)
             oq_value_info_clear(&g->outputs[i]);
         g->n_outputs = 0;
@@ -142,12 +140,39 @@ static oq_status channel_sums(const oq_model *m, const char *const *names, size_
         }
         oq_pass_ctx ctx = {0};
         if (st == OQ_OK)
-            st = pass_dead_nodes(copy, g, &ctx);
+            st = pass_dead_nodes(c, g, &ctx);
     }
     oq_session_options so = oq_session_options_default();
     so.threads = threads;
     if (st == OQ_OK)
-        st = oq_session_create(copy, &so, &s);
+        st = oq_session_create(c, &so, &s);
+    if (st != OQ_OK) {
+        oq_model_destroy(c);
+        return st;
+    }
+    *copy = c;
+    *session = s;
+    return OQ_OK;
+}
+
+size_t quant_session_output_index(const oq_session *s, const char *name)
+{
+    for (size_t k = 0; k < oq_session_output_count(s); k++)
+        if (!strcmp(oq_session_output(s, k)->name, name))
+            return k;
+    return SIZE_MAX;
+}
+
+/* Runs m (a private copy with names exposed as outputs) over the data; sums[i] gets the
+ * per-channel sums of names[i]. */
+static oq_status channel_sums(const oq_model *m, const char *const *names, size_t n, int threads,
+                              int64_t max_samples, oq_data_reader *data, chan_sums *sums)
+{
+    oq_model *copy = NULL;
+    oq_session *s = NULL;
+    oq_tensor **res = NULL;
+    size_t *which = NULL, n_out = 0;
+    oq_status st = quant_exposed_session(m, names, n, threads, &copy, &s);
     if (st == OQ_OK) {
         n_out = oq_session_output_count(s);
         res = oq_calloc(n_out + 1, sizeof *res);
@@ -214,6 +239,7 @@ oq_status quant_channel_range(const oq_model *m, const char *const *names, size_
 /* ---- the float side: every Conv/Gemm output of the prepared model ---- */
 
 struct quant_bias_means {
+    oq_model *model; /* the float model, kept for adaptive rounding (else NULL) */
     char **names;   /* Conv/Gemm outputs (pre-activation) */
     char **aliases; /* the output of the Relu/Clip reading it alone (a folded activation's name), or NULL */
     chan_sums *sums;
@@ -224,6 +250,7 @@ void quant_bias_means_destroy(quant_bias_means *fm)
 {
     if (!fm)
         return;
+    oq_model_destroy(fm->model);
     for (size_t i = 0; i < fm->n; i++) {
         free(fm->names[i]);
         free(fm->aliases[i]);
@@ -243,7 +270,7 @@ static bool corrected_op(const oq_node *n)
 }
 
 oq_status quant_bias_float_means(const oq_model *prep, int threads, int64_t max_samples, oq_data_reader *data,
-                                 quant_bias_means **out)
+                                 bool keep_model, quant_bias_means **out)
 {
     const oq_graph *g = prep->graph;
     quant_bias_means *fm = oq_calloc(1, sizeof *fm);
@@ -264,6 +291,8 @@ oq_status quant_bias_float_means(const oq_model *prep, int threads, int64_t max_
             st = oq_error(OQ_E_NOMEM, "out of memory");
         fm->n++;
     }
+    if (st == OQ_OK && keep_model)
+        st = oq_model_clone(prep, &fm->model);
     if (st == OQ_OK && fm->n)
         st = channel_sums(prep, (const char *const *)fm->names, fm->n, threads, max_samples, data, fm->sums);
     if (st != OQ_OK) {
@@ -275,22 +304,22 @@ oq_status quant_bias_float_means(const oq_model *prep, int threads, int64_t max_
 }
 
 /* The float entry for the quantized model's value `name` (its Conv/Gemm's output). */
-static const chan_sums *float_entry(const quant_bias_means *fm, const oq_graph *g, const char *name)
+static size_t float_index(const quant_bias_means *fm, const oq_graph *g, const char *name)
 {
     for (int hop = 0; hop < 2 && name; hop++) {
         for (size_t i = 0; i < fm->n; i++)
             if (!strcmp(fm->names[i], name) || (fm->aliases[i] && !strcmp(fm->aliases[i], name)))
-                return &fm->sums[i];
+                return i;
         /* a graph output keeps its name on the DequantizeLinear; the producer writes another:
          * follow QuantizeLinear -> DequantizeLinear */
         size_t qi = oq_graph_single_reader(g, name), di;
         if (qi == SIZE_MAX || strcmp(g->nodes[qi].op_type, "QuantizeLinear") || !g->nodes[qi].n_outputs ||
             (di = oq_graph_single_reader(g, g->nodes[qi].outputs[0])) == SIZE_MAX ||
             strcmp(g->nodes[di].op_type, "DequantizeLinear") || !g->nodes[di].n_outputs)
-            return NULL;
+            return SIZE_MAX;
         name = g->nodes[di].outputs[0];
     }
-    return NULL;
+    return SIZE_MAX;
 }
 
 int64_t bc_shift_bias(int32_t *bias, const float *scale, int64_t nscale, const double *diff, int64_t nch)
@@ -318,8 +347,8 @@ oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threa
                              oq_data_reader *data)
 {
     oq_graph *g = q->m->graph;
-    size_t done = 0, layers = 0;
-    int64_t moved = 0;
+    size_t done = 0, layers = 0, rounded = 0;
+    int64_t moved = 0, rounded_moved = 0;
     oq_status st = OQ_OK;
     for (size_t i = 0; st == OQ_OK && i < g->n_nodes; i++) {
         const oq_node *n = &g->nodes[i];
@@ -330,14 +359,23 @@ oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threa
             continue;
         oq_tensor *b = oq_graph_initializer(g, g->nodes[di].inputs[0]);
         oq_tensor *sc = oq_graph_initializer(g, g->nodes[di].inputs[1]);
-        const chan_sums *f = float_entry(fm, g, n->outputs[0]);
+        size_t fi = float_index(fm, g, n->outputs[0]);
+        const chan_sums *f = fi != SIZE_MAX ? &fm->sums[fi] : NULL;
         if (!b || !sc || b->dtype != OQ_INT32 || b->ndim != 1 || sc->dtype != OQ_FLOAT || !f || f->bad ||
             f->nch != b->dims[0] || f->count <= 0 || (oq_tensor_numel(sc) != 1 && oq_tensor_numel(sc) != f->nch))
             continue;
         layers++;
+        if (fm->model && !strcmp(n->op_type, "Conv")) {
+            int64_t m = -1;
+            st = quant_adaround_conv(q->m, i, fm->model, fm->names[fi], threads, max_samples, data, &m);
+            n = &g->nodes[i];
+            if (st == OQ_OK && m >= 0)
+                rounded++, rounded_moved += m;
+        }
         const char *name = n->outputs[0];
         chan_sums qs = {0};
-        st = channel_sums(q->m, &name, 1, threads, max_samples, data, &qs);
+        if (st == OQ_OK)
+            st = channel_sums(q->m, &name, 1, threads, max_samples, data, &qs);
         if (st == OQ_OK && !qs.bad && qs.nch == f->nch && qs.count > 0) {
             double *diff = oq_malloc(sizeof *diff * (size_t)f->nch);
             if (!diff) {
@@ -381,5 +419,8 @@ oq_status quant_bias_correct(quant_ctx *q, const quant_bias_means *fm, int threa
     if (st == OQ_OK && layers)
         quant_report(q, "bias correction: %zu of %zu Conv/Gemm biases corrected (one pass over the calibration data "
                      "each), %lld steps moved in all", done, layers, (long long)moved);
+    if (st == OQ_OK && fm->model)
+        quant_report(q, "adaptive rounding: %zu Conv layers rounded against their output error (one more pass "
+                     "each), %lld weights moved off nearest", rounded, (long long)rounded_moved);
     return st;
 }

@@ -187,8 +187,9 @@ oq_status quant_dynamic(quant_ctx *q);
 /* Per-channel means of every Conv/Gemm output of the prepared float model over the data. */
 typedef struct quant_bias_means quant_bias_means;
 /* max_samples: the first samples of the data each pass reads (<= 0: all; whole batches). */
+/* keep_model: a copy of prep stays with the means, for adaptive rounding in quant_bias_correct. */
 oq_status quant_bias_float_means(const oq_model *prep, int threads, int64_t max_samples, oq_data_reader *data,
-                                 quant_bias_means **out);
+                                 bool keep_model, quant_bias_means **out);
 void quant_bias_means_destroy(quant_bias_means *fm);
 /* After quant_static_qdq: moves each int32 Conv/Gemm bias of q->m's main graph by the mean per channel of
  * (float output - quantized output) over the data, layer after layer in graph order. */
@@ -209,6 +210,50 @@ void bc_range(const float *x, int64_t outer, int64_t ch, int64_t inner, double *
 oq_status quant_channel_range(const oq_model *m, const char *const *names, size_t n, int threads,
                               int64_t max_samples, oq_data_reader *data, double **range, int64_t *nch,
                               int64_t *inner);
+
+/* A private copy of m whose only outputs are the named values (and only what computes them runs), and a
+ * session on it (the caller destroys both); the outputs' indices: quant_session_output_index. */
+oq_status quant_exposed_session(const oq_model *m, const char *const *names, size_t n, int threads, oq_model **copy,
+                                oq_session **session);
+size_t quant_session_output_index(const oq_session *s, const char *name); /* SIZE_MAX: none */
+
+/* ---- adaptive rounding of Conv weights (adaround.c), a step of bias correction ---- */
+typedef struct ar_geom {
+    int64_t cin, h, w, cout, group, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow;
+} ar_geom;
+/* A Conv's statistics over the data: per group the Gram matrix of its input patches (upper triangle)
+ * and their sum, per output channel the sum of patch * float output and of the float output. */
+typedef struct ar_stats {
+    ar_geom g;
+    int64_t k;        /* weights per output channel: cin / group * kh * kw */
+    double *gram;     /* group x k x k */
+    double *psum;     /* group x k */
+    double *cross;    /* cout x k */
+    double *ysum;     /* cout */
+    double *patch;    /* scratch */
+    int64_t n;        /* patches summed (per group) */
+    int64_t step, counter; /* every step-th output position is summed (a cost budget) */
+} ar_stats;
+oq_status ar_stats_init(ar_stats *s, const ar_geom *g, int64_t expected_samples);
+void ar_stats_free(ar_stats *s);
+/* x: [batch, cin, h, w] as the quantized model feeds the Conv; y: [batch, cout, oh, ow] float output. */
+void ar_stats_add(ar_stats *s, const float *x, const float *y, int64_t batch);
+/* Whether the patches are enough for the weights per channel (else the rounding would fit the data). */
+bool ar_enough(const ar_stats *s);
+/* Rounds one output channel's weights w (k) to q in {floor, floor + 1}(w / scale) within [-qmax, qmax]:
+ * greedy flips from round-to-nearest while they lower q'.cov.q scale^2 - 2 scale q'.c (cov: k x k
+ * symmetric, centered; c: k). r: scratch of k. Returns the weights left away from nearest. */
+int64_t ar_round_channel(const double *cov, const double *c, int64_t k, double scale, const float *w, int32_t qmax,
+                         int8_t *q, double *r);
+/* Every output channel of the layer (w: float weights [cout, k], q: int8 [cout, k] as nearest rounding
+ * left them, each channel keeping its largest level); returns the weights moved. */
+int64_t ar_round_layer(const ar_stats *s, const float *w, const float *scale, int64_t nscale, int8_t *q,
+                       oq_status *st);
+/* Adaptive rounding of the int8 Conv at node ni of qm (a QDQ model), against fmodel, the float model
+ * whose Conv writes float_out; *moved: weights moved, -1 when the layer is left as it is (not a
+ * 2-D Conv with symmetric int8 weights, too few patches). */
+oq_status quant_adaround_conv(oq_model *qm, size_t ni, const oq_model *fmodel, const char *float_out, int threads,
+                              int64_t max_samples, oq_data_reader *data, int64_t *moved);
 
 /* ---- data-driven equalization (equalize_data.c) ---- */
 /* Groups of values whose channel c can be divided by k_c where they are made (a Mul/Div by a constant,

@@ -139,6 +139,9 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
                         oq_dtype_name(o.activation_type));
     if (o.weight_type != OQ_INT8 && o.weight_type != OQ_UINT8)
         return oq_error(OQ_E_INVALID_ARG, "weight type must be int8 or uint8, not %s", oq_dtype_name(o.weight_type));
+    if (o.mode == OQ_QUANT_STATIC && o.adaptive_rounding && (!o.bias_correction || !calib))
+        return oq_error(OQ_E_INVALID_ARG, "adaptive rounding is a step of bias correction: it needs bias correction "
+                        "and calibration data (--calib)");
     if (o.mode == OQ_QUANT_STATIC && !o.table && !calib)
         return oq_error(OQ_E_INVALID_ARG,
                         "static quantization needs calibration data (--calib DATA) or a range table (--table)");
@@ -177,7 +180,8 @@ oq_status oq_quantize(const oq_model *in, const oq_quant_options *opt, oq_data_r
     quant_bias_means *bias_means = NULL;
     bool correct = o.mode == OQ_QUANT_STATIC && o.bias_correction && calib;
     if (st == OQ_OK && correct)
-        st = quant_bias_float_means(m, o.calib.threads, o.bias_correction_samples, calib, &bias_means);
+        st = quant_bias_float_means(m, o.calib.threads, o.bias_correction_samples, calib,
+                                    o.adaptive_rounding != 0, &bias_means);
     int64_t before = m ? qg_initializer_bytes_deep(m->graph) : 0;
     int64_t in_bytes = qg_initializer_bytes_deep(in->graph);
     if (st == OQ_OK)

@@ -38,6 +38,11 @@ static const char usage[] =
     "  --no-bias-correction     static: keep the biases as quantized (by default each int8 Conv/Gemm's bias\n"
     "                           is corrected by its mean output error per channel on the --calib data,\n"
     "                           one pass over that data per layer)\n"
+    "  --adaptive-rounding      static: round each int8 Conv's weights up or down to lower the layer's\n"
+    "                           output error against the float model on the --calib data (AdaRound), as\n"
+    "                           a step of bias correction: one more int8 and float pass per Conv (quantizing\n"
+    "                           takes 3-5x as long); off by default: it fits the calibration data better,\n"
+    "                           held-out agreement and SQNR moved within +-1 dB either way\n"
     "  --no-equalize-data       static: no balancing of Conv input channels against their weights from\n"
     "                           their ranges on the --calib data (by default done where a per-channel\n"
     "                           scale fits in exactly: after a decomposed HardSwish, a linear bottleneck,\n"
@@ -162,6 +167,10 @@ int cmd_quantize(int argc, char **argv)
             o.prepare = 0;
         } else if (!strcmp(argv[i], "--no-equalize-data")) {
             o.equalize_data = 0;
+        } else if (!strcmp(argv[i], "--adaptive-rounding")) {
+            o.adaptive_rounding = 1;
+        } else if (!strcmp(argv[i], "--no-adaptive-rounding")) {
+            o.adaptive_rounding = 0;
         } else if (!strcmp(argv[i], "--no-bias-correction")) {
             o.bias_correction = 0;
         } else if ((r = cli_opt(argc, argv, &i, NULL, "--bias-correction-samples", &v)) != 0) {
