@@ -86,22 +86,20 @@ static bool classify(const oq_tensor *x, const oq_tensor *t, operand *o)
     if (t->ndim > x->ndim)
         return false;
     int off = x->ndim - t->ndim, axis = -1;
-    bool same = t->ndim == x->ndim;
+    bool same = t->ndim == x->ndim, bad = false;
     for (int d = 0; d < t->ndim; d++) {
         int64_t td = t->dims[d], xd = x->dims[off + d];
         same &= td == xd;
         if (td == 1)
             continue;
-        if (td != xd || axis >= 0)
-            axis = -2; /* a second varying axis, or one that would grow x */
-        else
-            axis = off + d;
+        bad |= td != xd || axis >= 0; /* one that would grow x, or a second varying axis */
+        axis = off + d;
     }
     if (same) {
         o->kind = 1;
         return true;
     }
-    if (axis < 0)
+    if (bad || axis < 0)
         return false;
     o->kind = 2;
     o->dim = (size_t)x->dims[axis];

@@ -214,8 +214,49 @@ static void test_swish(void)
     oq_model_destroy(m);
 }
 
+/* An ElementwiseChain written into a file by hand gets an error naming the node, never a wrong read:
+ * an operand that varies along an axis of another size than x's, steps on inputs it does not have,
+ * a quantize attribute naming x. */
+static void test_bad_nodes(void)
+{
+    for (int bad = 0; bad < 3; bad++) {
+        oq_model *m = test_model_new();
+        oq_graph *g = m->graph;
+        const int64_t xd[2] = {2, 3}, cd[2] = {7, 3};
+        float c[21];
+        for (int i = 0; i < 21; i++)
+            c[i] = (float)i;
+        test_add_value(g, false, "x", 2, xd);
+        test_add_value(g, true, "y", 2, xd);
+        test_add_init(g, "c", 2, cd, c);
+        const char *in[2] = {"x", "c"}, *out[1] = {"y"};
+        oq_node *n = NULL;
+        CHECK_OK(oq_graph_add_node(g, "ElementwiseChain", "onnxq", "chain", in, 2, out, 1, &n));
+        const int64_t steps[3][2] = {{OQ_EW_STEP_ADD, 1}, {OQ_EW_STEP_ADD, 2}, {OQ_EW_STEP_ADD, 0}};
+        const int64_t q[2] = {0, -1};
+        if (n)
+            CHECK_OK(oq_node_add_attr_ints(n, "onnxq_steps", steps[bad], 2));
+        if (n && bad == 2)
+            CHECK_OK(oq_node_add_attr_ints(n, "onnxq_quantize", q, 2));
+        int64_t d[2] = {2, 3};
+        oq_tensor *x = NULL, *y = NULL;
+        CHECK_OK(oq_tensor_create(OQ_FLOAT, 2, d, &x));
+        oq_session *s = NULL;
+        oq_session_options so = oq_session_options_default();
+        oq_status st = oq_session_create(m, &so, &s);
+        if (st == OQ_OK)
+            st = oq_session_run(s, (const oq_tensor *const *)&x, 1, &y, 1);
+        CHECK(st != OQ_OK && strstr(oq_last_error(), "chain"));
+        oq_tensor_destroy(y);
+        oq_tensor_destroy(x);
+        oq_session_destroy(s);
+        oq_model_destroy(m);
+    }
+}
+
 int main(void)
 {
+    test_bad_nodes();
     test_swish();
     test_chain(false, false);
     test_chain(true, false);
