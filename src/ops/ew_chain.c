@@ -58,6 +58,9 @@ static oq_status ew_prepare(oq_op_node *n)
             return oq_op_error(n, OQ_E_INVALID_ARG, "onnxq_quantize must name the scale and zero point inputs");
         s->q_scale = q->ints[0];
         s->q_zp = q->ints[1];
+        for (size_t i = 0; i < s->n_steps; i++)
+            if (s->steps[2 * i + 1] == s->q_scale || s->steps[2 * i + 1] == s->q_zp)
+                return oq_op_error(n, OQ_E_INVALID_ARG, "step %zu reads the quantization scale or zero point", i);
     }
     for (size_t i = 0; i < s->n_steps; i++)
         if (s->steps[2 * i] < OQ_EW_STEP_ADD || s->steps[2 * i] > OQ_EW_STEP_SIGMOID || s->steps[2 * i + 1] < 0 ||

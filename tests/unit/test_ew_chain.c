@@ -216,28 +216,33 @@ static void test_swish(void)
 
 /* An ElementwiseChain written into a file by hand gets an error naming the node, never a wrong read:
  * an operand that varies along an axis of another size than x's, steps on inputs it does not have,
- * a quantize attribute naming x. */
+ * a quantize attribute naming x or an input a step reads. */
 static void test_bad_nodes(void)
 {
-    for (int bad = 0; bad < 3; bad++) {
+    for (int bad = 0; bad < 4; bad++) {
         oq_model *m = test_model_new();
         oq_graph *g = m->graph;
-        const int64_t xd[2] = {2, 3}, cd[2] = {7, 3};
+        const int64_t xd[2] = {2, 3}, cd[2] = {7, 3}, sd[1] = {1};
         float c[21];
         for (int i = 0; i < 21; i++)
-            c[i] = (float)i;
+            c[i] = (float)i + 1;
         test_add_value(g, false, "x", 2, xd);
         test_add_value(g, true, "y", 2, xd);
-        test_add_init(g, "c", 2, cd, c);
+        if (bad == 3) /* a scalar: a scale the shapes alone would accept */
+            test_add_init(g, "c", 1, sd, c);
+        else
+            test_add_init(g, "c", 2, cd, c);
         const char *in[2] = {"x", "c"}, *out[1] = {"y"};
         oq_node *n = NULL;
         CHECK_OK(oq_graph_add_node(g, "ElementwiseChain", "onnxq", "chain", in, 2, out, 1, &n));
-        const int64_t steps[3][2] = {{OQ_EW_STEP_ADD, 1}, {OQ_EW_STEP_ADD, 2}, {OQ_EW_STEP_ADD, 0}};
-        const int64_t q[2] = {0, -1};
+        const int64_t steps[4][2] = {{OQ_EW_STEP_ADD, 1}, {OQ_EW_STEP_ADD, 2}, {OQ_EW_STEP_ADD, 0}, {OQ_EW_STEP_ADD, 1}};
+        const int64_t q[2][2] = {{0, -1}, {1, -1}};
         if (n)
             CHECK_OK(oq_node_add_attr_ints(n, "onnxq_steps", steps[bad], 2));
-        if (n && bad == 2)
-            CHECK_OK(oq_node_add_attr_ints(n, "onnxq_quantize", q, 2));
+        if (n && bad >= 2) { /* a quantize attribute naming x; one naming the input a step reads */
+            CHECK_OK(oq_node_add_attr_ints(n, "onnxq_quantize", q[bad - 2], 2));
+            g->outputs[0].dtype = OQ_UINT8;
+        }
         int64_t d[2] = {2, 3};
         oq_tensor *x = NULL, *y = NULL;
         CHECK_OK(oq_tensor_create(OQ_FLOAT, 2, d, &x));
