@@ -50,8 +50,7 @@ oq_status pass_fuse_activation(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
             p->n_outputs != 1 || oq_node_attr(p, "onnxq_activation"))
             continue;
         const char *y = p->outputs[0];
-        if (oq_graph_is_output(g, y) || oq_graph_count_readers(g, y) != 1 ||
-            (ctx && ctx->keep_values && oq_strmap_get(ctx->keep_values, y, NULL)))
+        if (oq_pass_keeps_value(ctx, g, y) || oq_graph_count_readers(g, y) != 1)
             continue;
         size_t j = i + 1;
         for (; j < g->n_nodes; j++)

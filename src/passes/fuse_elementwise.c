@@ -82,11 +82,6 @@ static bool float_layer_output(const oq_graph *g, const char *x)
     return false;
 }
 
-static bool hidden(const oq_graph *g, const char *v, const oq_pass_ctx *ctx)
-{
-    return oq_graph_is_output(g, v) || (ctx->keep_values && oq_strmap_get(ctx->keep_values, v, NULL));
-}
-
 typedef struct link {
     size_t node;
     int step[2];           /* one or two steps (Clip: max then min) */
@@ -162,7 +157,7 @@ static size_t chain_at(const oq_graph *g, size_t s, const oq_pass_ctx *ctx, link
         return 0;
     size_t len = 1;
     const char *cur = n->outputs[0];
-    while (len < MAX_LINKS && !hidden(g, cur, ctx)) {
+    while (len < MAX_LINKS && !oq_pass_keeps_value(ctx, g, cur)) {
         size_t r = oq_graph_single_reader(g, cur);
         if (r == SIZE_MAX || !as_step(g, r, cur, *x, xs, &links[len]))
             break;
@@ -175,7 +170,7 @@ static size_t chain_at(const oq_graph *g, size_t s, const oq_pass_ctx *ctx, link
 /* The per-tensor QuantizeLinear to u8/s8 that is the only reader of v, or SIZE_MAX. */
 static size_t final_quantize(const oq_graph *g, const char *v, const oq_pass_ctx *ctx)
 {
-    if (hidden(g, v, ctx))
+    if (oq_pass_keeps_value(ctx, g, v))
         return SIZE_MAX;
     size_t q = oq_graph_single_reader(g, v);
     if (q == SIZE_MAX)

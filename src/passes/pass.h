@@ -138,6 +138,9 @@ oq_status oq_node_set_input_initializer(oq_graph *g, oq_node *n, size_t slot, oq
 char *oq_graph_unique_name(const oq_graph *g, const char *base, const char *suffix);
 /* Index of the node that writes name, or SIZE_MAX. */
 size_t oq_graph_producer(const oq_graph *g, const char *name);
+/* Whether value name must stay visible: a graph output of g, or a value the session observes
+ * (ctx->keep_values; ctx may be NULL). Fusions leave such values where they are. */
+bool oq_pass_keeps_value(const oq_pass_ctx *ctx, const oq_graph *g, const char *name);
 /* Index of the one node reading name (not a graph output, no other reader), or SIZE_MAX. */
 size_t oq_graph_single_reader(const oq_graph *g, const char *name);
 /* True when name is a one-element floating-point initializer; sets *v. */

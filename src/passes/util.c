@@ -314,6 +314,11 @@ size_t oq_graph_producer(const oq_graph *g, const char *name)
     return SIZE_MAX;
 }
 
+bool oq_pass_keeps_value(const oq_pass_ctx *ctx, const oq_graph *g, const char *name)
+{
+    return oq_graph_is_output(g, name) || (ctx && ctx->keep_values && oq_strmap_get(ctx->keep_values, name, NULL));
+}
+
 size_t oq_graph_single_reader(const oq_graph *g, const char *name)
 {
     if (oq_graph_is_output(g, name) || readers_in(g, name) != 1)
