@@ -15,12 +15,6 @@
 
 enum { N = 32, C = 3, H = 4, W = 4 };
 
-static void node(oq_graph *g, const char *op, const char *a, const char *b, const char *out)
-{
-    const char *in[2] = {a, b}, *o[1] = {out};
-    CHECK_OK(oq_graph_add_node(g, op, "", out, in, b ? 2 : 1, o, 1, NULL));
-}
-
 /* x -> Conv A (channel gains 1, 12, 0.08) -> HardSwish as Add, Clip, Mul, Div -> then either a
  * scalar affine (Mul 0.5, Add 0.1) or a gate Mul(h, Sigmoid(GlobalAveragePool(h))) -> Conv B -> y.
  * shared: h is also a graph output (read twice: no equalization). */
@@ -45,18 +39,18 @@ static oq_model *model(bool gate, bool shared)
     test_add_init(g, "tenth", 1, one, &tenth);
     const char *ca[3] = {"x", "WA", "BA"}, *oa[1] = {"a"};
     CHECK_OK(oq_graph_add_node(g, "Conv", "", "convA", ca, 3, oa, 1, NULL));
-    node(g, "Add", "a", "three", "a3");
+    test_node(g, "Add", "a", "three", NULL, "a3");
     const char *cl[3] = {"a3", "zero", "six"}, *ocl[1] = {"clip"};
     CHECK_OK(oq_graph_add_node(g, "Clip", "", "clip", cl, 3, ocl, 1, NULL));
-    node(g, "Mul", "a", "clip", "am");
-    node(g, "Div", "am", "six", "h");
+    test_node(g, "Mul", "a", "clip", NULL, "am");
+    test_node(g, "Div", "am", "six", NULL, "h");
     if (gate) {
-        node(g, "GlobalAveragePool", "h", NULL, "gap");
-        node(g, "Sigmoid", "gap", NULL, "s");
-        node(g, "Mul", "h", "s", "hb");
+        test_node(g, "GlobalAveragePool", "h", NULL, NULL, "gap");
+        test_node(g, "Sigmoid", "gap", NULL, NULL, "s");
+        test_node(g, "Mul", "h", "s", NULL, "hb");
     } else {
-        node(g, "Mul", "h", "half", "hm");
-        node(g, "Add", "hm", "tenth", "hb");
+        test_node(g, "Mul", "h", "half", NULL, "hm");
+        test_node(g, "Add", "hm", "tenth", NULL, "hb");
     }
     if (shared)
         test_add_value(g, true, "hb", 4, (const int64_t[]){-1, C, H, W});
@@ -181,14 +175,6 @@ static double sqnr(const oq_tensor *a, const oq_tensor *b)
     return 10 * log10(s / e);
 }
 
-static size_t count_op(const oq_graph *g, const char *op)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < g->n_nodes; i++)
-        n += !strcmp(g->nodes[i].op_type, op);
-    return n;
-}
-
 static void test_rewrite(bool gate, bool shared, const char *path)
 {
     oq_model *m = model(gate, shared), *e = NULL;
@@ -206,7 +192,7 @@ static void test_rewrite(bool gate, bool shared, const char *path)
          * became per-channel (the scalar Mul ends the chain: it is where the scale goes in, and the
          * Add after it follows): the largest over the smallest is well above 1 */
         CHECK(strcmp(e->graph->nodes[e->graph->n_nodes - 1].inputs[1], "WB") != 0);
-        CHECK(count_op(e->graph, "Mul") == count_op(m->graph, "Mul") + (gate ? 1 : 0));
+        CHECK(test_count_op(e->graph, "Mul") == test_count_op(m->graph, "Mul") + (gate ? 1 : 0));
         for (size_t i = 0; !gate && i < e->graph->n_nodes; i++)
             if (!strcmp(e->graph->nodes[i].op_type, "Add") || (!strcmp(e->graph->nodes[i].op_type, "Mul") &&
                                                                !strcmp(e->graph->nodes[i].inputs[0], "h"))) {
@@ -328,11 +314,11 @@ static oq_model *linear_model(bool relu, bool residual)
     if (residual) {
         const char *c2[3] = {"x", "WA2", "BA2"}, *o2[1] = {"a2"};
         CHECK_OK(oq_graph_add_node(g, "Conv", "", "convA2", c2, 3, o2, 1, NULL));
-        node(g, "Add", "a", "a2", "r");
+        test_node(g, "Add", "a", "a2", NULL, "r");
         in = "r";
     }
     if (relu) {
-        node(g, "Relu", in, NULL, "ar");
+        test_node(g, "Relu", in, NULL, NULL, "ar");
         in = "ar";
     }
     const char *cb[2] = {in, "WB"}, *ob[1] = {"y"};

@@ -15,13 +15,6 @@
 
 enum { N = 2, C = 3, H = 5, W = 7 };
 
-static void node(oq_graph *g, const char *op, const char *a, const char *b, const char *c, const char *out)
-{
-    const char *in[3] = {a, b ? b : "", c ? c : ""};
-    const char *o[1] = {out};
-    CHECK_OK(oq_graph_add_node(g, op, "", NULL, in, c ? 3 : b ? 2 : 1, o, 1, NULL));
-}
-
 /* x -> Add 3 -> Clip(0, 6) -> Mul x -> Div d[c] -> (1 - v) -> Clip(-, 0.75) -> y; with tap: the
  * Clip(0, 6) output is also a graph output (the chain must end there); with quant, y is then
  * quantized to uint8 (scale 0.01, zero point 128: values saturate at both ends). */
@@ -41,12 +34,12 @@ static oq_model *model(bool tap, bool quant)
     test_add_init(g, "one", 1, sd, &one);
     test_add_init(g, "hi", 0, sd, &hi);
     test_add_init(g, "d", 3, cd, d);
-    node(g, "Add", "x", "three", NULL, "a");
-    node(g, "Clip", "a", "zero", "six", "clip");
-    node(g, "Mul", "x", "clip", NULL, "m");
-    node(g, "Div", "m", "d", NULL, "h");
-    node(g, "Sub", "one", "h", NULL, "s");
-    node(g, "Clip", "s", "", "hi", quant ? "yf" : "y");
+    test_node(g, "Add", "x", "three", NULL, "a");
+    test_node(g, "Clip", "a", "zero", "six", "clip");
+    test_node(g, "Mul", "x", "clip", NULL, "m");
+    test_node(g, "Div", "m", "d", NULL, "h");
+    test_node(g, "Sub", "one", "h", NULL, "s");
+    test_node(g, "Clip", "s", "", "hi", quant ? "yf" : "y");
     if (quant) {
         const float qs = 0.01f;
         test_add_init(g, "qs", 0, sd, &qs);
@@ -57,18 +50,10 @@ static oq_model *model(bool tap, bool quant)
             z->name = oq_strdup("qz");
             CHECK_OK(oq_graph_add_initializer(g, z));
         }
-        node(g, "QuantizeLinear", "yf", "qs", "qz", "y");
+        test_node(g, "QuantizeLinear", "yf", "qs", "qz", "y");
         g->outputs[0].dtype = OQ_UINT8;
     }
     return m;
-}
-
-static size_t count_op(const oq_graph *g, const char *op)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < g->n_nodes; i++)
-        n += !strcmp(g->nodes[i].op_type, op);
-    return n;
 }
 
 static oq_tensor *input(void)
@@ -111,7 +96,7 @@ static void test_chain(bool tap, bool quant)
      * starts at the Mul (two runtime inputs), nor at the Div, whose input's shape the pass does not
      * know (a [C, 1, 1] divisor could broadcast it to more), nor at the Sub of a [1] */
     /* the QuantizeLinear joins the chain before it: the whole one, or (tap) the last Clip alone */
-    CHECK(f && count_op(f->graph, "ElementwiseChain") == (tap && quant ? 2u : 1u));
+    CHECK(f && test_count_op(f->graph, "ElementwiseChain") == (tap && quant ? 2u : 1u));
     CHECK(f && f->graph->n_nodes == (tap ? 5u : 1u));
     oq_tensor *x = input(), *a[2] = {NULL, NULL}, *b[2] = {NULL, NULL};
     size_t n_out = tap ? 2 : 1;
@@ -164,15 +149,15 @@ static void test_not_fused(void)
         t->name = oq_strdup("two");
         CHECK_OK(oq_graph_add_initializer(g, t));
     }
-    node(g, "Shape", "x", NULL, NULL, "shp");
-    node(g, "Mul", "shp", "two", NULL, "shp2");
-    node(g, "Add", "shp2", "two", NULL, "shp3");
-    node(g, "Mul", "x", "z", NULL, "xz");
-    node(g, "Add", "xz", "x", NULL, "y");
+    test_node(g, "Shape", "x", NULL, NULL, "shp");
+    test_node(g, "Mul", "shp", "two", NULL, "shp2");
+    test_node(g, "Add", "shp2", "two", NULL, "shp3");
+    test_node(g, "Mul", "x", "z", NULL, "xz");
+    test_node(g, "Add", "xz", "x", NULL, "y");
     oq_pass_ctx ctx = {0};
     size_t before = g->n_nodes;
     CHECK_OK(pass_fuse_elementwise(m, g, &ctx));
-    CHECK(g->n_nodes == before && count_op(g, "ElementwiseChain") == 0);
+    CHECK(g->n_nodes == before && test_count_op(g, "ElementwiseChain") == 0);
     oq_model_destroy(m);
 }
 
@@ -190,17 +175,17 @@ static void test_swish(void)
     test_add_value(g, true, "y", 4, xd);
     test_add_value(g, true, "y2", 4, xd);
     test_add_init(g, "w", 4, wd, w);
-    node(g, "Conv", "x", "w", NULL, "c");
-    node(g, "Sigmoid", "c", NULL, NULL, "sg");
-    node(g, "Mul", "c", "sg", NULL, "y");
-    node(g, "Sigmoid", "x", NULL, NULL, "sx");
-    node(g, "Mul", "sx", "x", NULL, "y2");
+    test_node(g, "Conv", "x", "w", NULL, "c");
+    test_node(g, "Sigmoid", "c", NULL, NULL, "sg");
+    test_node(g, "Mul", "c", "sg", NULL, "y");
+    test_node(g, "Sigmoid", "x", NULL, NULL, "sx");
+    test_node(g, "Mul", "sx", "x", NULL, "y2");
     oq_model *f = NULL;
     CHECK_OK(oq_model_clone(m, &f));
     oq_pass_ctx ctx = {0};
     if (f)
         CHECK_OK(pass_fuse_elementwise(f, f->graph, &ctx));
-    CHECK(f && count_op(f->graph, "ElementwiseChain") == 1u && count_op(f->graph, "Sigmoid") == 1u);
+    CHECK(f && test_count_op(f->graph, "ElementwiseChain") == 1u && test_count_op(f->graph, "Sigmoid") == 1u);
     oq_tensor *x = input(), *a[2] = {NULL, NULL}, *b[2] = {NULL, NULL};
     run(m, x, false, a, 2);
     run(m, x, true, b, 2);

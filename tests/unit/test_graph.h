@@ -1,5 +1,6 @@
 /* Building small models by hand in unit tests: an empty opset-13 model, float graph inputs and
- * outputs, float initializers. Include after test.h and the graph headers. */
+ * outputs, float initializers, nodes; counting a graph's nodes of a type. Include after test.h and
+ * the graph headers. */
 #ifndef OQ_TEST_GRAPH_H
 #define OQ_TEST_GRAPH_H
 #include <stdlib.h>
@@ -41,5 +42,21 @@ static inline void test_add_init(oq_graph *g, const char *name, int ndim, const 
     t->name = oq_strdup(name);
     memcpy(t->data, v, t->nbytes);
     CHECK_OK(oq_graph_add_initializer(g, t));
+}
+/* A default-domain node named after its output, reading a [, b [, c]] ("" or NULL for an omitted
+ * input before a given one). */
+static inline void test_node(oq_graph *g, const char *op, const char *a, const char *b, const char *c, const char *out)
+{
+    const char *in[3] = {a, b ? b : "", c ? c : ""}, *o[1] = {out};
+    CHECK_OK(oq_graph_add_node(g, op, "", out, in, c ? 3 : b ? 2 : 1, o, 1, NULL));
+}
+
+/* Nodes of g of type op. */
+static inline size_t test_count_op(const oq_graph *g, const char *op)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        n += !strcmp(g->nodes[i].op_type, op);
+    return n;
 }
 #endif

@@ -7,19 +7,12 @@
 
 #include "passes/pass.h"
 #include "runtime/exec.h"
+#include "test_graph.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define FIXTURE "tests/fixtures/qdq_cnn.onnx"
-
-static size_t count_op(const oq_graph *g, const char *op)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < g->n_nodes; i++)
-        c += !strcmp(g->nodes[i].op_type, op);
-    return c;
-}
 
 static const oq_node *producer_of(const oq_graph *g, const char *name)
 {
@@ -39,16 +32,16 @@ static void test_rewrite(const oq_model *m, float *out_step)
     oq_pass_ctx ctx = {0};
     CHECK_OK(oq_passes_run_default(c, &ctx));
     const oq_graph *g = c->graph;
-    CHECK(count_op(g, "QLinearConv") == 3);
-    CHECK(count_op(g, "QLinearAdd") == 1);
-    CHECK(count_op(g, "QLinearGlobalAveragePool") == 1);
-    CHECK(count_op(g, "QGemm") == 1);
-    CHECK(count_op(g, "Conv") == 0 && count_op(g, "Gemm") == 0 && count_op(g, "Relu") == 0);
+    CHECK(test_count_op(g, "QLinearConv") == 3);
+    CHECK(test_count_op(g, "QLinearAdd") == 1);
+    CHECK(test_count_op(g, "QLinearGlobalAveragePool") == 1);
+    CHECK(test_count_op(g, "QGemm") == 1);
+    CHECK(test_count_op(g, "Conv") == 0 && test_count_op(g, "Gemm") == 0 && test_count_op(g, "Relu") == 0);
     /* only the model's entry Q and exit DQ remain; MaxPool and Flatten run on uint8 */
-    CHECK(count_op(g, "QuantizeLinear") == 1);
-    CHECK(count_op(g, "DequantizeLinear") == 1);
-    CHECK(count_op(g, "MaxPool") == 1 && count_op(g, "Flatten") == 1);
-    CHECK(count_op(g, "Cast") == 0 && count_op(g, "Constant") == 0);
+    CHECK(test_count_op(g, "QuantizeLinear") == 1);
+    CHECK(test_count_op(g, "DequantizeLinear") == 1);
+    CHECK(test_count_op(g, "MaxPool") == 1 && test_count_op(g, "Flatten") == 1);
+    CHECK(test_count_op(g, "Cast") == 0 && test_count_op(g, "Constant") == 0);
     for (size_t i = 0; i < g->n_nodes; i++)
         if (!strcmp(g->nodes[i].op_type, "MaxPool")) {
             const oq_node *p = producer_of(g, g->nodes[i].inputs[0]);

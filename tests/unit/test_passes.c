@@ -7,6 +7,7 @@
 #include "passes/pass.h"
 #include "runtime/exec.h"
 #include "test.h"
+#include "test_graph.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -96,14 +97,6 @@ static oq_model *load(mb *b, Onnx__ModelProto *mp)
     return m;
 }
 
-static size_t count_op(const oq_graph *g, const char *op)
-{
-    size_t c = 0;
-    for (size_t i = 0; i < g->n_nodes; i++)
-        c += !strcmp(g->nodes[i].op_type, op);
-    return c;
-}
-
 /* Runs m's main graph as it is (no passes) on one float input of shape dims. */
 static oq_tensor *run_raw(const oq_model *m, int ndim, const int64_t *dims)
 {
@@ -185,11 +178,11 @@ static void test_constant_fold(void)
     size_t changed = 0;
     oq_model *c = m ? clone_and_run(m, pass_constant_fold, &changed) : NULL;
     if (c) {
-        CHECK(count_op(c->graph, "Constant") == 0);
-        CHECK(count_op(c->graph, "Add") == 0);
-        CHECK(count_op(c->graph, "Shape") == 0);
-        CHECK(count_op(c->graph, "Concat") == 0);
-        CHECK(count_op(c->graph, "Mul") == 1 && count_op(c->graph, "Reshape") == 1);
+        CHECK(test_count_op(c->graph, "Constant") == 0);
+        CHECK(test_count_op(c->graph, "Add") == 0);
+        CHECK(test_count_op(c->graph, "Shape") == 0);
+        CHECK(test_count_op(c->graph, "Concat") == 0);
+        CHECK(test_count_op(c->graph, "Mul") == 1 && test_count_op(c->graph, "Reshape") == 1);
         CHECK(oq_graph_initializer(c->graph, "target") != NULL);
         check_same(m, c, 2, (int64_t[]){2, 6}, 1e-6);
         oq_pass_ctx ctx = {0};
@@ -209,7 +202,7 @@ static void test_constant_fold(void)
     m = load(&b, mb_model(&b, 13, g));
     c = m ? clone_and_run(m, pass_constant_fold, NULL) : NULL;
     if (c)
-        CHECK(count_op(c->graph, "Shape") == 1);
+        CHECK(test_count_op(c->graph, "Shape") == 1);
     oq_model_destroy(c);
     oq_model_destroy(m);
 
@@ -227,7 +220,7 @@ static void test_constant_fold(void)
     m = load(&b, mb_model(&b, 13, g));
     c = m ? clone_and_run(m, pass_constant_fold, NULL) : NULL;
     if (c) {
-        CHECK(count_op(c->graph, "ConstantOfShape") == 1 && !strcmp(c->graph->nodes[0].outputs[0], "zb"));
+        CHECK(test_count_op(c->graph, "ConstantOfShape") == 1 && !strcmp(c->graph->nodes[0].outputs[0], "zb"));
         CHECK(oq_graph_initializer(c->graph, "zs") != NULL);
         check_same(m, c, 4, (int64_t[]){1, 2, 32, 32}, 1e-6);
     }
@@ -256,7 +249,7 @@ static void test_fold_batchnorm(void)
     oq_model *m = load(&b, mb_model(&b, 13, g));
     oq_model *c = m ? clone_and_run(m, pass_fold_batchnorm, NULL) : NULL;
     if (c) {
-        CHECK(count_op(c->graph, "BatchNormalization") == 0 && count_op(c->graph, "Conv") == 1);
+        CHECK(test_count_op(c->graph, "BatchNormalization") == 0 && test_count_op(c->graph, "Conv") == 1);
         CHECK(!strcmp(c->graph->nodes[0].outputs[0], "y"));
         check_same(m, c, 4, (int64_t[]){1, 3, 5, 5}, 1e-5);
     }
@@ -277,7 +270,7 @@ static void test_fold_batchnorm(void)
     m = load(&b, mb_model(&b, 13, g));
     c = m ? clone_and_run(m, pass_fold_batchnorm, NULL) : NULL;
     if (c) {
-        CHECK(count_op(c->graph, "BatchNormalization") == 0 && c->graph->nodes[0].n_inputs == 3);
+        CHECK(test_count_op(c->graph, "BatchNormalization") == 0 && c->graph->nodes[0].n_inputs == 3);
         check_same(m, c, 2, (int64_t[]){3, 5}, 1e-5);
     }
     oq_model_destroy(c);
@@ -426,7 +419,7 @@ static void test_dead_and_identity(void)
     oq_model *m = load(&b, mb_model(&b, 13, g));
     oq_model *c = m ? clone_and_run(m, pass_fuse_identity, NULL) : NULL;
     if (c) {
-        CHECK(count_op(c->graph, "Identity") == 0 && count_op(c->graph, "Dropout") == 0);
+        CHECK(test_count_op(c->graph, "Identity") == 0 && test_count_op(c->graph, "Dropout") == 0);
         size_t mul = oq_graph_producer(c->graph, "y");
         CHECK(mul != SIZE_MAX && !strcmp(c->graph->nodes[mul].op_type, "Mul"));
         CHECK(mul != SIZE_MAX && !strcmp(c->graph->nodes[mul].inputs[0], "x"));
@@ -482,13 +475,13 @@ static void test_transformer_fusions(void)
     oq_model *m = load(&b, mb_model(&b, 13, g));
     oq_model *c = m ? clone_and_run(m, pass_fuse_layernorm, NULL) : NULL;
     if (c) {
-        CHECK(count_op(c->graph, "LayerNormalization") == 1 && count_op(c->graph, "ReduceMean") == 0);
+        CHECK(test_count_op(c->graph, "LayerNormalization") == 1 && test_count_op(c->graph, "ReduceMean") == 0);
         oq_pass_ctx ctx = {0};
         CHECK_OK(pass_fuse_gelu(c, c->graph, &ctx));
-        CHECK(count_op(c->graph, "Gelu") == 1 && count_op(c->graph, "Erf") == 0);
+        CHECK(test_count_op(c->graph, "Gelu") == 1 && test_count_op(c->graph, "Erf") == 0);
         CHECK(oq_model_opset(c, "com.microsoft") == 1);
         CHECK_OK(pass_fuse_matmul_bias(c, c->graph, &ctx));
-        CHECK(count_op(c->graph, "Gemm") == 1 && count_op(c->graph, "MatMul") == 0);
+        CHECK(test_count_op(c->graph, "Gemm") == 1 && test_count_op(c->graph, "MatMul") == 0);
         CHECK(c->graph->n_nodes == 3);
         check_same(m, c, 2, (int64_t[]){4, 8}, 1e-5);
         /* The rewritten model still saves and loads. */
@@ -539,7 +532,7 @@ static void test_integer_matmul_bias(void)
     oq_model *c = m ? clone_and_run(m, pass_fuse_matmul_bias, &changed) : NULL;
     if (c) {
         CHECK(changed == 1);
-        CHECK(count_op(c->graph, "Add") == 2 && count_op(c->graph, "DynamicQuantizeMatMul") == 2);
+        CHECK(test_count_op(c->graph, "Add") == 2 && test_count_op(c->graph, "DynamicQuantizeMatMul") == 2);
         bool biased = false;
         for (size_t i = 0; i < c->graph->n_nodes; i++) {
             const oq_node *n = &c->graph->nodes[i];
@@ -591,7 +584,7 @@ static void test_qdq_conv_float_output(void)
         for (size_t i = 0; i < c->graph->n_nodes; i++)
             fused |= !strcmp(c->graph->nodes[i].op_type, "QLinearConv") &&
                      oq_node_attr_int(&c->graph->nodes[i], "onnxq_float_output", 0) == 1;
-        CHECK(fused && count_op(c->graph, "Conv") == 0);
+        CHECK(fused && test_count_op(c->graph, "Conv") == 0);
     }
     int64_t dims[4] = {1, 4, 6, 5};
     oq_tensor *x = NULL, *ys = NULL, *yr = run_raw(m, 4, dims);
@@ -701,10 +694,10 @@ static void test_upgrade_opset(void)
         oq_pass_ctx ctx = {0};
         CHECK_OK(pass_upgrade_opset(c, c->graph, &ctx));
         CHECK(oq_model_opset(c, "") == 13);
-        CHECK(count_op(c->graph, "Upsample") == 0 && count_op(c->graph, "Resize") == 1);
+        CHECK(test_count_op(c->graph, "Upsample") == 0 && test_count_op(c->graph, "Resize") == 1);
         size_t clip = oq_graph_producer(c->graph, "c");
         CHECK(clip != SIZE_MAX && c->graph->nodes[clip].n_inputs == 3 && !oq_node_attr(&c->graph->nodes[clip], "min"));
-        CHECK(count_op(c->graph, "Flatten") == 1); /* axis 2 of a rank-4 value */
+        CHECK(test_count_op(c->graph, "Flatten") == 1); /* axis 2 of a rank-4 value */
         check_same(m, c, 4, (int64_t[]){1, 2, 3, 4}, 1e-6);
     }
     oq_model_destroy(c);
@@ -773,7 +766,7 @@ static void test_attention_fusion(void)
         size_t changed = 0;
         oq_model *f = m ? clone_and_run(m, pass_fuse_attention, &changed) : NULL;
         if (f) {
-            CHECK(changed == 1 && f->graph->n_nodes == 1 && count_op(f->graph, "QkvAttention") == 1);
+            CHECK(changed == 1 && f->graph->n_nodes == 1 && test_count_op(f->graph, "QkvAttention") == 1);
             check_same(m, f, 3, (int64_t[]){2, 5, 36}, 1e-5);
             /* a session (its passes fuse the block) on two threads, one (batch, head) per
              * task, against the graph run as it is */
@@ -812,7 +805,7 @@ static void test_attention_fusion(void)
     oq_model *m = attention_model(&b, "Div", 8.0f, true);
     size_t changed = 0;
     oq_model *f = m ? clone_and_run(m, pass_fuse_attention, &changed) : NULL;
-    CHECK(f && changed == 0 && count_op(f->graph, "QkvAttention") == 0 && count_op(f->graph, "Softmax") == 1);
+    CHECK(f && changed == 0 && test_count_op(f->graph, "QkvAttention") == 0 && test_count_op(f->graph, "Softmax") == 1);
     oq_model_destroy(f);
     oq_model_destroy(m);
     mb_free(&b);
