@@ -205,6 +205,17 @@ oq_status quant_rescaled_read(const oq_model *m, quant_rescaled **out, size_t *n
     return OQ_OK;
 }
 
+/* Appends n bytes of s to buf (NUL-terminated, grown as needed). */
+static oq_status append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (oq_grow((void **)buf, cap, *len + n + 1, 1) != OQ_OK)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = 0;
+    return OQ_OK;
+}
+
 oq_status quant_rescaled_rename(oq_model *m, const char *(*rename)(void *user, const char *name), void *user)
 {
     for (size_t i = 0; i < m->n_metadata; i++) {
@@ -216,37 +227,26 @@ oq_status quant_rescaled_rename(oq_model *m, const char *(*rename)(void *user, c
         body = body ? strchr(body + 1, '\n') : NULL;
         if (!body)
             continue;
-        size_t len = (size_t)(body - v) + 1;
-        for (const char *l = body; l && *l == '\n'; l = strchr(l + 1, '\n')) {
-            const char *tab = strchr(l + 1, '\t'), *eol = strchr(l + 1, '\n');
-            char *to = tab && (!eol || tab < eol) ? oq_strndup(l + 1, (size_t)(tab - l - 1)) : NULL;
-            const char *r = to ? rename(user, to) : NULL;
-            len += (size_t)((eol ? eol : l + strlen(l)) - l) + (r ? strlen(r) : 0) + 1;
-            free(to);
-        }
-        char *out = oq_malloc(len), *o = out;
-        if (!out)
-            return oq_error(OQ_E_NOMEM, "out of memory");
-        memcpy(o, v, (size_t)(body - v));
-        o += body - v;
-        for (const char *l = body; l && *l == '\n'; l = strchr(l + 1, '\n')) {
+        char *out = NULL;
+        size_t len = 0, cap = 0;
+        oq_status st = append(&out, &len, &cap, v, (size_t)(body - v));
+        for (const char *l = body; st == OQ_OK && l && *l == '\n'; l = strchr(l + 1, '\n')) {
             const char *tab = strchr(l + 1, '\t'), *eol = strchr(l + 1, '\n'), *end = eol ? eol : l + strlen(l);
             char *to = tab && tab < end ? oq_strndup(l + 1, (size_t)(tab - l - 1)) : NULL;
             const char *r = to ? rename(user, to) : NULL;
-            *o++ = '\n';
-            if (r) {
-                size_t rl = strlen(r);
-                memcpy(o, r, rl);
-                o += rl;
-                memcpy(o, tab, (size_t)(end - tab));
-                o += end - tab;
-            } else {
-                memcpy(o, l + 1, (size_t)(end - l - 1));
-                o += end - l - 1;
-            }
+            st = append(&out, &len, &cap, "\n", 1);
+            if (st == OQ_OK && r)
+                st = append(&out, &len, &cap, r, strlen(r));
+            if (st == OQ_OK && r) /* the rest of the line from the TAB, or all of it */
+                st = append(&out, &len, &cap, tab, (size_t)(end - tab));
+            else if (st == OQ_OK)
+                st = append(&out, &len, &cap, l + 1, (size_t)(end - l - 1));
             free(to);
         }
-        *o = 0;
+        if (st != OQ_OK) {
+            free(out);
+            return st;
+        }
         free(p->value);
         p->value = out;
     }
