@@ -175,17 +175,28 @@ static double sqnr(const oq_tensor *a, const oq_tensor *b)
     return 10 * log10(s / e);
 }
 
-static void test_rewrite(bool gate, bool shared, const char *path)
+/* A copy of m after the data-driven equalization on x (saved to path for the reader, then removed);
+ * *done: the groups it rescaled. */
+static oq_model *equalized(const oq_model *m, const oq_tensor *x, const char *path, size_t *done)
 {
-    oq_model *m = model(gate, shared), *e = NULL;
-    oq_tensor *x = data(), *y0 = NULL, *y1 = NULL;
+    oq_model *e = NULL;
     oq_data_reader *r = NULL;
     CHECK_OK(oq_npy_save(path, x));
     CHECK_OK(oq_data_reader_open(path, m, NULL, &r));
     CHECK_OK(oq_model_clone(m, &e));
-    size_t done = 99;
     if (r && e)
-        CHECK_OK(quant_equalize_inputs(e, 1, 0, r, &done));
+        CHECK_OK(quant_equalize_inputs(e, 1, 0, r, done));
+    oq_data_reader_destroy(r);
+    remove(path);
+    return e;
+}
+
+static void test_rewrite(bool gate, bool shared, const char *path)
+{
+    oq_model *m = model(gate, shared);
+    oq_tensor *x = data(), *y0 = NULL, *y1 = NULL;
+    size_t done = 99;
+    oq_model *e = equalized(m, x, path, &done);
     CHECK(done == (shared ? 0u : 1u));
     if (e && !shared) {
         /* the Conv's weight is a new tensor; the gate got a Mul of its own, the chain's constants
@@ -217,10 +228,8 @@ static void test_rewrite(bool gate, bool shared, const char *path)
     oq_tensor_destroy(y0);
     oq_tensor_destroy(y1);
     oq_model_destroy(e);
-    oq_data_reader_destroy(r);
     oq_tensor_destroy(x);
     oq_model_destroy(m);
-    remove(path);
 }
 
 /* The default recipe on the HardSwish chain, with and without the equalization. */
@@ -333,15 +342,10 @@ static oq_model *linear_model(bool relu, bool residual)
 
 static void test_linear(bool relu, bool residual, const char *path)
 {
-    oq_model *m = linear_model(relu, residual), *e = NULL;
+    oq_model *m = linear_model(relu, residual);
     oq_tensor *x = data(), *y0 = NULL, *y1 = NULL;
-    oq_data_reader *r = NULL;
-    CHECK_OK(oq_npy_save(path, x));
-    CHECK_OK(oq_data_reader_open(path, m, NULL, &r));
-    CHECK_OK(oq_model_clone(m, &e));
-    size_t done = 0;
-    if (r && e)
-        CHECK_OK(quant_equalize_inputs(e, 1, 0, r, &done));
+    size_t done = 99;
+    oq_model *e = equalized(m, x, path, &done);
     /* a group with a Relu between members is the preparation's cross-layer equalization's: left alone */
     CHECK(done == (relu ? 0u : 1u));
     for (size_t i = 0; e && i < e->graph->n_nodes; i++) {
@@ -362,10 +366,8 @@ static void test_linear(bool relu, bool residual, const char *path)
     oq_tensor_destroy(y0);
     oq_tensor_destroy(y1);
     oq_model_destroy(e);
-    oq_data_reader_destroy(r);
     oq_tensor_destroy(x);
     oq_model_destroy(m);
-    remove(path);
 }
 
 int main(void)
