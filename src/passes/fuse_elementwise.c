@@ -139,10 +139,20 @@ static bool as_step(const oq_graph *g, size_t i, const char *cur, const char *x,
 }
 
 /* The chain starting at node s: its links, x and whether a float constant is in it. */
+/* Whether n is of a type a chain holds (before any name lookup: every node is tried as a start). */
+static bool chain_op(const oq_node *n)
+{
+    static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Clip", "Sigmoid"};
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
+        if (!strcmp(n->op_type, ops[k]))
+            return oq_domain_is_default(n->domain);
+    return false;
+}
+
 static size_t chain_at(const oq_graph *g, size_t s, const oq_pass_ctx *ctx, link *links, const char **x)
 {
     const oq_node *n = &g->nodes[s];
-    if (n->n_inputs < 1 || n->n_outputs != 1)
+    if (!chain_op(n) || n->n_inputs < 1 || n->n_outputs != 1)
         return 0;
     /* x: the first node's input that is not a constant */
     *x = NULL;
