@@ -582,6 +582,14 @@ static oq_status collect_graph(const oq_model *flt, const oq_model *q, const oq_
     return st;
 }
 
+/* Frees what collect_layers made. */
+static void drop_layers(debug_ctx *c)
+{
+    free(c->layers);
+    oq_strmap_free(&c->by_ref);
+    oq_strmap_free(&c->by_xq);
+}
+
 static oq_status collect_layers(const oq_model *flt, const oq_model *q, debug_ctx *c)
 {
     size_t cap = count_q(q->graph);
@@ -631,18 +639,12 @@ oq_status oq_debug_layers(const oq_model *flt, const oq_model *q, oq_data_reader
         memset(&alt, 0, sizeof alt);
         alt.rescaled = c.rescaled;
         alt.by_rescaled = c.by_rescaled;
-        oq_status st2 = collect_layers(flt, q, &alt);
-        debug_ctx *drop = &alt;
-        if (st2 == OQ_OK && alt.n > c.n) {
-            drop = &c;
+        if (collect_layers(flt, q, &alt) == OQ_OK && alt.n > c.n) {
+            drop_layers(&c);
+            c = alt; /* the same record of rescaled values, the other layers */
             ref = flt;
-        }
-        free(drop->layers);
-        oq_strmap_free(&drop->by_ref);
-        oq_strmap_free(&drop->by_xq);
-        if (drop == &c) {
-            c.layers = alt.layers, c.n = alt.n, c.unmatched = alt.unmatched;
-            c.by_ref = alt.by_ref, c.by_xq = alt.by_xq;
+        } else {
+            drop_layers(&alt);
         }
     }
     if (st == OQ_OK && c.n == 0)
