@@ -55,7 +55,7 @@ static const char usage[] =
     "                           an image folder (or uint8 arrays)\n"
     "  --target-agreement A     static: keep the fewest layers in float (worst first, by\n"
     "                           `onnxq debug`'s own-error ranking) until the top-1 agreement\n"
-    "                           with the float model reaches A (0.99 = 99%%)\n"
+    "                           with the float model reaches A (0.99 = 99%)\n"
     "  --eval-data DATA         data the agreement is measured on (default: the --calib data)\n"
     "  -q, --quiet              no per-tensor lines, no progress bar\n"
     "  -h, --help               show this help\n";
