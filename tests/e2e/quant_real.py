@@ -2,7 +2,8 @@
 # The quantizer on real pretrained models with real inputs (tests/e2e/quant_real.sh drives it): each model is
 # quantized statically (per-channel weights, default recipe) with calibration on one set of real inputs and judged
 # on a different, held-out set: top-1 agreement with the float model where the output is a decision, output SQNR,
-# size ratio. Inputs: skimage sample photos and text (OCR, BlazeFace, ResNet18/MobileNetV2), speech synthesized by
+# size ratio (split into the int8 tensors, the other tensors - scales, int32 biases, what stayed float - and the rest
+# of the file). Inputs: skimage sample photos and text (OCR, BlazeFace, ResNet18/MobileNetV2), speech synthesized by
 # espeak-ng (openWakeWord, Silero VAD). Also checks that onnxruntime runs each quantized file.
 # usage: quant_real.py ONNXQ WORK_DIR
 import glob
@@ -220,12 +221,40 @@ def ort_runs(q, feed):
 rows = []
 
 
+def size_parts(q, f):
+    """Where the quantized file's bytes go, as fractions of the float file: int8/uint8 tensors (the weights), the
+    per-channel data that goes with them (int32 biases and float tensors: scales, and whatever stayed float), and
+    the rest (nodes, names, metadata)."""
+    import onnx
+    parts = dict(int8=0, other=0)
+    def tensors(g):
+        for t in g.initializer:
+            yield t
+        for n in g.node:
+            for a in n.attribute:
+                if a.HasField("t"):
+                    yield a.t
+                if a.HasField("g"):
+                    yield from tensors(a.g)
+                for sg in a.graphs:
+                    yield from tensors(sg)
+    for t in tensors(onnx.load(q).graph):
+        b = len(t.SerializeToString())
+        parts["int8" if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8) else "other"] += b
+    total = os.path.getsize(f)
+    parts = {k: v / total for k, v in parts.items()}
+    parts["rest"] = os.path.getsize(q) / total - parts["int8"] - parts["other"]
+    return parts
+
+
 def report(name, agree, s, f, q, ort, nodes, note=""):
+    parts = size_parts(q, f)
     rows.append(dict(model=name, agreement=agree, sqnr_db=s, size_ratio=os.path.getsize(q) / os.path.getsize(f),
-                     ort=ort, nodes=" / ".join(nodes), note=note))
+                     size_parts=parts, ort=ort, nodes=" / ".join(nodes), note=note))
     a = "%6.1f%%" % (100 * agree) if agree is not None else "     - "
-    print(f"{name:<16} {a} {s:8.1f} dB {rows[-1]['size_ratio']:6.3f}  ort:{ort:<4} {note} [{rows[-1]['nodes']}]",
-          flush=True)
+    print(f"{name:<16} {a} {s:8.1f} dB {rows[-1]['size_ratio']:6.3f} "
+          f"(int8 {parts['int8']:.3f} + other tensors {parts['other']:.3f} + graph {parts['rest']:.3f})  "
+          f"ort:{ort:<4} {note} [{rows[-1]['nodes']}]", flush=True)
 
 
 def image_model(name, file, make, n_cal, n_eval, decide, feed_name, note="", also=None, truth=None):
