@@ -567,6 +567,61 @@ static fuse_result fuse_conv_to_float(fq *f, size_t i, const char **why)
     return st == OQ_OK ? FUSE_DONE : FUSE_ERROR;
 }
 
+/* Gemm's input (per tensor), weight (per tensor or per output column: axis 0 of B when
+ * transB, else axis 1) and bias, as QGemm takes them. */
+static bool gemm_sides(fq *f, const oq_node *n, qside *x, qside *w, const char **bias, const char **why)
+{
+    int trans_b = (int)oq_node_attr_int(n, "transB", 0);
+    double alpha = oq_node_attr_float(n, "alpha", 1.0f), beta = oq_node_attr_float(n, "beta", 1.0f);
+    int64_t n_out;
+    if (!read_dq(f, oq_node_input(n, 0), x, why) ||
+        !weight_side(f, oq_node_input(n, 1), trans_b ? 0 : 1, w, &n_out, why))
+        return false;
+    const oq_tensor *wt = oq_graph_initializer(f->g, w->q);
+    if (x->count != 1 || wt->ndim != 2) {
+        *why = "the input is quantized per axis or the weight is not 2-D";
+        return false;
+    }
+    if (!(alpha > 0.0)) {
+        *why = "alpha is not positive";
+        return false;
+    }
+    return make_bias(f, oq_node_input(n, 2), x, w, n_out, alpha, beta, bias, why);
+}
+
+/* QGemm's inputs up to the bias; y_scale and y_zero_point follow, or nothing (float output). */
+static void gemm_node(fused *u, const qside *x, const qside *w, const char *bias)
+{
+    u->op_type = "QGemm";
+    u->domain = MS_DOMAIN;
+    push_side(u, x);
+    push_side(u, w);
+    push(u, bias);
+    const char *keep[] = {"alpha", "transA", "transB", NULL};
+    memcpy(u->keep, keep, sizeof keep);
+}
+
+/* DQ -> Gemm <- DQ whose output is read as float (a LayerNorm, a Softmax): QGemm without
+ * y_scale, whose output is float (onnxruntime's QDQ transformer makes the same node). */
+static fuse_result fuse_gemm_to_float(fq *f, size_t i, const char **why)
+{
+    oq_node *n = &f->g->nodes[i];
+    qside x, w;
+    const char *bias = NULL;
+    if (!gemm_sides(f, n, &x, &w, &bias, why))
+        return FUSE_NO;
+    if (zero_point_for(f, &x) != OQ_OK || zero_point_for(f, &w) != OQ_OK)
+        return FUSE_ERROR;
+    fused u = {0};
+    gemm_node(&u, &x, &w, bias);
+    char *out = oq_strdup(n->outputs[0]);
+    if (!out)
+        return FUSE_ERROR;
+    oq_status st = replace_node(f, i, &u, out);
+    free(out);
+    return st == OQ_OK ? FUSE_DONE : FUSE_ERROR;
+}
+
 static fuse_result fuse_node(fq *f, size_t i, const char **why)
 {
     oq_node *n = &f->g->nodes[i];
@@ -587,6 +642,8 @@ static fuse_result fuse_node(fq *f, size_t i, const char **why)
         return fuse_matmul_to_float(f, i, why);
     if ((r < 0 || !is_op(&f->g->nodes[r], "QuantizeLinear")) && !strcmp(op, "Conv"))
         return fuse_conv_to_float(f, i, why);
+    if ((r < 0 || !is_op(&f->g->nodes[r], "QuantizeLinear")) && !strcmp(op, "Gemm"))
+        return fuse_gemm_to_float(f, i, why);
     if (r < 0 || !is_op(&f->g->nodes[r], "QuantizeLinear")) {
         *why = "its output is not read by exactly one QuantizeLinear";
         return FUSE_NO;
@@ -663,34 +720,13 @@ static fuse_result fuse_node(fq *f, size_t i, const char **why)
         push(&u, y.scale);
         push(&u, y.zp);
     } else if (!strcmp(op, "Gemm")) {
-        int trans_b = (int)oq_node_attr_int(n, "transB", 0);
-        double alpha = oq_node_attr_float(n, "alpha", 1.0f), beta = oq_node_attr_float(n, "beta", 1.0f);
-        int64_t n_out;
-        if (!read_dq(f, oq_node_input(n, 0), &x, why) ||
-            !weight_side(f, oq_node_input(n, 1), trans_b ? 0 : 1, &w, &n_out, why))
-            return FUSE_NO;
-        const oq_tensor *wt = oq_graph_initializer(f->g, w.q);
-        if (x.count != 1 || wt->ndim != 2) {
-            *why = "the input is quantized per axis or the weight is not 2-D";
-            return FUSE_NO;
-        }
-        if (!(alpha > 0.0)) {
-            *why = "alpha is not positive";
-            return FUSE_NO;
-        }
-        if (!make_bias(f, oq_node_input(n, 2), &x, &w, n_out, alpha, beta, &bias, why))
+        if (!gemm_sides(f, n, &x, &w, &bias, why))
             return FUSE_NO;
         if (zero_point_for(f, &x) != OQ_OK || zero_point_for(f, &w) != OQ_OK || zero_point_for(f, &y) != OQ_OK)
             return FUSE_ERROR;
-        u.op_type = "QGemm";
-        u.domain = MS_DOMAIN;
-        push_side(&u, &x);
-        push_side(&u, &w);
-        push(&u, bias);
+        gemm_node(&u, &x, &w, bias);
         push(&u, y.scale);
         push(&u, y.zp);
-        const char *keep[] = {"alpha", "transA", "transB", NULL};
-        memcpy(u.keep, keep, sizeof keep);
     } else {
         /* Elementwise, pooling and Concat: every input per-tensor of the output's type. */
         size_t n_in = !strcmp(op, "Add") || !strcmp(op, "Mul") ? 2 : !strcmp(op, "Concat") ? n->n_inputs : 1;

@@ -616,6 +616,83 @@ static void test_qdq_conv_float_output(void)
     mb_free(&b);
 }
 
+/* int8 tensor initializer with deterministic values. */
+static void init_i8(mb *b, Onnx__GraphProto *g, const char *name, int64_t rows, int64_t cols, int salt)
+{
+    int8_t v[64];
+    for (int64_t i = 0; i < rows * cols && i < 64; i++)
+        v[i] = (int8_t)(((i + salt) * 37) % 255 - 127);
+    Onnx__TensorProto *t = mb_tensor(b, name, 3 /* INT8 */, 2, (int64_t[]){rows, cols});
+    mb_tensor_raw(b, t, v, (size_t)(rows * cols));
+    mb_initializer(b, g, t);
+}
+
+/* QDQ Gemms whose outputs are read in float (a LayerNorm would; here an Add): the QDQ fusion
+ * makes each a QGemm without y_scale (float output), with the weight per output column
+ * along axis 0 (transB) or 1, an int32 bias already in the accumulator's scale or a float
+ * one (with alpha and beta) that it converts; the result equals the unfused graph up to
+ * float rounding and the bias's rounding to the accumulator's scale. */
+static void test_qdq_gemm_float_output(void)
+{
+    mb b = {0};
+    Onnx__GraphProto *g = mb_graph(&b, "qdq_gemm");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 2, (int64_t[]){3, 8}, NULL));
+    init_scalar(&b, g, "xs", 0.02f);
+    uint8_t xz = 128;
+    Onnx__TensorProto *xzt = mb_tensor(&b, "xz", 2 /* UINT8 */, 0, NULL);
+    mb_tensor_raw(&b, xzt, &xz, 1);
+    mb_initializer(&b, g, xzt);
+    init_i8(&b, g, "W1", 5, 8, 1); /* transB: [N, K] */
+    init_i8(&b, g, "W2", 8, 5, 2); /* [K, N] */
+    init_f(&b, g, "ws1", 1, (int64_t[]){5}, 3, true);
+    init_f(&b, g, "ws2", 1, (int64_t[]){5}, 4, true);
+    float *ws1 = (float *)g->initializer[g->n_initializer - 2]->raw_data.data;
+    float *ws2 = (float *)g->initializer[g->n_initializer - 1]->raw_data.data;
+    int32_t b1[5];
+    float bs1[5];
+    for (int k = 0; k < 5; k++) {
+        ws1[k] *= 0.01f;
+        ws2[k] *= 0.01f;
+        bs1[k] = 0.02f * ws1[k];
+        b1[k] = (k * 53) % 41 - 20;
+    }
+    Onnx__TensorProto *b1t = mb_tensor(&b, "B1", 6 /* INT32 */, 1, (int64_t[]){5});
+    mb_tensor_raw(&b, b1t, b1, sizeof b1);
+    mb_initializer(&b, g, b1t);
+    Onnx__TensorProto *bs1t = mb_tensor(&b, "bs1", T_FLOAT, 1, (int64_t[]){5});
+    mb_tensor_raw(&b, bs1t, bs1, sizeof bs1);
+    mb_initializer(&b, g, bs1t);
+    init_f(&b, g, "B2", 1, (int64_t[]){5}, 5, false);
+    mb_node(&b, g, "QuantizeLinear", "q", "x,xs,xz", "xq");
+    mb_node(&b, g, "DequantizeLinear", "dq", "xq,xs,xz", "xd");
+    mb_attr_int(&b, mb_node(&b, g, "DequantizeLinear", "dqw1", "W1,ws1", "w1d"), "axis", 0);
+    mb_attr_int(&b, mb_node(&b, g, "DequantizeLinear", "dqw2", "W2,ws2", "w2d"), "axis", 1);
+    mb_attr_int(&b, mb_node(&b, g, "DequantizeLinear", "dqb1", "B1,bs1", "b1d"), "axis", 0);
+    mb_attr_int(&b, mb_node(&b, g, "Gemm", "g1", "xd,w1d,b1d", "y1"), "transB", 1);
+    Onnx__NodeProto *g2 = mb_node(&b, g, "Gemm", "g2", "xd,w2d,B2", "y2");
+    Onnx__AttributeProto *al = mb_attr(&b, g2, "alpha", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    al->has_f = 1;
+    al->f = 0.5f;
+    Onnx__AttributeProto *be = mb_attr(&b, g2, "beta", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    be->has_f = 1;
+    be->f = 2.0f;
+    mb_node(&b, g, "Add", "sum", "y1,y2", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 2, (int64_t[]){3, 5}, NULL));
+    oq_model *m = load(&b, mb_model(&b, 13, g));
+    oq_model *c = m ? clone_and_run(m, pass_fuse_qdq, NULL) : NULL;
+    if (c) {
+        CHECK(test_count_op(c->graph, "QGemm") == 2 && test_count_op(c->graph, "Gemm") == 0 &&
+              test_count_op(c->graph, "DequantizeLinear") == 0);
+        for (size_t i = 0; i < c->graph->n_nodes; i++)
+            if (!strcmp(c->graph->nodes[i].op_type, "QGemm"))
+                CHECK(c->graph->nodes[i].n_inputs == 7); /* no y_scale, y_zero_point: float output */
+        check_same(m, c, 2, (int64_t[]){3, 8}, 1e-4);
+    }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+    mb_free(&b);
+}
+
 /* Views share their input's arena bytes (runtime planner): a Reshape chain whose input is
  * read again after it, with other values planned around them, computes what it should,
  * on every run. y = (relu(x) + reshape(reshape(relu(x)))) * sigmoid(relu(x)). */
@@ -821,6 +898,7 @@ int main(void)
     test_attention_fusion();
     test_integer_matmul_bias();
     test_qdq_conv_float_output();
+    test_qdq_gemm_float_output();
     test_view_aliasing();
     test_upgrade_opset();
     return test_summary("test_passes");
