@@ -411,3 +411,45 @@ oq_status pass_constant_fold(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
                      n_folded == 1 ? "" : "s");
     return st;
 }
+
+/* A DequantizeLinear of constants that the QDQ fusion left in place (its reader stays a
+ * float node: an operator with no integer form, an input quantized per axis) would
+ * dequantize the same weights on every run, and its reader could not pack them once. It is
+ * evaluated here, once, into a float initializer. Values the session observes stay. */
+oq_status pass_fold_dequantize(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
+{
+    size_t n_folded = 0;
+    oq_status st = OQ_OK;
+    for (size_t i = 0; i < g->n_nodes && st == OQ_OK;) {
+        oq_node *n = &g->nodes[i];
+        bool all_const = n->n_outputs == 1 && n->n_inputs >= 2 && n->n_inputs <= 3;
+        const oq_tensor *in[3] = {NULL, NULL, NULL};
+        for (size_t k = 0; all_const && k < n->n_inputs; k++)
+            all_const = !n->inputs[k][0] || (in[k] = oq_graph_initializer(g, n->inputs[k])) != NULL;
+        if (!all_const || strcmp(n->op_type, "DequantizeLinear") || !oq_domain_is_default(n->domain) ||
+            oq_pass_keeps_value(ctx, g, n->outputs[0])) {
+            i++;
+            continue;
+        }
+        oq_tensor *out[1] = {NULL};
+        oq_status est = oq_pass_eval_node(m, n, in, 0, out);
+        if (est == OQ_E_NOMEM) {
+            st = est;
+            break;
+        }
+        if (est != OQ_OK || !out[0]) {
+            /* a malformed node is left for run time, where the session names it */
+            oq_tensor_destroy(out[0]);
+            oq_error_clear();
+            i++;
+            continue;
+        }
+        st = replace_by_constants(g, i, out);
+        n_folded++;
+        ctx->changed++;
+    }
+    if (n_folded)
+        oq_pass_note(ctx, "fold_dequantize", "%zu DequantizeLinear of constants evaluated once (their readers stay "
+                     "float)", n_folded);
+    return st;
+}

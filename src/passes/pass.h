@@ -67,6 +67,9 @@ oq_status oq_node_rewrite(oq_node *n, const char *op, const char *domain, const 
  * Shape/Size of values whose shape is static) are evaluated once through the
  * operator registry and replaced by initializers. Random and quantization ops stay. */
 oq_status pass_constant_fold(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* DequantizeLinear nodes of constants (weights of nodes left in float after the QDQ
+ * fusion) are evaluated once into float initializers, unless the session observes them. */
+oq_status pass_fold_dequantize(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 /* BatchNormalization (inference) after Conv/ConvTranspose/Gemm with a constant
  * weight is folded into new weight and bias initializers. */
 oq_status pass_fold_batchnorm(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);

@@ -374,6 +374,8 @@ static oq_status fuse_graph(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
         st = pass_fuse_dynamic(m, g, ctx);
     if (st == OQ_OK && !ctx->no_qdq_fusion)
         st = pass_fuse_qdq(m, g, ctx);
+    if (st == OQ_OK)
+        st = pass_fold_dequantize(m, g, ctx);
     /* again: a QDQ MatMul with a float output became MatMulIntegerToFloat, whose bias Add now fuses */
     if (st == OQ_OK && !ctx->no_qdq_fusion)
         st = pass_fuse_matmul_bias(m, g, ctx);

@@ -693,6 +693,44 @@ static void test_qdq_gemm_float_output(void)
     mb_free(&b);
 }
 
+/* DequantizeLinear of constant weights left by the QDQ fusion (here: the Gemm's input is
+ * not quantized, so it stays float) is evaluated once into a float initializer: same
+ * result, bit for bit; a DQ whose output is a graph output stays. */
+static void test_fold_dequantize(void)
+{
+    mb b = {0};
+    Onnx__GraphProto *g = mb_graph(&b, "fold_dq");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 2, (int64_t[]){3, 8}, NULL));
+    init_i8(&b, g, "W", 5, 8, 1);
+    init_f(&b, g, "ws", 1, (int64_t[]){5}, 3, true);
+    mb_attr_int(&b, mb_node(&b, g, "DequantizeLinear", "dqw", "W,ws", "wd"), "axis", 0);
+    mb_attr_int(&b, mb_node(&b, g, "Gemm", "gemm", "x,wd", "y"), "transB", 1);
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 2, (int64_t[]){3, 5}, NULL));
+    Onnx__GraphProto *g2 = mb_graph(&b, "keep_dq");
+    mb_input(&b, g2, mb_vi(&b, "x", T_FLOAT, 2, (int64_t[]){3, 8}, NULL));
+    init_i8(&b, g2, "V", 2, 4, 2);
+    init_scalar(&b, g2, "vs", 0.5f);
+    mb_node(&b, g2, "DequantizeLinear", "dqv", "V,vs", "vd");
+    mb_output(&b, g2, mb_vi(&b, "vd", T_FLOAT, 2, (int64_t[]){2, 4}, NULL));
+    oq_model *m = load(&b, mb_model(&b, 13, g)), *m2 = load(&b, mb_model(&b, 13, g2));
+    size_t changed = 0, changed2 = 0;
+    oq_model *c = m ? clone_and_run(m, pass_fold_dequantize, &changed) : NULL;
+    oq_model *c2 = m2 ? clone_and_run(m2, pass_fold_dequantize, &changed2) : NULL;
+    if (c) {
+        CHECK(changed == 1 && test_count_op(c->graph, "DequantizeLinear") == 0);
+        const oq_tensor *wd = oq_graph_initializer(c->graph, "wd");
+        CHECK(wd && wd->dtype == OQ_FLOAT && oq_tensor_numel(wd) == 40);
+        check_same(m, c, 2, (int64_t[]){3, 8}, 0.0);
+    }
+    if (c2)
+        CHECK(changed2 == 0 && test_count_op(c2->graph, "DequantizeLinear") == 1);
+    oq_model_destroy(c);
+    oq_model_destroy(c2);
+    oq_model_destroy(m);
+    oq_model_destroy(m2);
+    mb_free(&b);
+}
+
 /* Views share their input's arena bytes (runtime planner): a Reshape chain whose input is
  * read again after it, with other values planned around them, computes what it should,
  * on every run. y = (relu(x) + reshape(reshape(relu(x)))) * sigmoid(relu(x)). */
@@ -899,6 +937,7 @@ int main(void)
     test_integer_matmul_bias();
     test_qdq_conv_float_output();
     test_qdq_gemm_float_output();
+    test_fold_dequantize();
     test_view_aliasing();
     test_upgrade_opset();
     return test_summary("test_passes");
