@@ -1,5 +1,5 @@
 /* ops/ew_chain: onnxq.ElementwiseChain, a session-only node (passes/fuse_elementwise.c) for a chain
- * of float Add, Sub, Mul, Div and Clip nodes, each reading the one before it and x (the chain's
+ * of float Add, Sub, Mul, Div, Clip, Sigmoid, two-input Max/Min and LeakyRelu nodes, each reading the one before it and x (the chain's
  * input) or a constant: a decomposed HardSwish x * Clip(x + 3, 0, 6) / 6, with the per-channel
  * divisors the quantizer's equalization leaves in it), a Swish x * Sigmoid(x). The unfused chain passes
  * over the tensor
@@ -63,7 +63,7 @@ static oq_status ew_prepare(oq_op_node *n)
                 return oq_op_error(n, OQ_E_INVALID_ARG, "step %zu reads the quantization scale or zero point", i);
     }
     for (size_t i = 0; i < s->n_steps; i++)
-        if (s->steps[2 * i] < OQ_EW_STEP_ADD || s->steps[2 * i] > OQ_EW_STEP_SIGMOID || s->steps[2 * i + 1] < 0 ||
+        if (s->steps[2 * i] < OQ_EW_STEP_ADD || s->steps[2 * i] > OQ_EW_STEP_LAST || s->steps[2 * i + 1] < 0 ||
             (size_t)s->steps[2 * i + 1] >= n->n_inputs)
             return oq_op_error(n, OQ_E_INVALID_ARG, "step %zu is not a known step on an input", i);
     return OQ_OK;
@@ -129,6 +129,9 @@ static oq_status ew_infer(oq_op_node *n, const oq_tensor *const *in, oq_tensor *
         if ((int64_t)k == s->q_scale ? oq_tensor_numel(in[k]) != 1 : !classify(in[0], in[k], &o))
             return oq_op_error(n, OQ_E_SHAPE, "input %zu does not broadcast into the shape of input 0", k);
     }
+    for (size_t i = 0; i < s->n_steps; i++)
+        if (s->steps[2 * i] == OQ_EW_STEP_LEAKYRELU && oq_tensor_numel(in[s->steps[2 * i + 1]]) != 1)
+            return oq_op_error(n, OQ_E_SHAPE, "step %zu (LeakyRelu) needs a one-value alpha", i);
     if (s->q_scale >= 0 && yt == OQ_FLOAT)
         yt = OQ_UINT8;
     oq_set_shape(out[0], yt, in[0]->ndim, in[0]->dims);
@@ -167,6 +170,11 @@ static void step_run(const chain_job *j, size_t s, const float *src, float *dst,
     case OQ_EW_STEP_MAX: j->vm->vclip(src, dst, n, c, INFINITY); break;
     case OQ_EW_STEP_MIN: j->vm->vclip(src, dst, n, -INFINITY, c); break;
     case OQ_EW_STEP_SIGMOID: j->vm->vsigmoid(src, dst, n); break;
+    case OQ_EW_STEP_MAXIMUM: j->vb->max(src, b, dst, n, mode); break;
+    case OQ_EW_STEP_RMAXIMUM: j->vb->max(b, src, dst, n, p ? 0 : 1); break;
+    case OQ_EW_STEP_MINIMUM: j->vb->min(src, b, dst, n, mode); break;
+    case OQ_EW_STEP_RMINIMUM: j->vb->min(b, src, dst, n, p ? 0 : 1); break;
+    case OQ_EW_STEP_LEAKYRELU: j->vm->vleakyrelu(src, dst, n, c); break;
     default: break;
     }
 }

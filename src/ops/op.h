@@ -98,7 +98,9 @@ size_t oq_exec_output_count(const oq_exec *sub);
 
 /* The steps of a session-only onnxq.ElementwiseChain node (ops/ew_chain.c, made by
  * passes/fuse_elementwise.c): v = v op operand (RSUB, RDIV: operand op v; MAX, MIN: as Clip;
- * SIGMOID: the Sigmoid operator's kernel). */
+ * SIGMOID: the Sigmoid operator's kernel; MAXIMUM, MINIMUM: as the Max and Min operators, RMAXIMUM,
+ * RMINIMUM with the operand first; LEAKYRELU: the LeakyRelu operator's kernel, the operand a
+ * one-value alpha). */
 enum {
     OQ_EW_STEP_ADD = 1,
     OQ_EW_STEP_SUB,
@@ -108,7 +110,13 @@ enum {
     OQ_EW_STEP_RDIV,
     OQ_EW_STEP_MAX,
     OQ_EW_STEP_MIN,
-    OQ_EW_STEP_SIGMOID /* v = sigmoid(v); the operand is not read */
+    OQ_EW_STEP_SIGMOID, /* v = sigmoid(v); the operand is not read */
+    OQ_EW_STEP_MAXIMUM,
+    OQ_EW_STEP_RMAXIMUM,
+    OQ_EW_STEP_MINIMUM,
+    OQ_EW_STEP_RMINIMUM,
+    OQ_EW_STEP_LEAKYRELU,
+    OQ_EW_STEP_LAST = OQ_EW_STEP_LEAKYRELU
 };
 
 #endif

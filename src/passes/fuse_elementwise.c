@@ -1,10 +1,12 @@
-/* passes/fuse_elementwise: chains of float Add, Sub, Mul, Div, Clip and Sigmoid nodes, each reading
+/* passes/fuse_elementwise: chains of float Add, Sub, Mul, Div, Clip, Sigmoid, two-input Max/Min and
+ * LeakyRelu nodes, each reading
  * the one before it (its only reader) and either the chain's input x or a float constant, become one
  * session-only onnxq.ElementwiseChain node (ops/ew_chain.c) that runs them in one pass over x. A
  * decomposed HardSwish (Add 3, Clip 0..6, Mul x, Div 6) is such a chain: MobileNetV3-style models
  * (the PaddleOCR models) keep it in float between their int8 convolutions, four passes over each
- * activation; a Swish, x * Sigmoid(x), is two. A chain needs a float constant in its first node
- * (integer shape arithmetic is left alone) or a Sigmoid of a float layer's output there, and two
+ * activation; a Swish, x * Sigmoid(x), is two; a LeakyRelu clamped from below by a Max (TensorFlow
+ * exports: openWakeWord) is two. A chain needs a float constant in its first node (integer shape
+ * arithmetic is left alone) or a Sigmoid or LeakyRelu of a float layer's output there, and two
  * nodes at least (or one and the per-tensor QuantizeLinear to u8/s8 after it, which
  * then joins: the next int8 layer's input in a QDQ model); no constant may change x's shape (see
  * shape_of). Values a calibration or debug session observes are never inside a chain. */
@@ -85,7 +87,8 @@ static bool float_layer_output(const oq_graph *g, const char *x)
 typedef struct link {
     size_t node;
     int step[2];           /* one or two steps (Clip: max then min) */
-    const char *operand[2];
+    const char *operand[2]; /* NULL: a scalar initializer of value alpha, made when the chain is fused */
+    float alpha;
     int n;
 } link;
 
@@ -100,6 +103,12 @@ static bool as_step(const oq_graph *g, size_t i, const char *cur, const char *x,
     if (!strcmp(n->op_type, "Sigmoid")) {
         l->step[0] = OQ_EW_STEP_SIGMOID;
         l->operand[0] = x ? x : cur; /* not read */
+        return n->n_inputs == 1 && !strcmp(n->inputs[0], cur);
+    }
+    if (!strcmp(n->op_type, "LeakyRelu")) {
+        l->step[0] = OQ_EW_STEP_LEAKYRELU;
+        l->operand[0] = NULL;
+        l->alpha = oq_node_attr_float(n, "alpha", 0.01f);
         return n->n_inputs == 1 && !strcmp(n->inputs[0], cur);
     }
     if (!strcmp(n->op_type, "Clip")) {
@@ -118,11 +127,13 @@ static bool as_step(const oq_graph *g, size_t i, const char *cur, const char *x,
             l->step[l->n] = OQ_EW_STEP_MIN, l->operand[l->n++] = hi;
         return true;
     }
-    static const char *const ops[] = {"Add", "Sub", "Mul", "Div"};
-    static const int fwd[] = {OQ_EW_STEP_ADD, OQ_EW_STEP_SUB, OQ_EW_STEP_MUL, OQ_EW_STEP_DIV};
-    static const int rev[] = {OQ_EW_STEP_ADD, OQ_EW_STEP_RSUB, OQ_EW_STEP_MUL, OQ_EW_STEP_RDIV};
+    static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Max", "Min"};
+    static const int fwd[] = {OQ_EW_STEP_ADD, OQ_EW_STEP_SUB,     OQ_EW_STEP_MUL,
+                              OQ_EW_STEP_DIV, OQ_EW_STEP_MAXIMUM, OQ_EW_STEP_MINIMUM};
+    static const int rev[] = {OQ_EW_STEP_ADD,  OQ_EW_STEP_RSUB,     OQ_EW_STEP_MUL,
+                              OQ_EW_STEP_RDIV, OQ_EW_STEP_RMAXIMUM, OQ_EW_STEP_RMINIMUM};
     int k = -1;
-    for (int o = 0; o < 4 && k < 0; o++)
+    for (int o = 0; o < 6 && k < 0; o++)
         if (!strcmp(n->op_type, ops[o]))
             k = o;
     if (k < 0 || n->n_inputs != 2)
@@ -142,7 +153,7 @@ static bool as_step(const oq_graph *g, size_t i, const char *cur, const char *x,
 /* Whether n is of a type a chain holds (before any name lookup: every node is tried as a start). */
 static bool chain_op(const oq_node *n)
 {
-    static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Clip", "Sigmoid"};
+    static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Clip", "Sigmoid", "LeakyRelu", "Max", "Min"};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
         if (!strcmp(n->op_type, ops[k]))
             return oq_domain_is_default(n->domain);
@@ -162,8 +173,10 @@ static size_t chain_at(const oq_graph *g, size_t s, const oq_pass_ctx *ctx, link
     x_shape xs = *x ? shape_of(g, *x) : (x_shape){-1, -1};
     if (!*x || !as_step(g, s, *x, NULL, xs, &links[0]))
         return 0;
-    /* a chain starting with a Sigmoid has no constant to tell its type: x must be a float layer's output */
-    if (links[0].step[0] == OQ_EW_STEP_SIGMOID && !float_layer_output(g, *x))
+    /* a chain starting with a Sigmoid or LeakyRelu has no constant to tell its type: x must be a float
+     * layer's output */
+    if ((links[0].step[0] == OQ_EW_STEP_SIGMOID || links[0].step[0] == OQ_EW_STEP_LEAKYRELU) &&
+        !float_layer_output(g, *x))
         return 0;
     size_t len = 1;
     const char *cur = n->outputs[0];
@@ -200,6 +213,24 @@ static size_t final_quantize(const oq_graph *g, const char *v, const oq_pass_ctx
     return q;
 }
 
+/* A rank-0 float initializer holding v, named after node n; *name points at its name in g. */
+static oq_status alpha_initializer(oq_graph *g, const oq_node *n, float v, char **name)
+{
+    oq_tensor *t = NULL;
+    oq_status st = oq_tensor_create(OQ_FLOAT, 0, NULL, &t);
+    if (st != OQ_OK)
+        return st;
+    *(float *)t->data = v;
+    if (!(t->name = oq_graph_unique_name(g, n->outputs[0], "_alpha"))) {
+        oq_tensor_destroy(t);
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    }
+    *name = t->name;
+    if ((st = oq_graph_add_initializer(g, t)) != OQ_OK)
+        oq_tensor_destroy(t);
+    return st;
+}
+
 oq_status pass_fuse_elementwise(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
 {
     (void)m;
@@ -221,8 +252,16 @@ oq_status pass_fuse_elementwise(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
         int64_t steps[4 * MAX_LINKS];
         size_t n_in = 1, n_steps = 0;
         in[0] = x;
+        char *made[MAX_LINKS]; /* the alpha initializers' names (owned by the graph) */
+        size_t n_made = 0;
         for (size_t l = 0; l < len; l++)
             for (int k = 0; k < links[l].n; k++) {
+                if (!links[l].operand[k]) {
+                    oq_status st = alpha_initializer(g, &g->nodes[links[l].node], links[l].alpha, &made[n_made]);
+                    if (st != OQ_OK)
+                        return st;
+                    links[l].operand[k] = made[n_made++];
+                }
                 size_t at = 0;
                 while (at < n_in && strcmp(in[at], links[l].operand[k]))
                     at++;
@@ -259,7 +298,7 @@ oq_status pass_fuse_elementwise(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
         ctx->changed++; /* node s went: the one after it is at s now */
     }
     if (fused)
-        oq_pass_note(ctx, "fuse_elementwise", "%zu chain%s of float Add/Sub/Mul/Div/Clip fused into "
+        oq_pass_note(ctx, "fuse_elementwise", "%zu chain%s of float Add/Sub/Mul/Div/Clip/Sigmoid/Max/Min/LeakyRelu fused into "
                      "onnxq.ElementwiseChain (%zu with the QuantizeLinear after them)", fused, fused == 1 ? "" : "s",
                      quantized);
     return OQ_OK;

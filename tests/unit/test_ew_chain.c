@@ -1,7 +1,7 @@
 /* passes/fuse_elementwise + ops/ew_chain: a decomposed HardSwish with per-channel divisors, a
  * reversed Sub and a Clip with one bound fuse into one onnxq.ElementwiseChain whose outputs equal
  * the unfused nodes' bit for bit (NaN and infinities included); a value that is a graph output,
- * integer arithmetic and a Mul of two runtime tensors stay as they are. */
+ * integer arithmetic and a Mul of two runtime tensors stay as they are; a LeakyRelu clamped by Max/Min. */
 #include "core/core.h"
 #include "onnxq.h"
 #include "passes/pass.h"
@@ -199,6 +199,56 @@ static void test_swish(void)
     oq_model_destroy(m);
 }
 
+/* TensorFlow's LeakyRelu clamped from below (openWakeWord): Conv -> LeakyRelu(0.2) -> Max(v, -0.4) ->
+ * Min(hi[c], v) with the per-channel bound first fuse into one chain, bit for bit (NaN and infinities
+ * of the input included); a LeakyRelu of a graph input (of unknown type to the pass) does not start one. */
+static void test_leaky_max(void)
+{
+    oq_model *m = test_model_new();
+    oq_graph *g = m->graph;
+    const int64_t xd[4] = {-1, C, H, W}, wd[4] = {C, C, 1, 1}, one[4] = {1, 1, 1, 1}, cd[3] = {C, 1, 1};
+    float w[C * C];
+    for (int i = 0; i < C * C; i++)
+        w[i] = (float)(i % 4) - 1.5f;
+    const float lo = -0.4f, hi[C] = {0.5f, 3.0f, -1.0f};
+    test_add_value(g, false, "x", 4, xd);
+    test_add_value(g, true, "y", 4, xd);
+    test_add_value(g, true, "y2", 4, xd);
+    test_add_init(g, "w", 4, wd, w);
+    test_add_init(g, "lo", 4, one, &lo);
+    test_add_init(g, "hi", 3, cd, hi);
+    test_node(g, "Conv", "x", "w", NULL, "c");
+    test_node(g, "LeakyRelu", "c", NULL, NULL, "lr");
+    test_node(g, "Max", "lr", "lo", NULL, "mx");
+    test_node(g, "Min", "hi", "mx", NULL, "y");
+    test_node(g, "LeakyRelu", "x", NULL, NULL, "y2");
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (!strcmp(g->nodes[i].op_type, "LeakyRelu")) {
+            float alpha = 0.2f;
+            CHECK_OK(oq_node_add_attr_floats(&g->nodes[i], "alpha", &alpha, 1));
+            g->nodes[i].attrs[g->nodes[i].n_attrs - 1].type = OQ_ATTR_FLOAT;
+            g->nodes[i].attrs[g->nodes[i].n_attrs - 1].f = alpha;
+        }
+    oq_model *f = NULL;
+    CHECK_OK(oq_model_clone(m, &f));
+    oq_pass_ctx ctx = {0};
+    if (f)
+        CHECK_OK(pass_fuse_elementwise(f, f->graph, &ctx));
+    CHECK(f && test_count_op(f->graph, "ElementwiseChain") == 1u && test_count_op(f->graph, "LeakyRelu") == 1u &&
+          test_count_op(f->graph, "Max") == 0u && test_count_op(f->graph, "Min") == 0u);
+    oq_tensor *x = input(), *a[2] = {NULL, NULL}, *b[2] = {NULL, NULL};
+    run(m, x, false, a, 2);
+    run(m, x, true, b, 2);
+    for (int k = 0; k < 2; k++) {
+        CHECK(a[k] && b[k] && a[k]->nbytes == b[k]->nbytes && !memcmp(a[k]->data, b[k]->data, a[k]->nbytes));
+        oq_tensor_destroy(a[k]);
+        oq_tensor_destroy(b[k]);
+    }
+    oq_tensor_destroy(x);
+    oq_model_destroy(f);
+    oq_model_destroy(m);
+}
+
 /* An ElementwiseChain written into a file by hand gets an error naming the node, never a wrong read:
  * an operand that varies along an axis of another size than x's, steps on inputs it does not have,
  * a quantize attribute naming x or an input a step reads. */
@@ -248,6 +298,7 @@ int main(void)
 {
     test_bad_nodes();
     test_swish();
+    test_leaky_max();
     test_chain(false, false);
     test_chain(true, false);
     test_chain(false, true);
