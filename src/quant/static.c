@@ -47,6 +47,7 @@ typedef struct qtensor {
 typedef struct qnode {
     enum kind kind;
     bool q, folded;    /* folded: a Relu/Clip removed into its producer's range */
+    bool float_in;     /* K_SHARED left float because its input is (see quantize_before_shared) */
     quant_rule rule;
     const char *why;
 } qnode;
@@ -340,6 +341,30 @@ static bool feeds_subgraph(const oq_graph *g, const char *name)
     return false;
 }
 
+/* A data-movement node (MaxPool, Reshape, Transpose...) left float because its input is float, whose
+ * output is quantized anyway for an int8 reader: quantizing its input instead, with the output's
+ * parameters, gives the same values (quantization is monotone, so it commutes with taking a maximum,
+ * and with moving values), and the node runs on int8 (a MaxPool on a quarter of the bytes; the
+ * QuantizeLinear joins the float ops before it). Last node first, so that a MaxPool before a Reshape
+ * moves too. */
+static oq_status quantize_before_shared(plan *p)
+{
+    oq_status st = OQ_OK;
+    for (size_t i = p->g->n_nodes; i-- > 0 && st == OQ_OK;) {
+        const oq_node *n = &p->g->nodes[i];
+        qnode *qn = &p->nodes[i];
+        size_t out = qn->float_in ? find_t(p, n->outputs[0]) : SIZE_MAX;
+        if (out == SIZE_MAX || read_by_subgraph(p->g, n->outputs[0]) || find_t(p, n->inputs[0]) != SIZE_MAX)
+            continue;
+        qn->q = true;
+        qn->why = NULL;
+        qn->float_in = false;
+        p->t[out].quant_producer = true;
+        st = add_t(p, n->inputs[0], p->t[out].root, false, NULL);
+    }
+    return st;
+}
+
 /* scope: g's; up: the enclosing graph's plan; table (subgraphs only): nodes whose tensors have no range stay float;
  * forced: nodes kept float because running them in int8 gains nothing (see plan_int8_worth); may be NULL */
 static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fold, bool symmetric,
@@ -407,6 +432,7 @@ static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fol
             size_t t = find_t(p, n->inputs[0]);
             if (t == SIZE_MAX || !p->t[t].quant_producer) {
                 qn->why = "input is float";
+                qn->float_in = qn->kind == K_SHARED;
                 continue;
             }
             /* DequantizeLinear -> Transpose -> If branch: see feeds_subgraph */
@@ -471,6 +497,8 @@ static oq_status make_plan(const oq_graph *g, const quant_rules *rules, bool fol
         size_t root = qn->kind == K_SHARED ? p->t[find_t(p, n->inputs[0])].root : SIZE_MAX;
         st = add_t(p, n->outputs[0], root, true, NULL);
     }
+    if (st == OQ_OK)
+        st = quantize_before_shared(p);
     return st;
 }
 

@@ -485,6 +485,66 @@ static void test_int8_only_where_it_pays(void)
     oq_calib_table_destroy(t);
 }
 
+/* The node writing value name in g, or NULL. */
+static const oq_node *writer(const oq_graph *g, const char *name)
+{
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].n_outputs && !strcmp(g->nodes[i].outputs[0], name))
+            return &g->nodes[i];
+    return NULL;
+}
+
+/* MatMul -> LeakyRelu (no int8 form) -> Flatten -> MatMul: the Flatten's input is float, but its output
+ * is quantized for the second MatMul anyway; the quantizer quantizes the Flatten's input instead, with
+ * the same scale and zero point, so that it runs on int8 with the same values. */
+static void test_quantize_before_shared(void)
+{
+    oq_model *m = test_model_new();
+    oq_graph *g = m->graph;
+    add_value(&g->inputs, &g->n_inputs, "x", 1, 8);
+    add_value(&g->outputs, &g->n_outputs, "y", 1, 8);
+    add_const(g, "w1", 1, 64, 0), add_const(g, "w2", 1, 64, 0.1f);
+    for (size_t i = 0; i < g->n_initializers; i++) {
+        g->initializers[i]->ndim = 2; /* [8, 8] weights, filled as 64 values */
+        g->initializers[i]->dims[0] = g->initializers[i]->dims[1] = 8;
+    }
+    const char *mm1[2] = {"x", "w1"}, *h[1] = {"h"}, *l[1] = {"l"}, *f[1] = {"f"}, *mm2[2] = {"f", "w2"},
+               *y[1] = {"y"};
+    CHECK_OK(oq_graph_add_node(g, "MatMul", "", "mm1", mm1, 2, h, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "LeakyRelu", "", "lrelu", h, 1, l, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "Flatten", "", "flat", l, 1, f, 1, NULL));
+    CHECK_OK(oq_graph_add_node(g, "MatMul", "", "mm2", mm2, 2, y, 1, NULL));
+    oq_calib_table *t = oq_calloc(1, sizeof *t);
+    const char *names[] = {"x", "h", "l", "f", "y"};
+    for (size_t i = 0; t && i < sizeof names / sizeof *names; i++)
+        CHECK_OK(calib_table_add(t, names[i], -2, 3, -2, 3));
+    oq_quant_options o = oq_quant_options_default();
+    o.table = t;
+    oq_model *q = NULL;
+    CHECK_OK(oq_quantize(m, &o, NULL, &q));
+    const oq_node *flat = NULL, *lrelu = NULL;
+    for (size_t i = 0; q && i < q->graph->n_nodes; i++) {
+        flat = !strcmp(q->graph->nodes[i].op_type, "Flatten") ? &q->graph->nodes[i] : flat;
+        lrelu = !strcmp(q->graph->nodes[i].op_type, "LeakyRelu") ? &q->graph->nodes[i] : lrelu;
+    }
+    CHECK(flat && lrelu);
+    if (flat && lrelu) {
+        const oq_node *dq_in = writer(q->graph, flat->inputs[0]);
+        const oq_node *q_in = dq_in && !strcmp(dq_in->op_type, "DequantizeLinear") ? writer(q->graph, dq_in->inputs[0])
+                                                                                   : NULL;
+        CHECK(q_in && !strcmp(q_in->op_type, "QuantizeLinear") && !strcmp(q_in->inputs[0], lrelu->outputs[0]));
+        const oq_node *q_out = NULL; /* the QuantizeLinear of the Flatten's output: same parameters */
+        for (size_t i = 0; i < q->graph->n_nodes; i++)
+            if (!strcmp(q->graph->nodes[i].op_type, "QuantizeLinear") &&
+                !strcmp(q->graph->nodes[i].inputs[0], flat->outputs[0]))
+                q_out = &q->graph->nodes[i];
+        CHECK(q_in && q_out && !strcmp(q_in->inputs[1], q_out->inputs[1]) && !strcmp(q_in->inputs[2], q_out->inputs[2]));
+    }
+    oq_model_destroy(q);
+    oq_model_destroy(m);
+    oq_calib_table_destroy(t);
+}
+
 static long file_size(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -675,6 +735,7 @@ int main(void)
     test_observers();
     test_observer_minmax();
     test_int8_only_where_it_pays();
+    test_quantize_before_shared();
     oq_model *cnn = NULL, *mlp = NULL;
     CHECK_OK(oq_model_load("tests/fixtures/fmnist_cnn/model.onnx", NULL, &cnn));
     CHECK_OK(oq_model_load("tests/fixtures/fmnist_mlp/model.onnx", NULL, &mlp));
