@@ -1,6 +1,6 @@
 /* ops/pad: Pad in modes constant, reflect, edge and wrap (pads as an attribute
  * before opset 11, as inputs after; axes input from opset 18; negative pads crop).
- * Works row by row: the in-range middle of a row is one memcpy. */
+ * Works row by row (axes without pads merged): the in-range middle of a row is one memcpy. */
 #include "ops/op.h"
 
 #include <string.h>
@@ -160,6 +160,19 @@ typedef struct pad_ctx {
     int64_t istride[OQ_MAX_DIMS];
 } pad_ctx;
 
+/* n copies of the es-byte value at d: one, then the filled part copied onto the rest, doubling. */
+static void fill(char *d, const unsigned char *value, size_t es, size_t n)
+{
+    size_t total = n * es, filled = total ? es : 0;
+    if (filled)
+        memcpy(d, value, es);
+    while (filled < total) {
+        size_t k = filled < total - filled ? filled : total - filled;
+        memcpy(d + filled, d, k);
+        filled += k;
+    }
+}
+
 static void pad_task(void *vc, size_t task, size_t thread)
 {
     (void)thread;
@@ -182,11 +195,17 @@ static void pad_task(void *vc, size_t task, size_t thread)
                 ioff += (p->keep_off[a] + si) * c->istride[a];
         }
         if (constant_row) {
-            for (int64_t j = 0; j < c->ocols; j++)
-                memcpy(d + (size_t)j * es, p->value, es);
+            fill(d, p->value, es, (size_t)c->ocols);
             continue;
         }
         const char *srow = c->src + (size_t)ioff * es;
+        if (p->mode == PAD_CONSTANT) { /* value, the kept run, value (a channel padding, channels-last) */
+            int64_t lo = c->hi > c->lo ? c->lo : c->ocols, hi = c->hi > c->lo ? c->hi : c->ocols;
+            fill(d, p->value, es, (size_t)lo);
+            memcpy(d + (size_t)lo * es, srow + (size_t)c->koff * es, (size_t)(hi - lo) * es);
+            fill(d + (size_t)hi * es, p->value, es, (size_t)(c->ocols - hi));
+            continue;
+        }
         for (int64_t j = 0; j < c->ocols; j++) {
             if (j == c->lo && c->hi > c->lo) {
                 memcpy(d + (size_t)c->lo * es, srow + (size_t)c->koff * es, (size_t)(c->hi - c->lo) * es);
@@ -199,6 +218,30 @@ static void pad_task(void *vc, size_t task, size_t thread)
     }
 }
 
+/* Fewer, longer rows, the same tensor: neighbouring axes without pads become one, and in constant
+ * mode so do a padded axis and the unpadded axes after it (its pads then count whole slices). A
+ * channel padding of NCHW is then one row per image: value, copy, value. xd: x's dims, merged too. */
+static void merge_axes(pad_plan *p, int64_t *xd)
+{
+    int out = 0;
+    for (int a = 0; a < p->nd; a++) {
+        bool plain = p->before[a] == 0 && p->after[a] == 0;
+        int prev = out - 1;
+        bool prev_plain = prev >= 0 && p->before[prev] == 0 && p->after[prev] == 0;
+        if (prev >= 0 && plain && (prev_plain || p->mode == PAD_CONSTANT)) {
+            int64_t d = xd[a];
+            xd[prev] *= d, p->odims[prev] *= d, p->keep_off[prev] *= d, p->keep_len[prev] *= d;
+            p->pad_lo[prev] *= d, p->before[prev] *= d, p->after[prev] *= d;
+            continue;
+        }
+        xd[out] = xd[a], p->odims[out] = p->odims[a], p->keep_off[out] = p->keep_off[a];
+        p->keep_len[out] = p->keep_len[a], p->pad_lo[out] = p->pad_lo[a];
+        p->before[out] = p->before[a], p->after[out] = p->after[a];
+        out++;
+    }
+    p->nd = out;
+}
+
 static oq_status pad_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
 {
     pad_plan p;
@@ -206,6 +249,10 @@ static oq_status pad_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *c
     if (st != OQ_OK)
         return st;
     const oq_tensor *x = in[0];
+    int64_t xd[OQ_MAX_DIMS];
+    memcpy(xd, x->dims, sizeof xd);
+    if (oq_tensor_numel(x) > 0)
+        merge_axes(&p, xd);
     pad_ctx c;
     memset(&c, 0, sizeof c);
     c.p = &p;
@@ -226,7 +273,7 @@ static oq_status pad_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *c
     int64_t s = 1;
     for (int a = last; a >= 0; a--) {
         c.istride[a] = s;
-        s *= x->dims[a];
+        s *= xd[a];
     }
     c.lo = p.pad_lo[last];
     c.hi = c.lo + c.klen;

@@ -802,9 +802,43 @@ static fuse_result fuse_node(fq *f, size_t i, const char **why)
 }
 
 /* DQ -> MaxPool/Reshape/... -> Q with the same parameters: the op runs on the integer tensor. */
+/* A Pad about to run on int8 pads with the quantized pad value, Q(value) (the float graph's
+ * Q(Pad(DQ(x), value)) writes exactly that): a new constant input 2. Other modes copy values of x.
+ * The attribute form of old opsets is left float. */
+static bool pad_value_q8(fq *f, oq_node *n, const qside *y)
+{
+    if (n->n_inputs < 2 || !n->inputs[1][0])
+        return false;
+    const char *mode = oq_node_attr_string(n, "mode", "constant");
+    if (strcmp(mode, "constant"))
+        return !strcmp(mode, "edge") || !strcmp(mode, "reflect") || !strcmp(mode, "wrap");
+    float c = 0;
+    if (n->n_inputs > 2 && n->inputs[2][0]) {
+        const oq_tensor *t = oq_graph_initializer(f->g, n->inputs[2]);
+        if (!t || t->dtype != OQ_FLOAT || oq_tensor_numel(t) != 1 || !t->data)
+            return false;
+        c = ((const float *)t->data)[0];
+    }
+    oq_tensor *t = NULL;
+    if (oq_tensor_create(y->type, 0, NULL, &t) != OQ_OK)
+        return false;
+    int32_t v = quantize1(y, c);
+    if (y->type == OQ_INT8)
+        *(int8_t *)t->data = (int8_t)v;
+    else
+        *(uint8_t *)t->data = (uint8_t)v;
+    if (!(t->name = fresh_name(f, y->q, "pad_value")) || add_initializer(f, t) != OQ_OK) {
+        oq_tensor_destroy(t);
+        return false;
+    }
+    const char *in[4] = {n->inputs[0], n->inputs[1], t->name, n->n_inputs > 3 ? n->inputs[3] : NULL};
+    return oq_node_rewrite(n, "Pad", "", in, n->n_inputs > 3 ? 4 : 3, false) == OQ_OK;
+}
+
 static bool pass_through(fq *f, size_t i)
 {
-    static const char *const ops[] = {"MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity"};
+    static const char *const ops[] = {"MaxPool", "Reshape",   "Flatten",  "Transpose",
+                                      "Squeeze", "Unsqueeze", "Identity", "Pad"};
     oq_node *n = &f->g->nodes[i];
     bool match = false;
     for (size_t k = 0; k < sizeof ops / sizeof *ops; k++)
@@ -818,6 +852,8 @@ static bool pass_through(fq *f, size_t i)
         !read_q(f, r, &y, &why))
         return false;
     if (x.count != 1 || x.type != y.type || scale0(&x) != scale0(&y) || zp0(&x) != zp0(&y))
+        return false;
+    if (is_op(n, "Pad") && !pad_value_q8(f, n, &y))
         return false;
     char *in = oq_strdup(x.q), *out = oq_strdup(y.q);
     if (!in || !out) {

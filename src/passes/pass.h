@@ -83,6 +83,9 @@ oq_status pass_equalize_conv(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 oq_status pass_dead_nodes(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 /* Identity, and Dropout whose mask is unused, are bypassed. */
 oq_status pass_fuse_identity(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
+/* Concat(x, ConstantOfShape(constant shape)) of two inputs becomes Pad(x) along the axis with the
+ * fill's value (opset 11+): a channel padding the quantizer can run on int8. */
+oq_status pass_fill_to_pad(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);
 /* PyTorch's decomposed layer norm (ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt,
  * Div, Mul, Add) becomes one LayerNormalization. */
 oq_status pass_fuse_layernorm(oq_model *m, oq_graph *g, oq_pass_ctx *ctx);

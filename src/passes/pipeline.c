@@ -9,6 +9,7 @@ static const oq_pass_info passes[] = {
     {"upgrade_opset", pass_upgrade_opset, true, "raise the opset (to --opset, default 13) for quantized operators"},
     {"constant_fold", pass_constant_fold, false, "Constant nodes and constant subgraphs to initializers"},
     {"fuse_identity", pass_fuse_identity, false, "remove Identity and inference Dropout"},
+    {"fill_to_pad", pass_fill_to_pad, false, "Concat with a constant fill (ConstantOfShape) to Pad"},
     {"fold_batchnorm", pass_fold_batchnorm, false, "fold BatchNormalization into Conv/ConvTranspose/Gemm weights"},
     {"equalize_conv", pass_equalize_conv, false,
      "cross-layer equalization of Conv|affine -> [Relu] -> Conv|Gemm|MatMul (for quantization)"},
@@ -56,8 +57,8 @@ oq_status oq_pass_run(const oq_pass_info *p, oq_model *m, oq_pass_ctx *ctx)
 
 oq_status oq_passes_run_prepare(oq_model *m, oq_pass_ctx *ctx)
 {
-    static const char *const names[] = {"constant_fold", "fuse_identity", "fold_batchnorm", "equalize_conv",
-                                         "dead_nodes"};
+    static const char *const names[] = {"constant_fold", "fuse_identity", "fill_to_pad", "fold_batchnorm",
+                                         "equalize_conv", "dead_nodes"};
     oq_status st = OQ_OK;
     for (size_t i = 0; i < sizeof names / sizeof names[0] && st == OQ_OK; i++)
         st = oq_pass_run(oq_pass_find(names[i]), m, ctx);

@@ -181,10 +181,12 @@ static oq_status qoperator_graph(quant_ctx *q, oq_graph *g, const quant_scope *s
             if (!ok)
                 continue;
         } else if ((!strcmp(op, "MaxPool") || !strcmp(op, "Flatten") || !strcmp(op, "Reshape") ||
-                    !strcmp(op, "Transpose") || !strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze")) &&
+                    !strcmp(op, "Transpose") || !strcmp(op, "Squeeze") || !strcmp(op, "Unsqueeze") ||
+                    !strcmp(op, "Pad")) &&
                    from_dq(g, n->inputs[0], &a) && same_params(&a, qn) && a.zp[0]) {
-            /* the same scale in and out: the operator moves int8 values as they are */
-            const char **in = oq_calloc(n->n_inputs + 1, sizeof *in);
+            /* the same scale in and out: the operator moves int8 values as they are (a Pad the
+             * quantizer took pads with 0, which is the zero point; other modes copy values) */
+            const char **in = oq_calloc(n->n_inputs + 3, sizeof *in);
             if (!in) {
                 st = oq_error(OQ_E_NOMEM, "out of memory");
                 break;
@@ -192,7 +194,13 @@ static oq_status qoperator_graph(quant_ctx *q, oq_graph *g, const quant_scope *s
             in[0] = a.q;
             for (size_t s = 1; s < n->n_inputs; s++)
                 in[s] = n->inputs[s];
-            st = rewrite(g, i, op, "", in, n->n_inputs, yq, true);
+            bool constant_pad = !strcmp(op, "Pad") && !strcmp(oq_node_attr_string(n, "mode", "constant"), "constant");
+            size_t n_in = n->n_inputs;
+            if (!strcmp(op, "Pad")) {
+                in[2] = constant_pad ? a.zp : "";
+                n_in = n_in > 3 ? n_in : 3;
+            }
+            st = rewrite(g, i, op, "", in, n_in, yq, true);
             free(in);
         } else {
             continue;

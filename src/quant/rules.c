@@ -29,7 +29,7 @@ struct quant_rules {
 
 static const char *const static_default_ops =
     "Conv,MatMul,Gemm,Add,Mul,MaxPool,AveragePool,GlobalAveragePool,Concat,Relu,Clip,Flatten,Reshape,"
-    "Transpose,Squeeze,Unsqueeze";
+    "Transpose,Squeeze,Unsqueeze,Pad";
 static const char *const dynamic_default_ops = "MatMul,Gemm,LSTM,Conv";
 
 bool quant_glob(const char *p, const char *s)

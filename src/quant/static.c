@@ -22,6 +22,7 @@ static const op_kind kinds[] = {
     {"Mul", K_ARITH}, {"AveragePool", K_OWN}, {"GlobalAveragePool", K_OWN}, {"Concat", K_ARITH},
     {"Relu", K_ACT}, {"Clip", K_ACT}, {"MaxPool", K_SHARED}, {"Flatten", K_SHARED},
     {"Reshape", K_SHARED}, {"Transpose", K_SHARED}, {"Squeeze", K_SHARED}, {"Unsqueeze", K_SHARED},
+    {"Pad", K_SHARED},
 };
 
 static enum kind kind_of(const oq_node *n)
@@ -264,6 +265,24 @@ static bool has_any_subgraph(const oq_graph *g)
 }
 
 /* Can node n run in int8 at all (types, constant weights)? Returns the reason if not. */
+/* A Pad shares its input's range when the values it adds are in it: constant 0 (a quantized
+ * range always holds 0 exactly), or copies of x (edge, reflect, wrap); pads from an input (opset 11+). */
+static const char *pad_blocker(const plan *p, const oq_node *n)
+{
+    const char *pads = oq_node_input(n, 1), *value = oq_node_input(n, 2);
+    if (!pads || !is_init(p, pads))
+        return "pads are not a constant input";
+    if (oq_node_input(n, 3))
+        return "Pad with axes";
+    const char *mode = oq_node_attr_string(n, "mode", "constant");
+    if (strcmp(mode, "constant"))
+        return strcmp(mode, "edge") && strcmp(mode, "reflect") && strcmp(mode, "wrap") ? "unknown Pad mode" : NULL;
+    const oq_tensor *v = value ? plan_init(p, value) : NULL;
+    if (value && (!v || v->dtype != OQ_FLOAT || oq_tensor_numel(v) != 1 || !v->data || oq_tensor_get_f64(v, 0) != 0))
+        return "the pad value is not a constant 0";
+    return NULL;
+}
+
 static const char *blocker(const plan *p, const oq_node *n, enum kind k)
 {
     for (size_t s = 0; s < n->n_inputs; s++)
@@ -288,6 +307,8 @@ static const char *blocker(const plan *p, const oq_node *n, enum kind k)
                 return "constant input is not float";
     if (!strcmp(n->op_type, "MaxPool") && n->n_outputs > 1 && n->outputs[1][0])
         return "MaxPool indices output";
+    if (!strcmp(n->op_type, "Pad"))
+        return pad_blocker(p, n);
     if (!strcmp(n->op_type, "Clip")) {
         for (size_t s = 1; s < n->n_inputs; s++)
             if (n->inputs[s][0] && !is_init(p, n->inputs[s]))

@@ -731,6 +731,77 @@ static void test_fold_dequantize(void)
     mb_free(&b);
 }
 
+/* ConstantOfShape(shape) writing a fill of v (a [1]-shaped value attribute, as ONNX writes it). */
+static void fill_node(mb *b, Onnx__GraphProto *g, const char *shape_name, const int64_t *shape, const char *out,
+                      float v)
+{
+    init_i64(b, g, shape_name, 4, shape);
+    Onnx__NodeProto *n = mb_node(b, g, "ConstantOfShape", out, shape_name, out);
+    Onnx__AttributeProto *a = mb_attr(b, n, "value", ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR);
+    a->t = mb_tensor(b, "", T_FLOAT, 1, (int64_t[]){1});
+    mb_tensor_raw(b, a->t, &v, sizeof v);
+}
+
+/* Concat(x, fill) on the channels and Concat(fill, .) on the last axis (negative) become Pads
+ * with the fills' values: the same tensor, bit for bit. */
+static void test_fill_to_pad(void)
+{
+    mb b = {0};
+    Onnx__GraphProto *g = mb_graph(&b, "fill");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 2, 3, 4}, NULL));
+    fill_node(&b, g, "s1", (int64_t[]){1, 1, 3, 4}, "f1", 0.0f);
+    fill_node(&b, g, "s2", (int64_t[]){1, 3, 3, 2}, "f2", 1.5f);
+    mb_attr_int(&b, mb_node(&b, g, "Concat", "c1", "x,f1", "y1"), "axis", 1);
+    mb_attr_int(&b, mb_node(&b, g, "Concat", "c2", "f2,y1", "y"), "axis", -1);
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 4, (int64_t[]){1, 3, 3, 6}, NULL));
+    oq_model *m = load(&b, mb_model(&b, 13, g));
+    size_t changed = 0;
+    oq_model *c = m ? clone_and_run(m, pass_fill_to_pad, &changed) : NULL;
+    if (c) {
+        CHECK(changed == 2 && test_count_op(c->graph, "Pad") == 2 && test_count_op(c->graph, "Concat") == 0);
+        check_same(m, c, 4, (int64_t[]){1, 2, 3, 4}, 0.0);
+    }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+    mb_free(&b);
+}
+
+/* DQ -> Pad(value 0.5) -> Q with the same parameters: the fusion runs the Pad on uint8 with the
+ * pad value quantized, Q(0.5); the same tensor as the float evaluation of the QDQ graph. */
+static void test_qdq_pad(void)
+{
+    mb b = {0};
+    Onnx__GraphProto *g = mb_graph(&b, "qdq_pad");
+    mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 2, (int64_t[]){3, 4}, NULL));
+    init_scalar(&b, g, "xs", 0.02f);
+    uint8_t xz = 100;
+    Onnx__TensorProto *xzt = mb_tensor(&b, "xz", 2 /* UINT8 */, 0, NULL);
+    mb_tensor_raw(&b, xzt, &xz, 1);
+    mb_initializer(&b, g, xzt);
+    init_i64(&b, g, "pads", 4, (int64_t[]){1, 0, 0, 2});
+    init_scalar(&b, g, "pv", 0.5f);
+    mb_node(&b, g, "QuantizeLinear", "q", "x,xs,xz", "xq");
+    mb_node(&b, g, "DequantizeLinear", "dq", "xq,xs,xz", "xd");
+    mb_node(&b, g, "Pad", "pad", "xd,pads,pv", "p");
+    mb_node(&b, g, "QuantizeLinear", "q2", "p,xs,xz", "pq");
+    mb_node(&b, g, "DequantizeLinear", "dq2", "pq,xs,xz", "y");
+    mb_output(&b, g, mb_vi(&b, "y", T_FLOAT, 2, (int64_t[]){4, 6}, NULL));
+    oq_model *m = load(&b, mb_model(&b, 13, g));
+    oq_model *c = m ? clone_and_run(m, pass_fuse_qdq, NULL) : NULL;
+    if (c) {
+        const oq_node *pad = NULL;
+        for (size_t i = 0; i < c->graph->n_nodes; i++)
+            pad = !strcmp(c->graph->nodes[i].op_type, "Pad") ? &c->graph->nodes[i] : pad;
+        const oq_tensor *v = pad && pad->n_inputs > 2 ? oq_graph_initializer(c->graph, pad->inputs[2]) : NULL;
+        CHECK(v && v->dtype == OQ_UINT8 && ((const uint8_t *)v->data)[0] == 125); /* 0.5 / 0.02 + 100 */
+        CHECK(test_count_op(c->graph, "QuantizeLinear") == 1 && test_count_op(c->graph, "DequantizeLinear") == 1);
+        check_same(m, c, 2, (int64_t[]){3, 4}, 0.0);
+    }
+    oq_model_destroy(c);
+    oq_model_destroy(m);
+    mb_free(&b);
+}
+
 /* Views share their input's arena bytes (runtime planner): a Reshape chain whose input is
  * read again after it, with other values planned around them, computes what it should,
  * on every run. y = (relu(x) + reshape(reshape(relu(x)))) * sigmoid(relu(x)). */
@@ -938,6 +1009,8 @@ int main(void)
     test_qdq_conv_float_output();
     test_qdq_gemm_float_output();
     test_fold_dequantize();
+    test_fill_to_pad();
+    test_qdq_pad();
     test_view_aliasing();
     test_upgrade_opset();
     return test_summary("test_passes");

@@ -545,6 +545,60 @@ static void test_quantize_before_shared(void)
     oq_calib_table_destroy(t);
 }
 
+/* An int64 initializer of n values. */
+static void add_i64(oq_graph *g, const char *name, size_t n, const int64_t *v)
+{
+    oq_tensor *t = NULL;
+    int64_t d[1] = {(int64_t)n};
+    CHECK_OK(oq_tensor_create(OQ_INT64, 1, d, &t));
+    if (!t)
+        return;
+    memcpy(t->data, v, n * sizeof *v);
+    t->name = oq_strdup(name);
+    CHECK_OK(oq_graph_add_initializer(g, t));
+}
+
+/* MatMul -> Pad(0) -> MatMul: the Pad runs on int8 between them (same parameters in and out, 0 is
+ * the zero point); a Pad with value 1 stays float. */
+static void test_quantize_pad(void)
+{
+    for (int v1 = 0; v1 < 2; v1++) {
+        oq_model *m = test_model_new();
+        oq_graph *g = m->graph;
+        add_value(&g->inputs, &g->n_inputs, "x", 1, 8);
+        add_value(&g->outputs, &g->n_outputs, "y", 1, 8);
+        add_const(g, "w1", 1, 64, 0), add_const(g, "w2", 1, 80, 0.1f);
+        for (size_t i = 0; i < g->n_initializers; i++) { /* [8, 8] and [10, 8] weights */
+            g->initializers[i]->dims[0] = g->initializers[i]->dims[0] == 64 ? 8 : 10;
+            g->initializers[i]->dims[1] = 8;
+            g->initializers[i]->ndim = 2;
+        }
+        add_i64(g, "pads", 4, (int64_t[]){0, 0, 0, 2});
+        add_const(g, "pv", 0, 1, v1 ? 1.0f : 0.0f);
+        const char *mm1[2] = {"x", "w1"}, *h[1] = {"h"}, *pad[3] = {"h", "pads", "pv"}, *p[1] = {"p"},
+                   *mm2[2] = {"p", "w2"}, *y[1] = {"y"};
+        CHECK_OK(oq_graph_add_node(g, "MatMul", "", "mm1", mm1, 2, h, 1, NULL));
+        CHECK_OK(oq_graph_add_node(g, "Pad", "", "pad", pad, 3, p, 1, NULL));
+        CHECK_OK(oq_graph_add_node(g, "MatMul", "", "mm2", mm2, 2, y, 1, NULL));
+        oq_calib_table *t = oq_calloc(1, sizeof *t);
+        const char *names[] = {"x", "h", "p", "y"};
+        for (size_t i = 0; t && i < sizeof names / sizeof *names; i++)
+            CHECK_OK(calib_table_add(t, names[i], -2, 3, -2, 3));
+        oq_quant_options o = oq_quant_options_default();
+        o.table = t;
+        oq_model *q = NULL;
+        CHECK_OK(oq_quantize(m, &o, NULL, &q));
+        const oq_node *pn = NULL;
+        for (size_t i = 0; q && i < q->graph->n_nodes; i++)
+            pn = !strcmp(q->graph->nodes[i].op_type, "Pad") ? &q->graph->nodes[i] : pn;
+        const oq_node *in = pn ? writer(q->graph, pn->inputs[0]) : NULL;
+        CHECK(pn && in && !strcmp(in->op_type, v1 ? "MatMul" : "DequantizeLinear"));
+        oq_model_destroy(q);
+        oq_model_destroy(m);
+        oq_calib_table_destroy(t);
+    }
+}
+
 static long file_size(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -736,6 +790,7 @@ int main(void)
     test_observer_minmax();
     test_int8_only_where_it_pays();
     test_quantize_before_shared();
+    test_quantize_pad();
     oq_model *cnn = NULL, *mlp = NULL;
     CHECK_OK(oq_model_load("tests/fixtures/fmnist_cnn/model.onnx", NULL, &cnn));
     CHECK_OK(oq_model_load("tests/fixtures/fmnist_mlp/model.onnx", NULL, &mlp));
