@@ -490,6 +490,17 @@ static bool weight_side(const fq *f, const char *name, int want_axis, qside *w, 
 /* DQ -> MatMul <- DQ whose float output is read as float (a bias Add or a residual
  * kept in float): com.microsoft MatMulIntegerToFloat, the integer product scaled
  * to float in the GEMM's output stage, as onnxruntime fuses it. */
+/* Node i becomes u, keeping its output's name (its readers stay as they are). */
+static oq_status replace_same_output(fq *f, size_t i, const fused *u)
+{
+    char *out = oq_strdup(f->g->nodes[i].outputs[0]);
+    if (!out)
+        return oq_error(OQ_E_NOMEM, "out of memory");
+    oq_status st = replace_node(f, i, u, out);
+    free(out);
+    return st;
+}
+
 static fuse_result fuse_matmul_to_float(fq *f, size_t i, const char **why)
 {
     oq_node *n = &f->g->nodes[i];
@@ -519,12 +530,7 @@ static fuse_result fuse_matmul_to_float(fq *f, size_t i, const char **why)
     push(&u, w.scale);
     push(&u, x.zp);
     push(&u, w.zp);
-    char *out = oq_strdup(n->outputs[0]);
-    if (!out)
-        return FUSE_ERROR;
-    oq_status st = replace_node(f, i, &u, out);
-    free(out);
-    return st == OQ_OK ? FUSE_DONE : FUSE_ERROR;
+    return replace_same_output(f, i, &u) == OQ_OK ? FUSE_DONE : FUSE_ERROR;
 }
 
 /* DQ -> Conv <- DQ whose float output is read as float (a HardSwish, a residual Add kept
@@ -557,11 +563,7 @@ static fuse_result fuse_conv_to_float(fq *f, size_t i, const char **why)
         push(&u, bias);
     const char *keep[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", NULL};
     memcpy(u.keep, keep, sizeof keep);
-    char *out = oq_strdup(n->outputs[0]);
-    if (!out)
-        return FUSE_ERROR;
-    oq_status st = replace_node(f, i, &u, out);
-    free(out);
+    oq_status st = replace_same_output(f, i, &u);
     if (st == OQ_OK)
         st = oq_node_add_attr_int(&f->g->nodes[i], "onnxq_float_output", 1);
     return st == OQ_OK ? FUSE_DONE : FUSE_ERROR;
@@ -614,12 +616,7 @@ static fuse_result fuse_gemm_to_float(fq *f, size_t i, const char **why)
         return FUSE_ERROR;
     fused u = {0};
     gemm_node(&u, &x, &w, bias);
-    char *out = oq_strdup(n->outputs[0]);
-    if (!out)
-        return FUSE_ERROR;
-    oq_status st = replace_node(f, i, &u, out);
-    free(out);
-    return st == OQ_OK ? FUSE_DONE : FUSE_ERROR;
+    return replace_same_output(f, i, &u) == OQ_OK ? FUSE_DONE : FUSE_ERROR;
 }
 
 static fuse_result fuse_node(fq *f, size_t i, const char **why)

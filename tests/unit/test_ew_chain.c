@@ -161,6 +161,20 @@ static void test_not_fused(void)
     oq_model_destroy(m);
 }
 
+/* m's two outputs on input(), with the session's fusions on and off: the same bytes. */
+static void same_with_fusion(const oq_model *m)
+{
+    oq_tensor *x = input(), *a[2] = {NULL, NULL}, *b[2] = {NULL, NULL};
+    run(m, x, false, a, 2);
+    run(m, x, true, b, 2);
+    for (int k = 0; k < 2; k++) {
+        CHECK(a[k] && b[k] && a[k]->nbytes == b[k]->nbytes && !memcmp(a[k]->data, b[k]->data, a[k]->nbytes));
+        oq_tensor_destroy(a[k]);
+        oq_tensor_destroy(b[k]);
+    }
+    oq_tensor_destroy(x);
+}
+
 /* Swish after a Conv: Sigmoid, Mul x (and the QuantizeLinear after it) fuse, bit for bit; a Sigmoid of a
  * graph input (of unknown type to the pass) does not start a chain. */
 static void test_swish(void)
@@ -186,15 +200,7 @@ static void test_swish(void)
     if (f)
         CHECK_OK(pass_fuse_elementwise(f, f->graph, &ctx));
     CHECK(f && test_count_op(f->graph, "ElementwiseChain") == 1u && test_count_op(f->graph, "Sigmoid") == 1u);
-    oq_tensor *x = input(), *a[2] = {NULL, NULL}, *b[2] = {NULL, NULL};
-    run(m, x, false, a, 2);
-    run(m, x, true, b, 2);
-    for (int k = 0; k < 2; k++) {
-        CHECK(a[k] && b[k] && a[k]->nbytes == b[k]->nbytes && !memcmp(a[k]->data, b[k]->data, a[k]->nbytes));
-        oq_tensor_destroy(a[k]);
-        oq_tensor_destroy(b[k]);
-    }
-    oq_tensor_destroy(x);
+    same_with_fusion(m);
     oq_model_destroy(f);
     oq_model_destroy(m);
 }
@@ -236,15 +242,7 @@ static void test_leaky_max(void)
         CHECK_OK(pass_fuse_elementwise(f, f->graph, &ctx));
     CHECK(f && test_count_op(f->graph, "ElementwiseChain") == 1u && test_count_op(f->graph, "LeakyRelu") == 1u &&
           test_count_op(f->graph, "Max") == 0u && test_count_op(f->graph, "Min") == 0u);
-    oq_tensor *x = input(), *a[2] = {NULL, NULL}, *b[2] = {NULL, NULL};
-    run(m, x, false, a, 2);
-    run(m, x, true, b, 2);
-    for (int k = 0; k < 2; k++) {
-        CHECK(a[k] && b[k] && a[k]->nbytes == b[k]->nbytes && !memcmp(a[k]->data, b[k]->data, a[k]->nbytes));
-        oq_tensor_destroy(a[k]);
-        oq_tensor_destroy(b[k]);
-    }
-    oq_tensor_destroy(x);
+    same_with_fusion(m);
     oq_model_destroy(f);
     oq_model_destroy(m);
 }

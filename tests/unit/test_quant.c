@@ -419,6 +419,20 @@ static void add_const(oq_graph *g, const char *name, int ndim, int64_t d, float 
     g->initializers[g->n_initializers++] = t;
 }
 
+/* m quantized with the defaults, every named tensor's range [-2, 3] from a table. */
+static oq_model *quantize_ranged(const oq_model *m, const char *const *names, size_t n)
+{
+    oq_calib_table *t = oq_calloc(1, sizeof *t);
+    for (size_t i = 0; t && i < n; i++)
+        CHECK_OK(calib_table_add(t, names[i], -2, 3, -2, 3));
+    oq_quant_options o = oq_quant_options_default();
+    o.table = t;
+    oq_model *q = NULL;
+    CHECK_OK(oq_quantize(m, &o, NULL, &q));
+    oq_calib_table_destroy(t);
+    return q;
+}
+
 /* MatMul -> HardSwish as x * HardSigmoid(x) -> MatMul -> Add -> Div -> output: the Mul has a
  * float input (HardSigmoid stays float) and the Add feeds only the float Div, so both stay
  * float; only the two MatMul inputs are quantized (no QuantizeLinear on the HardSigmoid, Mul
@@ -445,14 +459,8 @@ static void test_int8_only_where_it_pays(void)
     CHECK_OK(oq_graph_add_node(g, "MatMul", "", "mm2", mm2, 2, y2, 1, NULL));
     CHECK_OK(oq_graph_add_node(g, "Add", "", "add", add, 2, ao, 1, NULL));
     CHECK_OK(oq_graph_add_node(g, "Div", "", "div", dv, 2, y, 1, NULL));
-    oq_calib_table *t = oq_calloc(1, sizeof *t);
     const char *names[] = {"x", "h", "s", "m", "y2", "a", "y"};
-    for (size_t i = 0; t && i < sizeof names / sizeof *names; i++)
-        CHECK_OK(calib_table_add(t, names[i], -2, 3, -2, 3));
-    oq_quant_options o = oq_quant_options_default();
-    o.table = t;
-    oq_model *q = NULL;
-    CHECK_OK(oq_quantize(m, &o, NULL, &q));
+    oq_model *q = quantize_ranged(m, names, sizeof names / sizeof *names);
     CHECK(q && count_op(q, "QuantizeLinear") == 2 && count_op(q, "Mul") == 1 && count_op(q, "Add") == 1);
     for (size_t i = 0; q && i < q->graph->n_nodes; i++) {
         const oq_node *n = &q->graph->nodes[i];
@@ -482,7 +490,6 @@ static void test_int8_only_where_it_pays(void)
     oq_session_destroy(sf), oq_session_destroy(sq);
     oq_model_destroy(q);
     oq_model_destroy(m);
-    oq_calib_table_destroy(t);
 }
 
 /* The node writing value name in g, or NULL. */
@@ -514,14 +521,8 @@ static void test_quantize_before_shared(void)
     CHECK_OK(oq_graph_add_node(g, "LeakyRelu", "", "lrelu", h, 1, l, 1, NULL));
     CHECK_OK(oq_graph_add_node(g, "Flatten", "", "flat", l, 1, f, 1, NULL));
     CHECK_OK(oq_graph_add_node(g, "MatMul", "", "mm2", mm2, 2, y, 1, NULL));
-    oq_calib_table *t = oq_calloc(1, sizeof *t);
     const char *names[] = {"x", "h", "l", "f", "y"};
-    for (size_t i = 0; t && i < sizeof names / sizeof *names; i++)
-        CHECK_OK(calib_table_add(t, names[i], -2, 3, -2, 3));
-    oq_quant_options o = oq_quant_options_default();
-    o.table = t;
-    oq_model *q = NULL;
-    CHECK_OK(oq_quantize(m, &o, NULL, &q));
+    oq_model *q = quantize_ranged(m, names, sizeof names / sizeof *names);
     const oq_node *flat = NULL, *lrelu = NULL;
     for (size_t i = 0; q && i < q->graph->n_nodes; i++) {
         flat = !strcmp(q->graph->nodes[i].op_type, "Flatten") ? &q->graph->nodes[i] : flat;
@@ -542,7 +543,6 @@ static void test_quantize_before_shared(void)
     }
     oq_model_destroy(q);
     oq_model_destroy(m);
-    oq_calib_table_destroy(t);
 }
 
 /* An int64 initializer of n values. */
@@ -580,14 +580,8 @@ static void test_quantize_pad(void)
         CHECK_OK(oq_graph_add_node(g, "MatMul", "", "mm1", mm1, 2, h, 1, NULL));
         CHECK_OK(oq_graph_add_node(g, "Pad", "", "pad", pad, 3, p, 1, NULL));
         CHECK_OK(oq_graph_add_node(g, "MatMul", "", "mm2", mm2, 2, y, 1, NULL));
-        oq_calib_table *t = oq_calloc(1, sizeof *t);
         const char *names[] = {"x", "h", "p", "y"};
-        for (size_t i = 0; t && i < sizeof names / sizeof *names; i++)
-            CHECK_OK(calib_table_add(t, names[i], -2, 3, -2, 3));
-        oq_quant_options o = oq_quant_options_default();
-        o.table = t;
-        oq_model *q = NULL;
-        CHECK_OK(oq_quantize(m, &o, NULL, &q));
+        oq_model *q = quantize_ranged(m, names, sizeof names / sizeof *names);
         const oq_node *pn = NULL;
         for (size_t i = 0; q && i < q->graph->n_nodes; i++)
             pn = !strcmp(q->graph->nodes[i].op_type, "Pad") ? &q->graph->nodes[i] : pn;
@@ -595,7 +589,6 @@ static void test_quantize_pad(void)
         CHECK(pn && in && !strcmp(in->op_type, v1 ? "MatMul" : "DequantizeLinear"));
         oq_model_destroy(q);
         oq_model_destroy(m);
-        oq_calib_table_destroy(t);
     }
 }
 
