@@ -24,7 +24,8 @@ static const oq_node *fill_of(const oq_graph *g, const char *name, const oq_tens
     const oq_attr *v = oq_node_attr(n, "value");
     if (!s || s->dtype != OQ_INT64 || s->ndim != 1 || !s->data || s->dims[0] < 1 || s->dims[0] > OQ_MAX_DIMS)
         return NULL;
-    if (v && (!v->t || oq_tensor_numel(v->t) != 1 || !v->t->data))
+    if (v && (!v->t || oq_tensor_numel(v->t) != 1 || !v->t->data || v->t->dtype == OQ_STRING ||
+              !oq_dtype_size(v->t->dtype)))
         return NULL;
     for (int64_t d = 0; d < s->dims[0]; d++)
         if (((const int64_t *)s->data)[d] < 0)
