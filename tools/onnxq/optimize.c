@@ -18,7 +18,7 @@ static const char usage[] =
     "\n"
     "Rewrites the float graph the way the quantizer prepares it and saves it. The\n"
     "default passes: upgrade_opset (only when the model is below opset 10, or with\n"
-    "--opset), constant_fold, fuse_identity, fold_batchnorm, equalize_conv,\n"
+    "--opset), constant_fold, fuse_identity, fill_to_pad, fold_batchnorm, equalize_conv,\n"
     "dead_nodes. OUT is written to a temporary file first, so a failure never\n"
     "leaves it half written.\n"
     "\n"
