@@ -419,6 +419,13 @@ static oq_status scan_file(oq_data_reader *r, data_file *df, const oq_value_info
             }
         if (st != OQ_OK)
             break;
+        /* an empty sample takes no bytes, so the header alone could promise 2^62 of them */
+        if (oq_shape_numel(sd, a->dims) == 0) {
+            char b1[96];
+            st = oq_error(OQ_E_SHAPE, "%s: the samples of input '%s' are empty (shape %s)", df->path, r->names[k],
+                          oq_shape_str(sd, a->dims, b1, sizeof b1));
+            break;
+        }
         if (k == 0 && df == r->files) {
             r->whole = whole;
             r->sample_elems = oq_shape_numel(sd, a->dims);

@@ -371,6 +371,15 @@ static void test_reader(oq_model *m)
     CHECK(strstr(oq_last_error(), "oq_test_r.npy") != NULL);
     CHECK(oq_data_reader_open("/tmp/does-not-exist.npy", m, &ro, &r) == OQ_E_IO);
     oq_tensor_destroy(t);
+    /* empty samples (a zero in the sample dims): rejected, since a header may promise any
+     * number of them for no bytes (a fuzzed file once made the reader deliver 2^62 batches) */
+    int64_t empty[5] = {3, 0, 1, 28, 28};
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 5, empty, &t));
+    CHECK_OK(oq_npy_save("/tmp/oq_test_r.npy", t));
+    r = NULL;
+    CHECK(oq_data_reader_open("/tmp/oq_test_r.npy", m, &ro, &r) == OQ_E_SHAPE && !r);
+    CHECK(strstr(oq_last_error(), "empty") != NULL && strstr(oq_last_error(), "oq_test_r.npy") != NULL);
+    oq_tensor_destroy(t);
     remove("/tmp/oq_test_r.npy");
     remove("/tmp/oq_test_r.npz");
 }
