@@ -71,6 +71,7 @@ fi
 # LeakSanitizer stays on: a leak on an error path is a bug too.
 ARGS=(-rss_limit_mb=2048 -max_len=65536 -timeout=10
       -artifact_prefix="$BUILD/artifacts/$PREFIX" -print_final_stats=1 -seed="${FUZZ_SEED:-1}")
+[[ -f "$ROOT/fuzz/$TARGET.dict" ]] && ARGS+=(-dict="$ROOT/fuzz/$TARGET.dict")
 cd "$BUILD"
 if [[ "$MODE" == runs ]]; then
   CORPUS="$BUILD/corpus-smoke$SUFFIX"
