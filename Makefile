@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= 1500000
 # The same for fuzz/fuzz_data.c (npy/npz, JSON tables and rules, images, image spec,
 # rescaled records): about a minute here too.
-FUZZ_DATA_RUNS ?= 500000
+FUZZ_DATA_RUNS ?= 450000
 
 .PHONY: all deps build demo test test-release test-sanitize fuzz fuzz-smoke e2e bench clean
 

@@ -14,10 +14,13 @@
 #include "quant/quant.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,7 +55,8 @@ static oq_model *model_vec, *model_img;
 
 static void remove_dir(void)
 {
-    static const char *const files[] = {"data.npy", "data.npz", "table.json", "rules.json", "image", "cls/img.png"};
+    static const char *const files[] = {"data.npy", "data.npz", "table.json", "rules.json", "image", "cls/img.png",
+                                        "lock"};
     char path[128];
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
@@ -75,19 +79,36 @@ static void load_fixture(const char *name, oq_model **out)
     }
 }
 
+/* The working folder: the first of base/oq_fuzz_data.N whose lock no live process holds.
+ * Not a random name: the paths reach compared strings, which feed the mutator, and the
+ * smoke run must mutate the same way every time; a folder left by a crashed run is reused. */
+static bool claim_dir(const char *base)
+{
+    for (int i = 0; i < 64; i++) {
+        snprintf(dir, sizeof dir, "%s/oq_fuzz_data.%d", base, i);
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return false;
+        char lock[96];
+        snprintf(lock, sizeof lock, "%s/lock", dir);
+        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return true; /* held until the process ends */
+        close(fd);
+    }
+    return false;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     oq_set_log_callback(NULL, NULL, OQ_LOG_ERROR);
     verbose = getenv("FUZZ_DATA_VERBOSE") && atoi(getenv("FUZZ_DATA_VERBOSE")) > 0;
-    snprintf(dir, sizeof dir, "/dev/shm/oq_fuzz_data_XXXXXX");
-    if (!mkdtemp(dir)) {
-        snprintf(dir, sizeof dir, "/tmp/oq_fuzz_data_XXXXXX");
-        if (!mkdtemp(dir)) {
-            perror("fuzz_data: mkdtemp");
-            abort();
-        }
+    if (!claim_dir("/dev/shm") && !claim_dir("/tmp")) {
+        perror("fuzz_data: no working folder");
+        abort();
     }
     load_fixture("symbolic_batch", &model_vec);
     load_fixture("fmnist_cnn", &model_img);
