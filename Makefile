@@ -6,6 +6,9 @@ FUZZ_SECONDS ?= 60
 # The fuzz smoke run of `make test`: a fixed number of executions (about a minute
 # here), fixed seed, fresh corpus, so every machine runs the same inputs.
 FUZZ_RUNS ?= 1500000
+# The same for fuzz/fuzz_data.c (npy/npz, JSON tables and rules, images, image spec,
+# rescaled records): about a minute here too.
+FUZZ_DATA_RUNS ?= 450000
 
 .PHONY: all deps build demo test test-release test-sanitize fuzz fuzz-smoke e2e bench clean
 
@@ -35,12 +38,14 @@ test-sanitize:
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j$(JOBS) -L 'unit|robustness|conformance'
 
-# Exploration: runs for FUZZ_SECONDS and keeps what it finds in build-fuzz/corpus.
+# Exploration: runs for FUZZ_SECONDS and keeps what it finds in build-fuzz/corpus
+# (FUZZ_TARGET=fuzz_data: the data target, in build-fuzz/corpus-data).
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 fuzz-smoke:
-	scripts/fuzz.sh --runs $(FUZZ_RUNS)
+	scripts/fuzz.sh --target fuzz_load --runs $(FUZZ_RUNS)
+	scripts/fuzz.sh --target fuzz_data --runs $(FUZZ_DATA_RUNS)
 
 e2e:
 	tests/e2e/run.sh

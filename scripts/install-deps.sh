@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the project's dependencies (Debian apt + onnxruntime-node from npm); idempotent and fast when done.
 # Usage: scripts/install-deps.sh [--e2e]   (--e2e adds torch, torchvision, Fashion-MNIST, OpenMP OpenBLAS, oneDNN for bench_q8_gemm,
-#   skimage/scipy/PIL, DejaVu fonts and espeak-ng for the real-model data)
+#   skimage/scipy, DejaVu fonts and espeak-ng for the real-model data)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PKGS=(build-essential cmake protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
-      clang libclang-rt-14-dev python3-numpy python3-onnx chromium libjpeg-dev libpng-dev)
+      clang libclang-rt-14-dev python3-numpy python3-onnx python3-pil chromium libjpeg-dev libpng-dev)
 [[ "${1:-}" == "--e2e" ]] && PKGS+=(python3-torch python3-torchvision dataset-fashion-mnist libopenblas0-openmp libdnnl-dev python3-skimage python3-pil python3-scipy fonts-dejavu-core espeak-ng)
 # node/npm: keep whatever provides them (e.g. a newer nodejs that bundles npm), else take Debian's.
 command -v node >/dev/null || PKGS+=(nodejs)

@@ -265,14 +265,15 @@ static oq_status parse_npz(FILE *f, const char *path, oq_data_reader *r, array_l
             return oq_error(OQ_E_UNSUPPORTED,
                             "%s: array '%s' is compressed (np.savez_compressed); save it with np.savez", path,
                             name);
-        if (csize != usize || loff + 30 > (uint64_t)size)
+        /* zip64 fields are 64-bit: compared so that no sum can wrap */
+        if (csize != usize || loff >= (uint64_t)size || (uint64_t)size - loff < 30)
             return oq_error(OQ_E_PARSE, "%s: zip entry '%s' has inconsistent sizes", path, name);
         if ((st = read_at(f, (int64_t)loff, buf, 30, path)) != OQ_OK)
             return st;
         if (rd32(buf) != 0x04034b50)
             return oq_error(OQ_E_PARSE, "%s: bad local header for '%s'", path, name);
         int64_t data = (int64_t)loff + 30 + rd16(buf + 26) + rd16(buf + 28);
-        if (data + (int64_t)usize > size)
+        if (data > size || usize > (uint64_t)(size - data))
             return oq_error(OQ_E_PARSE, "%s: entry '%s' runs past the end of the file", path, name);
         char what[700];
         snprintf(what, sizeof what, "%s:%s.npy", path, name);
@@ -419,6 +420,13 @@ static oq_status scan_file(oq_data_reader *r, data_file *df, const oq_value_info
             }
         if (st != OQ_OK)
             break;
+        /* an empty sample takes no bytes, so the header alone could promise 2^62 of them */
+        if (oq_shape_numel(sd, a->dims) == 0) {
+            char b1[96];
+            st = oq_error(OQ_E_SHAPE, "%s: the samples of input '%s' are empty (shape %s)", df->path, r->names[k],
+                          oq_shape_str(sd, a->dims, b1, sizeof b1));
+            break;
+        }
         if (k == 0 && df == r->files) {
             r->whole = whole;
             r->sample_elems = oq_shape_numel(sd, a->dims);

@@ -5,6 +5,7 @@
 #include "quant/quant.h"
 #include "runtime/exec.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +102,8 @@ static float num_field(const json_value *o, const char *key, float dflt, bool *o
         *ok = false;
         return dflt;
     }
-    return (float)v->num;
+    /* out of float's range: infinite (the conversion itself would be undefined) */
+    return fabs(v->num) <= FLT_MAX ? (float)v->num : v->num > 0 ? INFINITY : v->num < 0 ? -INFINITY : NAN;
 }
 
 oq_status oq_calib_table_load(const char *path, oq_calib_table **out)
@@ -120,14 +122,20 @@ oq_status oq_calib_table_load(const char *path, oq_calib_table **out)
         st = oq_error(OQ_E_PARSE, "%s: not a calibration table (no \"tensors\" object)", path);
     if (st == OQ_OK && m && m->type == JSON_STRING && !(t->method = oq_strdup(m->str)))
         st = oq_error(OQ_E_NOMEM, "out of memory");
-    if (st == OQ_OK && n && n->type == JSON_NUMBER)
-        t->samples = (int64_t)n->num;
+    if (st == OQ_OK && n && n->type == JSON_NUMBER) {
+        /* a count: converting anything outside int64 (1e300, inf) would be undefined */
+        if (!(n->num >= 0 && n->num < 9.2e18))
+            st = oq_error(OQ_E_PARSE, "%s: \"samples\" is not a sample count", path);
+        else
+            t->samples = (int64_t)n->num;
+    }
     for (size_t i = 0; st == OQ_OK && i < ts->n; i++) {
         bool ok = ts->items[i].type == JSON_OBJECT;
         float mn = num_field(&ts->items[i], "min", NAN, &ok), mx = num_field(&ts->items[i], "max", NAN, &ok);
         float smn = num_field(&ts->items[i], "seen_min", mn, &ok), smx = num_field(&ts->items[i], "seen_max", mx, &ok);
-        if (!ok || isnan(mn) || isnan(mx) || mn > mx) {
-            st = oq_error(OQ_E_PARSE, "%s: tensor \"%s\" needs numbers min <= max", path, ts->keys[i]);
+        /* beyond float's range a bound becomes infinite, and so would the scale */
+        if (!ok || !isfinite(mn) || !isfinite(mx) || !isfinite(smn) || !isfinite(smx) || mn > mx) {
+            st = oq_error(OQ_E_PARSE, "%s: tensor \"%s\" needs finite numbers min <= max", path, ts->keys[i]);
             break;
         }
         st = calib_table_add(t, ts->keys[i], mn, mx, smn, smx);

@@ -62,6 +62,35 @@ static void test_glob_rules(void)
     remove(path);
 }
 
+/* Range tables from elsewhere: numbers outside what they convert to are errors. */
+static void test_calib_table_load_errors(void)
+{
+    static const char *const bad[] = {
+        "{\"samples\": 1e300, \"tensors\": {}}",
+        "{\"samples\": -1, \"tensors\": {}}",
+        "{\"tensors\": {\"x\": {\"min\": -1e39, \"max\": 1}}}",
+        "{\"tensors\": {\"x\": {\"min\": 0, \"max\": 1, \"seen_max\": 1e308}}}",
+    };
+    const char *path = "/tmp/oq_test_table_bad.json";
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad[i], f);
+        fclose(f);
+        oq_calib_table *t = NULL;
+        CHECK(oq_calib_table_load(path, &t) == OQ_E_PARSE && !t);
+        CHECK(strstr(oq_last_error(), path) != NULL);
+    }
+    FILE *f = fopen(path, "w");
+    fputs("{\"samples\": 64, \"tensors\": {\"x\": {\"min\": -3.4e38, \"max\": 2}}}", f);
+    fclose(f);
+    oq_calib_table *t = NULL;
+    float lo = 0, hi = 0;
+    CHECK_OK(oq_calib_table_load(path, &t));
+    CHECK(t && oq_calib_table_get(t, "x", &lo, &hi) && lo == -3.4e38f && hi == 2);
+    oq_calib_table_destroy(t);
+    remove(path);
+}
+
 static void test_qparams(void)
 {
     qparams p = qparams_activation(0, 2.55f, OQ_UINT8, 0);
@@ -341,6 +370,15 @@ static void test_reader(oq_model *m)
     CHECK(oq_data_reader_open("/tmp/oq_test_r.npy", m, &ro, &r) == OQ_E_SHAPE);
     CHECK(strstr(oq_last_error(), "oq_test_r.npy") != NULL);
     CHECK(oq_data_reader_open("/tmp/does-not-exist.npy", m, &ro, &r) == OQ_E_IO);
+    oq_tensor_destroy(t);
+    /* empty samples (a zero in the sample dims): rejected, since a header may promise any
+     * number of them for no bytes (a fuzzed file once made the reader deliver 2^62 batches) */
+    int64_t empty[5] = {3, 0, 1, 28, 28};
+    CHECK_OK(oq_tensor_create(OQ_FLOAT, 5, empty, &t));
+    CHECK_OK(oq_npy_save("/tmp/oq_test_r.npy", t));
+    r = NULL;
+    CHECK(oq_data_reader_open("/tmp/oq_test_r.npy", m, &ro, &r) == OQ_E_SHAPE && !r);
+    CHECK(strstr(oq_last_error(), "empty") != NULL && strstr(oq_last_error(), "oq_test_r.npy") != NULL);
     oq_tensor_destroy(t);
     remove("/tmp/oq_test_r.npy");
     remove("/tmp/oq_test_r.npz");
@@ -777,6 +815,7 @@ int main(void)
 {
     test_json();
     test_glob_rules();
+    test_calib_table_load_errors();
     test_qparams();
     test_weights();
     test_observers();
