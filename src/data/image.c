@@ -15,6 +15,10 @@
 #include <jpeglib.h>
 #include <png.h>
 
+/* A calibration image is decoded whole: 2^28 pixels (16384 x 16384, 768 MiB as RGB) at most. A corrupt
+ * JPEG of a few bytes can declare 65535 x 65535 (12 GiB), and PNG's size macro wraps past 2^32 bytes. */
+#define MAX_PIXELS ((uint64_t)1 << 28)
+
 static bool has_ext(const char *name, const char *ext)
 {
     size_t n = strlen(name), e = strlen(ext);
@@ -161,6 +165,11 @@ static oq_status load_jpeg(const char *path, FILE *f, int channels, uint8_t **ou
         jpeg_destroy_decompress(&cinfo);
         return oq_error(OQ_E_PARSE, "image '%s': unsupported JPEG size or color layout", path);
     }
+    if ((uint64_t)cinfo.output_width * cinfo.output_height > MAX_PIXELS) {
+        jpeg_destroy_decompress(&cinfo);
+        return oq_error(OQ_E_PARSE, "image '%s' is %ux%u: more than %llu pixels", path, (unsigned)cinfo.output_width,
+                        (unsigned)cinfo.output_height, (unsigned long long)MAX_PIXELS);
+    }
     pixels = oq_malloc(stride * cinfo.output_height);
     if (!pixels) {
         jpeg_destroy_decompress(&cinfo);
@@ -186,9 +195,11 @@ static oq_status load_png(const char *path, int channels, uint8_t **out, int *w,
     if (!png_image_begin_read_from_file(&img, path))
         return oq_error(OQ_E_PARSE, "image '%s': %s", path, img.message);
     img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB; /* palette, 16-bit, alpha: converted */
-    if (img.width == 0 || img.height == 0 || img.width > 65535 || img.height > 65535) {
+    if (img.width == 0 || img.height == 0 || img.width > 65535 || img.height > 65535 ||
+        (uint64_t)img.width * img.height > MAX_PIXELS) {
         png_image_free(&img);
-        return oq_error(OQ_E_PARSE, "image '%s': unsupported size %ux%u", path, img.width, img.height);
+        return oq_error(OQ_E_PARSE, "image '%s': unsupported size %ux%u (at most %llu pixels)", path, img.width,
+                        img.height, (unsigned long long)MAX_PIXELS);
     }
     uint8_t *pixels = oq_malloc(PNG_IMAGE_SIZE(img));
     if (!pixels) {
