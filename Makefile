@@ -3,7 +3,7 @@
 JOBS ?= 2
 BUILD ?= build
 FUZZ_SECONDS ?= 60
-# The fuzz smoke run of `make test`: a fixed number of executions (about a minute
+# The fuzz smoke run of `make test`: a fixed number of executions (about 2.5 minutes
 # here), fixed seed, fresh corpus, so every machine runs the same inputs.
 FUZZ_RUNS ?= 1500000
 # The same for fuzz/fuzz_data.c (npy/npz, JSON tables and rules, images, image spec,
