@@ -33,7 +33,8 @@ static inline __attribute__((always_inline)) __m512i words16(const uint8_t *pa, 
  * 32 channels at a time on 256-bit unpacks (each 128-bit lane interleaves 16
  * channels; two 512-bit permutes put the words back in channel order). */
 static inline __attribute__((always_inline)) void build_row_t(const oq_q8_dw_nhwc *d, const uint8_t *x, size_t iy,
-                                                              int32_t *q, size_t c16, bool is_signed)
+                                                              int32_t *q, size_t c16, size_t ox0, size_t n,
+                                                              bool is_signed)
 {
     const oq_q8_conv_geom *g = d->g;
     const size_t cn = g->channels;
@@ -41,13 +42,13 @@ static inline __attribute__((always_inline)) void build_row_t(const oq_q8_dw_nhw
     const __m256i flip2 = _mm256_set1_epi8(is_signed ? (char)0x80 : 0), zero = _mm256_setzero_si256();
     const __m512i lo_idx = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0), hi_idx = _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2);
     const uint8_t *row = x + iy * g->in[2] * cn;
-    for (size_t ox = 0; ox < g->out[2]; ox++) {
+    for (size_t ox = ox0; ox < ox0 + n; ox++) {
         const uint8_t *p[3];
         for (size_t kx = 0; kx < 3; kx++) {
             size_t ix = ox * g->stride[2] + kx * g->dilation[2] - g->pad[2]; /* wraps below 0 */
             p[kx] = ix < g->in[2] ? row + ix * cn : d->pad;
         }
-        int32_t *dst = q + ox * c16;
+        int32_t *dst = q + (ox - ox0) * c16;
         size_t c = 0;
         for (; c + 32 <= cn; c += 32) {
             __m256i a = _mm256_loadu_si256((const __m256i *)(p[0] + c));
@@ -75,20 +76,22 @@ static inline __attribute__((always_inline)) void build_row_t(const oq_q8_dw_nhw
     }
 }
 
-static void build_row(const oq_q8_dw_nhwc *d, const uint8_t *x, size_t iy, int32_t *q, size_t c16)
+/* Output columns [ox0, ox0 + n) of the tap row of input row iy. */
+static void build_row(const oq_q8_dw_nhwc *d, const uint8_t *x, size_t iy, int32_t *q, size_t c16, size_t ox0,
+                      size_t n)
 {
     if (d->x_signed)
-        build_row_t(d, x, iy, q, c16, true);
+        build_row_t(d, x, iy, q, c16, ox0, n, true);
     else
-        build_row_t(d, x, iy, q, c16, false);
+        build_row_t(d, x, iy, q, c16, ox0, n, false);
 }
 
-/* The tap row every column of which is pad (an input row outside the image). */
-static void pad_row(const oq_q8_dw_nhwc *d, int32_t *q, size_t c16)
+/* n columns of the tap row that is all pad (an input row outside the image). */
+static void pad_row(const oq_q8_dw_nhwc *d, int32_t *q, size_t c16, size_t n)
 {
     uint32_t p = (uint8_t)(d->pad[0] ^ (d->x_signed ? 0x80 : 0));
     int32_t word = (int32_t)(p | p << 8 | p << 16);
-    for (size_t i = 0; i < d->g->out[2] * c16; i++)
+    for (size_t i = 0; i < n * c16; i++)
         q[i] = word;
 }
 
@@ -96,69 +99,77 @@ OQ_Q8_DW_NHWC_FUNCTION(oq_q8_dw_nhwc_k3__avx512vnni)
 {
     const oq_q8_conv_geom *g = d->g;
     const size_t cn = g->channels, kh = g->kernel[1], ow = g->out[2], c16 = (cn + 15) / 16 * 16;
+    /* Columns in tiles whose kh + 1 tap rows (4 bytes per channel and column each) take 16 KiB, half of L1:
+     * whole rows of a wide, shallow layer (32 channels, 112 columns: 57 KiB) spilled to L2 between
+     * the row that builds them and the kh rows that read them. */
+    size_t tw = 1024 / c16;
+    tw = tw < 4 ? 4 : tw > ow ? ow : tw;
     int32_t *slot[4];
     size_t tag[4];
-    for (size_t i = 0; i <= kh; i++) {
-        slot[i] = (int32_t *)((uint8_t *)ws + ((i * ow * c16 * 4 + 63) / 64 * 64));
-        tag[i] = SIZE_MAX;
-    }
-    pad_row(d, slot[kh], c16);
+    for (size_t i = 0; i <= kh; i++)
+        slot[i] = (int32_t *)((uint8_t *)ws + ((i * tw * c16 * 4 + 63) / 64 * 64));
+    pad_row(d, slot[kh], c16, tw);
     const __m512 lo = _mm512_set1_ps(d->range.lo), hi = _mm512_set1_ps(d->range.hi);
     const __m512i zp = _mm512_set1_epi32(d->range.zp);
-    for (size_t oy = oy0; oy < oy1; oy++) {
-        const int32_t *q[3];
-        size_t need[3];
-        for (size_t ky = 0; ky < kh; ky++)
-            need[ky] = oy * g->stride[1] + ky * g->dilation[1] - g->pad[1]; /* wraps below 0 */
-        for (size_t ky = 0; ky < kh; ky++) {
-            if (need[ky] >= g->in[1]) {
-                q[ky] = slot[kh];
-                continue;
-            }
-            size_t s = SIZE_MAX;
-            for (size_t i = 0; i < kh && s == SIZE_MAX; i++)
-                if (tag[i] == need[ky])
-                    s = i;
-            for (size_t i = 0; i < kh && s == SIZE_MAX; i++) { /* a slot this row does not read */
-                bool used = false;
-                for (size_t k = 0; k < kh; k++)
-                    used |= need[k] < g->in[1] && tag[i] == need[k];
-                if (!used) {
-                    build_row(d, x, need[ky], slot[i], c16);
-                    tag[i] = need[ky];
-                    s = i;
+    for (size_t ox0 = 0; ox0 < ow; ox0 += tw) {
+        const size_t n = ow - ox0 < tw ? ow - ox0 : tw;
+        for (size_t i = 0; i < kh; i++)
+            tag[i] = SIZE_MAX;
+        for (size_t oy = oy0; oy < oy1; oy++) {
+            const int32_t *q[3];
+            size_t need[3];
+            for (size_t ky = 0; ky < kh; ky++)
+                need[ky] = oy * g->stride[1] + ky * g->dilation[1] - g->pad[1]; /* wraps below 0 */
+            for (size_t ky = 0; ky < kh; ky++) {
+                if (need[ky] >= g->in[1]) {
+                    q[ky] = slot[kh];
+                    continue;
                 }
-            }
-            q[ky] = slot[s];
-        }
-        uint8_t *yr = y + oy * ow * cn;
-        for (size_t c = 0; c < cn; c += 16) {
-            const __mmask16 m = cn - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cn - c)) - 1);
-            __m512i w0 = _mm512_maskz_loadu_epi32(m, d->w3 + c), w1 = w0, w2 = w0;
-            if (kh > 1)
-                w1 = _mm512_maskz_loadu_epi32(m, d->w3 + cn + c);
-            if (kh > 2)
-                w2 = _mm512_maskz_loadu_epi32(m, d->w3 + 2 * cn + c);
-            __m512i bias = _mm512_maskz_loadu_epi32(m, d->bias + c);
-            if (d->x_signed) /* the tap rows hold x ^ 0x80 = x + 128 */
-                bias = _mm512_sub_epi32(bias, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, d->wsum + c), 7));
-            const __m512 scale = _mm512_maskz_loadu_ps(m, d->scale + c);
-            const int32_t *q0 = q[0] + c, *q1 = q[kh > 1 ? 1 : 0] + c, *q2 = q[kh > 2 ? 2 : 0] + c;
-            uint8_t *yc = yr + c;
-            if (kh == 3)
-                for (size_t ox = 0; ox < ow; ox++) {
-                    __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_loadu_si512(q0 + ox * c16), w0);
-                    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q1 + ox * c16), w1);
-                    acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q2 + ox * c16), w2);
-                    oq_q8_store16_avx512(acc, scale, lo, hi, zp, yc + ox * cn, m);
+                size_t s = SIZE_MAX;
+                for (size_t i = 0; i < kh && s == SIZE_MAX; i++)
+                    if (tag[i] == need[ky])
+                        s = i;
+                for (size_t i = 0; i < kh && s == SIZE_MAX; i++) { /* a slot this row does not read */
+                    bool used = false;
+                    for (size_t k = 0; k < kh; k++)
+                        used |= need[k] < g->in[1] && tag[i] == need[k];
+                    if (!used) {
+                        build_row(d, x, need[ky], slot[i], c16, ox0, n);
+                        tag[i] = need[ky];
+                        s = i;
+                    }
                 }
-            else
-                for (size_t ox = 0; ox < ow; ox++) {
-                    __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_loadu_si512(q0 + ox * c16), w0);
-                    if (kh > 1)
+                q[ky] = slot[s];
+            }
+            uint8_t *yr = y + (oy * ow + ox0) * cn;
+            for (size_t c = 0; c < cn; c += 16) {
+                const __mmask16 m = cn - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cn - c)) - 1);
+                __m512i w0 = _mm512_maskz_loadu_epi32(m, d->w3 + c), w1 = w0, w2 = w0;
+                if (kh > 1)
+                    w1 = _mm512_maskz_loadu_epi32(m, d->w3 + cn + c);
+                if (kh > 2)
+                    w2 = _mm512_maskz_loadu_epi32(m, d->w3 + 2 * cn + c);
+                __m512i bias = _mm512_maskz_loadu_epi32(m, d->bias + c);
+                if (d->x_signed) /* the tap rows hold x ^ 0x80 = x + 128 */
+                    bias = _mm512_sub_epi32(bias, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(m, d->wsum + c), 7));
+                const __m512 scale = _mm512_maskz_loadu_ps(m, d->scale + c);
+                const int32_t *q0 = q[0] + c, *q1 = q[kh > 1 ? 1 : 0] + c, *q2 = q[kh > 2 ? 2 : 0] + c;
+                uint8_t *yc = yr + c;
+                if (kh == 3)
+                    for (size_t ox = 0; ox < n; ox++) {
+                        __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_loadu_si512(q0 + ox * c16), w0);
                         acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q1 + ox * c16), w1);
-                    oq_q8_store16_avx512(acc, scale, lo, hi, zp, yc + ox * cn, m);
-                }
+                        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q2 + ox * c16), w2);
+                        oq_q8_store16_avx512(acc, scale, lo, hi, zp, yc + ox * cn, m);
+                    }
+                else
+                    for (size_t ox = 0; ox < n; ox++) {
+                        __m512i acc = _mm512_dpbusd_epi32(bias, _mm512_loadu_si512(q0 + ox * c16), w0);
+                        if (kh > 1)
+                            acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(q1 + ox * c16), w1);
+                        oq_q8_store16_avx512(acc, scale, lo, hi, zp, yc + ox * cn, m);
+                    }
+            }
         }
     }
 }
