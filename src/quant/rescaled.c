@@ -12,6 +12,7 @@
 #include "quant/quant.h"
 
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,11 +139,16 @@ void quant_rescaled_free(quant_rescaled *r, size_t n)
 /* One entry's value; appends its values to *r. A malformed entry is skipped (returns OQ_OK). */
 static oq_status read_entry(const char *v, quant_rescaled **r, size_t *n, size_t *cap)
 {
-    int axis;
-    int used = 0;
-    if (sscanf(v, "axis %d\ndivisor %n", &axis, &used) != 1 || !used)
+    /* "axis N\ndivisor BASE64": strtol, whose overflow is defined (sscanf's %d is not) */
+    if (strncmp(v, "axis ", 5))
         return OQ_OK;
-    const char *f = v + used, *end = strchr(f, '\n');
+    char *rest;
+    errno = 0;
+    long ax = strtol(v + 5, &rest, 10);
+    if (errno || rest == v + 5 || ax < 0 || ax > OQ_MAX_DIMS || strncmp(rest, "\ndivisor ", 9))
+        return OQ_OK;
+    int axis = (int)ax;
+    const char *f = rest + 9, *end = strchr(f, '\n');
     size_t flen = end ? (size_t)(end - f) : strlen(f);
     uint8_t *bytes = oq_malloc(flen / 4 * 3 + 4);
     if (!bytes)
