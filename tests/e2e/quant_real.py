@@ -4,7 +4,8 @@
 # on a different, held-out set: top-1 agreement with the float model where the output is a decision, output SQNR,
 # size ratio (split into the int8 tensors, the other tensors - scales, int32 biases, what stayed float - and the rest
 # of the file). Inputs: skimage sample photos and text (OCR, BlazeFace, ResNet18/MobileNetV2), speech synthesized by
-# espeak-ng (openWakeWord, Silero VAD). Also checks that onnxruntime runs each quantized file.
+# espeak-ng (openWakeWord, Silero VAD). Also checks that onnxruntime runs each quantized file. Exits non-zero
+# when a model misses the targets (SQNR >= 20 dB; >= 98% agreement for the classifiers on real inputs).
 # usage: quant_real.py ONNXQ WORK_DIR
 import glob
 import json
@@ -372,6 +373,21 @@ def main():
                ort_runs(q, {"input": ev[0], "sr": np.array(16000, np.int64), "h": h, "c": c}), nodes,
                "speech decision at 0.5, streamed")
     json.dump(rows, open(os.path.join(W, "quality.json"), "w"), indent=1)
+    # the targets: output SQNR >= 20 dB for every model, >= 98% top-1 agreement for the classifiers on real
+    # inputs (not on the random crops, where the float model itself is at chance), onnxruntime runs every file
+    bad = []
+    for r in rows:
+        if not r["sqnr_db"] >= 20:
+            bad.append("%s: SQNR %.1f dB < 20" % (r["model"], r["sqnr_db"]))
+        if r["agreement"] is not None and r["model"] != "ocr_cls_crops" and not r["agreement"] >= 0.98:
+            bad.append("%s: agreement %.1f%% < 98%%" % (r["model"], 100 * r["agreement"]))
+        if r["ort"] != "yes":
+            bad.append("%s: onnxruntime did not run the file (%s)" % (r["model"], r["ort"]))
+    for b in bad:
+        print("FAIL", b)
+    print("quant_real: %s" % ("all targets met" if not bad else "%d target(s) missed" % len(bad)))
+    if bad:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
