@@ -72,6 +72,14 @@ static void init_scalar(mb *b, Onnx__GraphProto *g, const char *name, float v)
     mb_initializer(b, g, t);
 }
 
+/* A rank-0 uint8 initializer (a zero point). */
+static void init_u8(mb *b, Onnx__GraphProto *g, const char *name, uint8_t v)
+{
+    Onnx__TensorProto *t = mb_tensor(b, name, 2 /* UINT8 */, 0, NULL);
+    mb_tensor_raw(b, t, &v, 1);
+    mb_initializer(b, g, t);
+}
+
 static void init_i64(mb *b, Onnx__GraphProto *g, const char *name, size_t n, const int64_t *v)
 {
     Onnx__TensorProto *t = mb_tensor(b, name, T_INT64, 1, (int64_t[]){(int64_t)n});
@@ -558,10 +566,7 @@ static void test_qdq_conv_float_output(void)
     Onnx__GraphProto *g = mb_graph(&b, "qdq_conv");
     mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 4, (int64_t[]){1, 4, 6, 5}, NULL));
     init_scalar(&b, g, "xs", 0.02f);
-    uint8_t xz = 128;
-    Onnx__TensorProto *xzt = mb_tensor(&b, "xz", 2 /* UINT8 */, 0, NULL);
-    mb_tensor_raw(&b, xzt, &xz, 1);
-    mb_initializer(&b, g, xzt);
+    init_u8(&b, g, "xz", 128);
     int8_t w[6 * 4 * 9];
     for (int i = 0; i < (int)sizeof w; i++)
         w[i] = (int8_t)((i * 37) % 255 - 127);
@@ -638,10 +643,7 @@ static void test_qdq_gemm_float_output(void)
     Onnx__GraphProto *g = mb_graph(&b, "qdq_gemm");
     mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 2, (int64_t[]){3, 8}, NULL));
     init_scalar(&b, g, "xs", 0.02f);
-    uint8_t xz = 128;
-    Onnx__TensorProto *xzt = mb_tensor(&b, "xz", 2 /* UINT8 */, 0, NULL);
-    mb_tensor_raw(&b, xzt, &xz, 1);
-    mb_initializer(&b, g, xzt);
+    init_u8(&b, g, "xz", 128);
     init_i8(&b, g, "W1", 5, 8, 1); /* transB: [N, K] */
     init_i8(&b, g, "W2", 8, 5, 2); /* [K, N] */
     init_f(&b, g, "ws1", 1, (int64_t[]){5}, 3, true);
@@ -774,10 +776,7 @@ static void test_qdq_pad(void)
     Onnx__GraphProto *g = mb_graph(&b, "qdq_pad");
     mb_input(&b, g, mb_vi(&b, "x", T_FLOAT, 2, (int64_t[]){3, 4}, NULL));
     init_scalar(&b, g, "xs", 0.02f);
-    uint8_t xz = 100;
-    Onnx__TensorProto *xzt = mb_tensor(&b, "xz", 2 /* UINT8 */, 0, NULL);
-    mb_tensor_raw(&b, xzt, &xz, 1);
-    mb_initializer(&b, g, xzt);
+    init_u8(&b, g, "xz", 100);
     init_i64(&b, g, "pads", 4, (int64_t[]){1, 0, 0, 2});
     init_scalar(&b, g, "pv", 0.5f);
     mb_node(&b, g, "QuantizeLinear", "q", "x,xs,xz", "xq");
