@@ -282,11 +282,36 @@ static void col_max_k3s2_u8(const pool_geom *g, const uint8_t *col, const ptrdif
 }
 #define COL_MAX_NONE(g, col, fxs, y, a, b) (*(a) = *(b) = 0)
 
+/* One output row of a 2x2 stride-2 float max pool, 4 outputs at a time: the even and odd columns of
+ * rows r0 and r1 split by shuffles, then max(v, m) = v > m ? v : m in the scalar loop's order (r0
+ * even, r0 odd, r1 even, r1 odd, from -inf), so NaN and signed zeros come out the same. Returns
+ * the outputs written (the rest: the scalar loop). */
+static size_t max2x2_f32(const float *r0, const float *r1, float *y, size_t ow)
+{
+    size_t ox = 0;
+#if defined(__SSE2__)
+    const __m128 lowest = _mm_set1_ps(-INFINITY);
+    for (; ox + 4 <= ow; ox += 4) {
+        __m128 a0 = _mm_loadu_ps(r0 + 2 * ox), a1 = _mm_loadu_ps(r0 + 2 * ox + 4);
+        __m128 b0 = _mm_loadu_ps(r1 + 2 * ox), b1 = _mm_loadu_ps(r1 + 2 * ox + 4);
+        __m128 m = _mm_max_ps(_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)), lowest);
+        m = _mm_max_ps(_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)), m);
+        m = _mm_max_ps(_mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)), m);
+        m = _mm_max_ps(_mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1)), m);
+        _mm_storeu_ps(y + ox, m);
+    }
+#else
+    (void)r0, (void)r1, (void)y, (void)ow;
+#endif
+    return ox;
+}
+#define MAX2X2_NONE(r0, r1, y, ow) ((size_t)0)
+
 /* Max pooling without Indices, the hot case (ResNet's 3x3/2 stem pool, in float or
  * in int8 between quantized layers): column windows are computed once per plane, the
  * inner loop is a bare max. Returns false when the plane is too wide for it. */
 enum { FAST_COLS = 1024 };
-#define DEFINE_MAX_PLANE_FAST(name, T, LOWEST, ROW_MAX, COL_MAX)                                                               \
+#define DEFINE_MAX_PLANE_FAST(name, T, LOWEST, ROW_MAX, COL_MAX, MAX2X2)                                                       \
     static bool name(const pool_job *j, size_t plane)                                                                 \
     {                                                                                                                 \
         const pool_geom *g = &j->g;                                                                                   \
@@ -303,7 +328,7 @@ enum { FAST_COLS = 1024 };
             for (size_t oy = 0; oy < g->out[1]; oy++) {                                                               \
                 const T *r0 = x + 2 * oy * iw, *r1 = r0 + iw;                                                         \
                 T *yr = y + oy * ow;                                                                                  \
-                for (size_t ox = 0; ox < ow; ox++) {                                                                  \
+                for (size_t ox = MAX2X2(r0, r1, yr, ow); ox < ow; ox++) {                                             \
                     T m = LOWEST;                                                                                     \
                     m = r0[2 * ox] > m ? r0[2 * ox] : m;                                                              \
                     m = r0[2 * ox + 1] > m ? r0[2 * ox + 1] : m;                                                      \
@@ -386,9 +411,9 @@ enum { FAST_COLS = 1024 };
         }                                                                                                             \
         return true;                                                                                                  \
     }
-DEFINE_MAX_PLANE_FAST(max_plane_f32_fast, float, -INFINITY, row_max_f32, COL_MAX_NONE)
-DEFINE_MAX_PLANE_FAST(max_plane_u8_fast, uint8_t, 0, row_max_u8, col_max_k3s2_u8)
-DEFINE_MAX_PLANE_FAST(max_plane_i8_fast, int8_t, INT8_MIN, row_max_i8, COL_MAX_NONE)
+DEFINE_MAX_PLANE_FAST(max_plane_f32_fast, float, -INFINITY, row_max_f32, COL_MAX_NONE, max2x2_f32)
+DEFINE_MAX_PLANE_FAST(max_plane_u8_fast, uint8_t, 0, row_max_u8, col_max_k3s2_u8, MAX2X2_NONE)
+DEFINE_MAX_PLANE_FAST(max_plane_i8_fast, int8_t, INT8_MIN, row_max_i8, COL_MAX_NONE, MAX2X2_NONE)
 
 /* Average or Lp pooling of one float plane. */
 static void avg_plane(const pool_job *j, size_t plane)
