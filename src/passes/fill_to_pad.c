@@ -34,20 +34,6 @@ static const oq_node *fill_of(const oq_graph *g, const char *name, const oq_tens
     return n;
 }
 
-/* A new initializer of g, named after base + suffix; *name points at its name. Takes t. */
-static oq_status add_init(oq_graph *g, oq_tensor *t, const char *base, const char *suffix, const char **name)
-{
-    if (!(t->name = oq_graph_unique_name(g, base, suffix))) {
-        oq_tensor_destroy(t);
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    }
-    *name = t->name;
-    oq_status st = oq_graph_add_initializer(g, t);
-    if (st != OQ_OK)
-        oq_tensor_destroy(t);
-    return st;
-}
-
 oq_status pass_fill_to_pad(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
 {
     if (oq_model_opset(m, "") < 11)
@@ -82,13 +68,13 @@ oq_status pass_fill_to_pad(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
         ((int64_t *)pads->data)[side ? r + axis : axis] = ((const int64_t *)shape->data)[axis];
         if (v)
             memcpy(value->data, v->t->data, value->nbytes);
-        const char *in[3] = {n->inputs[1 - side], NULL, NULL};
-        if ((st = add_init(g, pads, n->outputs[0], "_pads", &in[1])) != OQ_OK) {
+        if ((st = oq_graph_add_named_initializer(g, pads, n->outputs[0], "_pads")) != OQ_OK) {
             oq_tensor_destroy(value);
             return st;
         }
-        if ((st = add_init(g, value, n->outputs[0], "_pad_value", &in[2])) != OQ_OK)
+        if ((st = oq_graph_add_named_initializer(g, value, n->outputs[0], "_pad_value")) != OQ_OK)
             return st;
+        const char *in[3] = {n->inputs[1 - side], pads->name, value->name};
         st = oq_node_rewrite(n, "Pad", "", in, 3, true); /* in[0] may point into n */
         done++;
         ctx->changed++;

@@ -214,20 +214,15 @@ static size_t final_quantize(const oq_graph *g, const char *v, const oq_pass_ctx
 }
 
 /* A rank-0 float initializer holding v, named after node n; *name points at its name in g. */
-static oq_status alpha_initializer(oq_graph *g, const oq_node *n, float v, char **name)
+static oq_status alpha_initializer(oq_graph *g, const oq_node *n, float v, const char **name)
 {
     oq_tensor *t = NULL;
     oq_status st = oq_tensor_create(OQ_FLOAT, 0, NULL, &t);
     if (st != OQ_OK)
         return st;
     *(float *)t->data = v;
-    if (!(t->name = oq_graph_unique_name(g, n->outputs[0], "_alpha"))) {
-        oq_tensor_destroy(t);
-        return oq_error(OQ_E_NOMEM, "out of memory");
-    }
-    *name = t->name;
-    if ((st = oq_graph_add_initializer(g, t)) != OQ_OK)
-        oq_tensor_destroy(t);
+    if ((st = oq_graph_add_named_initializer(g, t, n->outputs[0], "_alpha")) == OQ_OK)
+        *name = t->name;
     return st;
 }
 
@@ -252,16 +247,13 @@ oq_status pass_fuse_elementwise(oq_model *m, oq_graph *g, oq_pass_ctx *ctx)
         int64_t steps[4 * MAX_LINKS];
         size_t n_in = 1, n_steps = 0;
         in[0] = x;
-        char *made[MAX_LINKS]; /* the alpha initializers' names (owned by the graph) */
-        size_t n_made = 0;
         for (size_t l = 0; l < len; l++)
             for (int k = 0; k < links[l].n; k++) {
-                if (!links[l].operand[k]) {
-                    oq_status st = alpha_initializer(g, &g->nodes[links[l].node], links[l].alpha, &made[n_made]);
-                    if (st != OQ_OK)
-                        return st;
-                    links[l].operand[k] = made[n_made++];
-                }
+                oq_status st = links[l].operand[k] ? OQ_OK
+                                                   : alpha_initializer(g, &g->nodes[links[l].node], links[l].alpha,
+                                                                       &links[l].operand[k]);
+                if (st != OQ_OK)
+                    return st;
                 size_t at = 0;
                 while (at < n_in && strcmp(in[at], links[l].operand[k]))
                     at++;

@@ -140,6 +140,9 @@ oq_status oq_graph_rename_value(oq_graph *g, const char *name, const char *suffi
 /* Node n's input `slot` becomes t, added to g as an initializer named after the input's old name +
  * suffix (unique in g). t's name is set here; ownership of t moves to g, and t is destroyed on failure. */
 oq_status oq_node_set_input_initializer(oq_graph *g, oq_node *n, size_t slot, oq_tensor *t, const char *suffix);
+/* Adds t to g as an initializer named base + suffix (unique in g; t's old name is freed). Ownership of t
+ * moves to g; t is destroyed on failure. */
+oq_status oq_graph_add_named_initializer(oq_graph *g, oq_tensor *t, const char *base, const char *suffix);
 /* A name not used in g yet, built from base and suffix. Caller frees. */
 char *oq_graph_unique_name(const oq_graph *g, const char *base, const char *suffix);
 /* Index of the node that writes name, or SIZE_MAX. */

@@ -263,18 +263,25 @@ oq_status oq_graph_rename_value(oq_graph *g, const char *name, const char *suffi
     return st;
 }
 
+oq_status oq_graph_add_named_initializer(oq_graph *g, oq_tensor *t, const char *base, const char *suffix)
+{
+    free(t->name);
+    oq_status st = (t->name = oq_graph_unique_name(g, base, suffix)) ? oq_graph_add_initializer(g, t)
+                                                                      : oq_error(OQ_E_NOMEM, "out of memory");
+    if (st != OQ_OK)
+        oq_tensor_destroy(t);
+    return st;
+}
+
 oq_status oq_node_set_input_initializer(oq_graph *g, oq_node *n, size_t slot, oq_tensor *t, const char *suffix)
 {
-    char *name = oq_graph_unique_name(g, n->inputs[slot], suffix);
-    char *in = name ? oq_strdup(name) : NULL;
-    oq_status st = name && in ? OQ_OK : oq_error(OQ_E_NOMEM, "out of memory");
-    t->name = name;
-    if (st == OQ_OK)
-        st = oq_graph_add_initializer(g, t);
-    if (st != OQ_OK) {
-        free(in);
-        oq_tensor_destroy(t);
+    oq_status st = oq_graph_add_named_initializer(g, t, n->inputs[slot], suffix);
+    char *in = st == OQ_OK ? oq_strdup(t->name) : NULL;
+    if (st != OQ_OK)
         return st;
+    if (!in) { /* as if it had never been added */
+        oq_graph_remove_initializer(g, g->n_initializers - 1);
+        return oq_error(OQ_E_NOMEM, "out of memory");
     }
     free(n->inputs[slot]);
     n->inputs[slot] = in;
