@@ -181,13 +181,39 @@ static oq_status stack(oq_op_node *n, oq_tensor **parts, size_t count, oq_tensor
     return OQ_OK;
 }
 
+/* Whether the Loop's body returns its condition input as its condition output (directly or through
+ * Identity nodes): with no trip count and a true condition, such a loop never ends. */
+static bool body_keeps_cond(const oq_op_node *n)
+{
+    const oq_attr *a = oq_node_attr(n->node, "body");
+    const oq_graph *b = a ? a->g : NULL;
+    if (!b || b->n_inputs < 2 || b->n_outputs < 1)
+        return false;
+    const char *v = b->outputs[0].name;
+    for (size_t hops = 0; v && hops <= b->n_nodes; hops++) {
+        if (!strcmp(v, b->inputs[1].name))
+            return true;
+        const char *next = NULL;
+        for (size_t i = 0; i < b->n_nodes && !next; i++) {
+            const oq_node *d = &b->nodes[i];
+            if (d->n_outputs == 1 && !strcmp(d->outputs[0], v) && !strcmp(d->op_type, "Identity") && d->n_inputs == 1)
+                next = d->inputs[0];
+        }
+        v = next;
+    }
+    return false;
+}
+
 static oq_status loop_run(oq_op_node *n, const oq_tensor *const *in, oq_tensor *const *out)
 {
     oq_exec *body = oq_op_subgraph(n, "body");
     size_t carried = n->n_inputs - 2, n_body_out = oq_exec_output_count(body), n_scan = n_body_out - 1 - carried;
     int64_t max_trip = in[0] ? oq_tensor_get_i64(in[0], 0) : INT64_MAX;
     bool cond = in[1] ? oq_tensor_get_f64(in[1], 0) != 0 : true;
-    oq_status st = OQ_OK;
+    oq_status st = !in[0] && cond && body_keeps_cond(n)
+                       ? oq_op_error(n, OQ_E_UNSUPPORTED, "has no trip count M and its body passes the condition "
+                                                          "through unchanged: it would never end")
+                       : OQ_OK;
     oq_tensor *iter_t = NULL, *cond_t = NULL;
     oq_tensor **vars = oq_calloc(carried + 1, sizeof *vars), **res = oq_calloc(n_body_out + 1, sizeof *res);
     const oq_tensor **args = oq_calloc(carried + 3, sizeof *args);
